@@ -1,0 +1,5 @@
+//! Istio APIs: `networking.istio.io`, `security.istio.io`, `telemetry.istio.io`.
+
+pub mod networking;
+pub mod security;
+pub mod telemetry;
