@@ -7,6 +7,7 @@
 //! assert_eq!(out.resources.len(), 1);
 //! ```
 
+pub mod analyze;
 pub mod common;
 pub mod diag;
 pub mod gateway_api;

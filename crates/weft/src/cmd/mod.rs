@@ -1,0 +1,36 @@
+//! Subcommands. Each lives in its own module with its own `Args`.
+
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// weft: a service mesh that speaks Istio's APIs, with a small, fast Rust proxy.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check Istio, Gateway API and Kubernetes YAML/JSON for errors, one resource at a time.
+    ///
+    /// Every problem is listed with its file, line and column, the resource and the field.
+    /// Exits 0 when everything is valid, 1 when any error was found.
+    Validate(validate::ValidateArgs),
+    /// Check resources against each other, like `istioctl analyze`.
+    ///
+    /// Finds routes to undefined subsets, VirtualServices bound to missing gateways,
+    /// destinations absent from the registry, conflicting DestinationRules, selectors that
+    /// match nothing. Exits 1 when any Error-level message is found.
+    Analyze(validate::AnalyzeArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => validate::validate(a),
+        Command::Analyze(a) => validate::analyze(a),
+    }
+}
