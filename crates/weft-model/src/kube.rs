@@ -1,7 +1,11 @@
 //! PLACEHOLDER: Kubernetes core objects the mesh reads: validation and old-version upgrades.
 
 use crate::validate::Ctx;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::{Endpoints, Pod, Service}, discovery::v1::EndpointSlice};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Endpoints, Pod, Service},
+    discovery::v1::EndpointSlice,
+};
 use serde_json::Value;
 
 /// Rewrites a Deployment of `extensions/v1beta1` or `apps/v1beta*` into `apps/v1`.

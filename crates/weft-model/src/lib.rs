@@ -63,7 +63,11 @@ pub fn load_str(file: &str, text: &str) -> LoadOutcome {
 fn expand_lists(docs: Vec<source::Document>) -> Vec<source::Document> {
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
-        let is_list = doc.value.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k == "List" || k.ends_with("List"))
+        let is_list = doc
+            .value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k == "List" || k.ends_with("List"))
             && doc.value.get("items").is_some_and(|i| i.is_array());
         if !is_list {
             out.push(doc);
@@ -102,7 +106,10 @@ pub fn collect_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
         if p.is_dir() {
             out.extend(collect_files(&p)?);
-        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            p.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(p);
         }
     }
@@ -116,7 +123,10 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadOutcome {
         let files = match collect_files(p) {
             Ok(f) => f,
             Err(e) => {
-                out.diagnostics.push(Diagnostic::error(format!("cannot read {}: {e}", p.display())).with_file(p.display().to_string()));
+                out.diagnostics.push(
+                    Diagnostic::error(format!("cannot read {}: {e}", p.display()))
+                        .with_file(p.display().to_string()),
+                );
                 continue;
             }
         };
@@ -124,7 +134,9 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadOutcome {
             let name = f.display().to_string();
             match std::fs::read_to_string(&f) {
                 Ok(text) => out.extend(load_str(&name, &text)),
-                Err(e) => out.diagnostics.push(Diagnostic::error(format!("cannot read file: {e}")).with_file(name)),
+                Err(e) => out
+                    .diagnostics
+                    .push(Diagnostic::error(format!("cannot read file: {e}")).with_file(name)),
             }
         }
     }

@@ -79,7 +79,10 @@ impl KindInfo {
 
     /// Finds a kind by API group and kind name.
     pub fn find(group: &str, kind: &str) -> Option<&'static KindInfo> {
-        kinds::ALL.iter().copied().find(|k| k.group == group && k.kind == kind)
+        kinds::ALL
+            .iter()
+            .copied()
+            .find(|k| k.group == group && k.kind == kind)
     }
 
     /// Finds a kind by the names a user types: `vs`, `virtualservice`, `VirtualService`,
@@ -113,7 +116,9 @@ impl KindInfo {
             .iter()
             .copied()
             .filter(|k| {
-                (k.kind.to_ascii_lowercase() == base || k.plural == base || short(k).contains(&base.as_str()))
+                (k.kind.to_ascii_lowercase() == base
+                    || k.plural == base
+                    || short(k).contains(&base.as_str()))
                     && group.as_deref().is_none_or(|g| g == k.group)
             })
             .collect()
@@ -189,7 +194,11 @@ impl Resource {
         if !self.kind.namespaced {
             return "";
         }
-        self.meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default")
+        self.meta
+            .namespace
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
     }
 
     /// `VirtualService default/reviews` (cluster-scoped: `GatewayClass istio`).
@@ -206,7 +215,12 @@ impl Resource {
     }
 
     /// A finding about a field of this resource, placed in its file.
-    pub fn diagnostic(&self, severity: Severity, path: &str, message: impl Into<String>) -> Diagnostic {
+    pub fn diagnostic(
+        &self,
+        severity: Severity,
+        path: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(severity, message)
             .with_file(self.origin.file.to_string())
             .with_pos(Some(self.pos_of(path)))
@@ -321,7 +335,12 @@ fn strict<T: DeserializeOwned>(value: &Value) -> Result<T, (FieldPath, String)> 
 /// Finds fields present in `written` but absent after a round trip through a type that
 /// ignores unknown fields (the k8s-openapi types), so typos in Kubernetes objects are
 /// caught as `kubectl apply` catches them.
-fn unknown_fields(written: &Value, roundtrip: &Value, path: &mut FieldPath, out: &mut Vec<FieldPath>) {
+fn unknown_fields(
+    written: &Value,
+    roundtrip: &Value,
+    path: &mut FieldPath,
+    out: &mut Vec<FieldPath>,
+) {
     match (written, roundtrip) {
         (Value::Object(w), Value::Object(r)) => {
             for (k, wv) in w {
@@ -381,7 +400,8 @@ impl DocCx<'_> {
 pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
     let root = FieldPath::root();
     let at = |d: Diagnostic, path: &FieldPath| {
-        d.with_file(doc.file.to_string()).with_pos(Some(doc.pos_of(path)))
+        d.with_file(doc.file.to_string())
+            .with_pos(Some(doc.pos_of(path)))
     };
     let Value::Object(obj) = &doc.value else {
         diags.push(at(
@@ -393,10 +413,19 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if api_version.is_empty() || kind.is_empty() {
-        let missing = if api_version.is_empty() { "apiVersion" } else { "kind" };
+        let missing = if api_version.is_empty() {
+            "apiVersion"
+        } else {
+            "kind"
+        };
         diags.push(
-            at(Diagnostic::error(format!("`{missing}` is required: every resource names its apiVersion and kind")), &root)
-                .with_field(missing),
+            at(
+                Diagnostic::error(format!(
+                    "`{missing}` is required: every resource names its apiVersion and kind"
+                )),
+                &root,
+            )
+            .with_field(missing),
         );
         return Decoded::Rejected;
     }
@@ -406,10 +435,16 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         None => ("", api_version),
     };
     // Old Deployments lived in `extensions`.
-    let lookup_group = if group == "extensions" && kind == "Deployment" { "apps" } else { group };
+    let lookup_group = if group == "extensions" && kind == "Deployment" {
+        "apps"
+    } else {
+        group
+    };
     let Some(info) = KindInfo::find(lookup_group, kind) else {
         diags.push(at(
-            Diagnostic::info(format!("skipped: weft does not read {kind} ({api_version})")),
+            Diagnostic::info(format!(
+                "skipped: weft does not read {kind} ({api_version})"
+            )),
             &root,
         ));
         return Decoded::Skipped;
@@ -435,7 +470,11 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         errors: false,
     };
     let api_path = FieldPath::parse("apiVersion");
-    if info.deprecated.iter().any(|d| *d == version || *d == api_version) {
+    if info
+        .deprecated
+        .iter()
+        .any(|d| *d == version || *d == api_version)
+    {
         cx.report(
             Severity::Warning,
             &api_path,
@@ -449,12 +488,21 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         let served: Vec<String> = info
             .versions
             .iter()
-            .map(|v| if info.group.is_empty() { v.to_string() } else { format!("{}/{v}", info.group) })
+            .map(|v| {
+                if info.group.is_empty() {
+                    v.to_string()
+                } else {
+                    format!("{}/{v}", info.group)
+                }
+            })
             .collect();
         cx.report(
             Severity::Error,
             &api_path,
-            format!("apiVersion {api_version} is not served for {kind}; use {}", served.join(" or ")),
+            format!(
+                "apiVersion {api_version} is not served for {kind}; use {}",
+                served.join(" or ")
+            ),
         );
         return Decoded::Rejected;
     }
@@ -469,7 +517,11 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
     };
     // Metadata rules every Kubernetes object follows.
     if meta.name.is_empty() && meta.generate_name.is_none() {
-        cx.report(Severity::Error, &FieldPath::parse("metadata.name"), "`metadata.name` is required");
+        cx.report(
+            Severity::Error,
+            &FieldPath::parse("metadata.name"),
+            "`metadata.name` is required",
+        );
     } else if !meta.name.is_empty() && !crate::validate::is_dns1123_subdomain(&meta.name) {
         cx.report(
             Severity::Error,
@@ -490,7 +542,9 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         );
     }
     let mut vcx = Ctx::new("metadata", ns);
-    vcx.field("labels", |vcx| crate::validate::check_labels(vcx, &meta.labels));
+    vcx.field("labels", |vcx| {
+        crate::validate::check_labels(vcx, &meta.labels)
+    });
     let mut findings = vcx.into_findings();
     let mut vcx = Ctx::new("spec", ns);
     spec_validate(&spec, &mut vcx);
@@ -527,7 +581,11 @@ fn decode_crd(info: &KindInfo, value: &Value, cx: &mut DocCx<'_>) -> Option<(Obj
             Ok(o) => match o.spec {
                 Some(s) => Some((o.metadata, wrap(s))),
                 None => {
-                    cx.report(Severity::Error, &FieldPath::parse("spec"), "`spec` is required");
+                    cx.report(
+                        Severity::Error,
+                        &FieldPath::parse("spec"),
+                        "`spec` is required",
+                    );
                     None
                 }
             },
