@@ -262,13 +262,102 @@ pub enum Decoded {
     Rejected,
 }
 
+/// Real kinds of the groups weft reads that weft does not use: skipped, not errors.
+const OTHER_KNOWN_KINDS: &[(&str, &str)] = &[
+    ("networking.istio.io", "EnvoyFilter"),
+    ("networking.istio.io", "ProxyConfig"),
+    ("gateway.networking.k8s.io", "BackendTLSPolicy"),
+    ("gateway.networking.k8s.io", "UDPRoute"),
+    ("gateway.networking.k8s.io", "BackendLBPolicy"),
+    ("gateway.networking.k8s.io", "ListenerSet"),
+    ("gateway.networking.k8s.io", "XListenerSet"),
+];
+
+/// Core and apps kinds weft does not read but that are real (so not typos of ours).
+const OTHER_CORE_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicationController",
+    "LimitRange",
+    "ResourceQuota",
+    "Event",
+    "Node",
+    "ControllerRevision",
+    "PodTemplate",
+    "Binding",
+];
+
+fn kinds_of(g: &str) -> impl Iterator<Item = &'static str> + Clone + '_ {
+    kinds::ALL
+        .iter()
+        .filter(move |k| k.group == g)
+        .map(|k| k.kind)
+}
+
+/// A kind that is not ours may still be a typo of one of ours: a misspelt kind in one of
+/// our groups, or a misspelt group. Returns the field at fault and the message.
+fn unknown_kind_problem(group: &str, kind: &str) -> Option<(&'static str, String)> {
+    let crd_group =
+        !group.is_empty() && !matches!(group, "apps" | "discovery.k8s.io" | "extensions");
+    if crd_group && kinds_of(group).next().is_some() {
+        if OTHER_KNOWN_KINDS.contains(&(group, kind)) {
+            return None;
+        }
+        let mut msg = format!("unknown kind `{kind}` in API group {group}");
+        match suggest(kind, kinds_of(group)) {
+            Some(s) => msg.push_str(&format!(": did you mean `{s}`?")),
+            None => msg.push_str(&format!(
+                " (weft reads: {})",
+                kinds_of(group).collect::<Vec<_>>().join(", ")
+            )),
+        }
+        return Some(("kind", msg));
+    }
+    if crd_group {
+        let mut groups: Vec<&str> = kinds::ALL
+            .iter()
+            .map(|k| k.group)
+            .filter(|g| g.contains('.'))
+            .collect();
+        groups.dedup();
+        if let Some(s) = suggest(group, groups) {
+            return Some((
+                "apiVersion",
+                format!("unknown API group `{group}`: did you mean `{s}`?"),
+            ));
+        }
+        return None;
+    }
+    if OTHER_CORE_KINDS.contains(&kind) {
+        return None;
+    }
+    let core_group = if group == "extensions" { "apps" } else { group };
+    suggest(kind, kinds_of(core_group))
+        .filter(|s| *s != kind)
+        .map(|s| {
+            (
+                "kind",
+                format!("unknown kind `{kind}`: did you mean `{s}`?"),
+            )
+        })
+}
+
 /// Turns a serde error at `path` into a clear message and the path of the offending field.
 fn explain_serde_error(path: &FieldPath, err: &str) -> (FieldPath, String) {
     let mut p = path.clone();
     // serde_json appends " at line X column Y" only for text input; we deserialize values.
     if let Some(rest) = err.strip_prefix("unknown field `") {
         let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));
-        p.push_field(field);
+        // serde_path_to_error's path sometimes already ends at the unknown key.
+        if p.0.last() != Some(&Seg::Field(field.to_string())) {
+            p.push_field(field);
+        }
         let expected: Vec<&str> = tail
             .split('`')
             .enumerate()
@@ -441,6 +530,10 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         group
     };
     let Some(info) = KindInfo::find(lookup_group, kind) else {
+        if let Some((field, msg)) = unknown_kind_problem(group, kind) {
+            diags.push(at(Diagnostic::error(msg), &FieldPath::parse(field)).with_field(field));
+            return Decoded::Rejected;
+        }
         diags.push(at(
             Diagnostic::info(format!(
                 "skipped: weft does not read {kind} ({api_version})"

@@ -16,11 +16,22 @@ fn every_seed_resource_validates() {
         .filter(|d| d.is_error())
         .map(ToString::to_string)
         .collect();
-    assert!(errors.is_empty(), "seed resources must validate:\n{}", errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "seed resources must validate:\n{}",
+        errors.join("\n")
+    );
     // Pod, Service, Deployment, Deployment + Service, Gateway + VirtualService + DestinationRule.
     assert_eq!(out.resources.len(), 8, "{:#?}", out.diagnostics);
     let kinds: Vec<&str> = out.resources.iter().map(|r| r.kind.kind).collect();
-    for k in ["Pod", "Service", "Deployment", "Gateway", "VirtualService", "DestinationRule"] {
+    for k in [
+        "Pod",
+        "Service",
+        "Deployment",
+        "Gateway",
+        "VirtualService",
+        "DestinationRule",
+    ] {
         assert!(kinds.contains(&k), "missing {k} in {kinds:?}");
     }
 }
@@ -48,6 +59,16 @@ fn old_deployment_versions_are_read_with_a_deprecation_warning() {
     let weft_model::Spec::Deployment(d) = &canary.spec else {
         panic!("not a deployment")
     };
-    let selector = d.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
-    assert_eq!(selector.get("app").map(String::as_str), Some("cloudnative-java-service"));
+    let selector = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .match_labels
+        .clone()
+        .unwrap();
+    assert_eq!(
+        selector.get("app").map(String::as_str),
+        Some("cloudnative-java-service")
+    );
 }
