@@ -51,7 +51,9 @@ pub fn load_str(file: &str, text: &str) -> LoadOutcome {
     let mut out = LoadOutcome::default();
     for doc in expand_lists(docs) {
         out.documents += 1;
-        if let Decoded::Resource(r) = resource::decode(&doc, &mut diagnostics) {
+        if let Decoded::Resource(r) = resource::decode(&doc, &mut diagnostics)
+            && !doc.has_errors
+        {
             out.resources.push(*r);
         }
     }
@@ -82,6 +84,7 @@ fn expand_lists(docs: Vec<source::Document>) -> Vec<source::Document> {
                 pos: doc.pos_of(&prefix),
                 value: item,
                 positions: std::sync::Arc::new(doc.positions.rebase(&prefix)),
+                has_errors: doc.has_errors,
             });
         }
     }

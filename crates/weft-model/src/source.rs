@@ -54,6 +54,9 @@ pub struct Document {
     pub pos: Pos,
     pub value: Value,
     pub positions: Arc<PositionIndex>,
+    /// The parser already reported an error in this document (e.g. a duplicate key): it
+    /// may be checked further but must never be used.
+    pub has_errors: bool,
 }
 
 impl Document {
@@ -273,6 +276,7 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Diagnostic
                     let doc_pos = pos_of(&span);
                     b.positions = PositionIndex::default();
                     b.anchors.clear();
+                    let errors_before = b.diags.len();
                     let mut value = Value::Null;
                     loop {
                         let (ev, span) = b.expect_next()?;
@@ -291,6 +295,7 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Diagnostic
                             pos,
                             value,
                             positions: Arc::new(std::mem::take(&mut b.positions)),
+                            has_errors: b.diags.len() > errors_before,
                         });
                     }
                     index += 1;
