@@ -662,7 +662,7 @@ fn is_prime(x: u64) -> bool {
     }
     let mut f = 3;
     while f * f <= x {
-        if x % f == 0 {
+        if x.is_multiple_of(f) {
             return false;
         }
         f += 2;

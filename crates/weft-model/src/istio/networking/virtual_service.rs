@@ -795,15 +795,13 @@ pub fn check_export_to(cx: &mut Ctx, export_to: &[String], selector_bound: bool)
         }
     });
     let seen: Vec<String> = seen.into_iter().map(|(k, _)| k).collect();
-    if selector_bound && !seen.is_empty() {
-        if !seen.contains(&ns) || seen.len() > 1 {
-            cx.error_at(
-                "exportTo",
-                format!(
-                    "a DestinationRule with a `workloadSelector` can only be exported to its own namespace: use `exportTo: [\".\"]` (namespace `{ns}`)"
-                ),
-            );
-        }
+    if selector_bound && !seen.is_empty() && (!seen.contains(&ns) || seen.len() > 1) {
+        cx.error_at(
+            "exportTo",
+            format!(
+                "a DestinationRule with a `workloadSelector` can only be exported to its own namespace: use `exportTo: [\".\"]` (namespace `{ns}`)"
+            ),
+        );
     }
     if seen.iter().any(|s| s == "*") && export_to.len() > 1 {
         cx.error_at(
