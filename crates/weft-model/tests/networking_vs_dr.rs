@@ -2540,3 +2540,77 @@ fn old_api_versions_are_read() {
         assert_clean(version, &text, 1);
     }
 }
+
+#[test]
+fn istio_accepts_these_edge_cases() {
+    // IP hosts, JWT-claim routing and Istio's auto-generated SNI names on gateways.
+    assert_clean(
+        "gateway-bound edge cases",
+        &vs(r#"
+  hosts:
+  - 192.168.10.4
+  - "outbound_.443_._.ratings.default.svc.cluster.local"
+  gateways: [istio-system/ingress]
+  http:
+  - match:
+    - headers:
+        "@request.auth.claims.groups":
+          exact: admin
+    route:
+    - destination: {host: ratings}
+  tls:
+  - match:
+    - sniHosts: ["outbound_.443_._.ratings.default.svc.cluster.local"]
+    route:
+    - destination: {host: ratings.default.svc.cluster.local, port: {number: 443}}
+"#),
+        1,
+    );
+    // Presence matches, an empty uri prefix, a single unweighted destination, `~` export,
+    // a short host, and `0` ports read as "not set".
+    assert_clean(
+        "mesh edge cases",
+        &vs(r#"
+  hosts: [reviews, reviews.default.svc.cluster.local.]
+  http:
+  - match:
+    - uri: {prefix: ""}
+      headers: {x-present: {}}
+      queryParams: {debug: {}}
+      withoutHeaders: {x-absent: {}}
+      port: 0
+    route:
+    - destination: {host: reviews}
+      weight: 0
+  exportTo: ["~"]
+"#),
+        1,
+    );
+    // Redirects without a route, only a port; retries off with no other retry setting.
+    assert_clean(
+        "redirect edge cases",
+        &vs(r#"
+  hosts: [web.example.com]
+  http:
+  - match:
+    - scheme: {exact: http}
+    redirect: {scheme: https, port: 443}
+  - retries: {attempts: 0}
+    route:
+    - destination: {host: web}
+"#),
+        1,
+    );
+    // A DestinationRule with only subsets, subset names Istio allows, and an IP tunnel target.
+    assert_clean(
+        "destination rule edge cases",
+        &dr(r#"
+  host: reviews.default.svc.cluster.local
+  subsets:
+  - name: V1
+  - name: canary-2
+    labels: {app.kubernetes.io/version: "2.0"}
+"#),
+        1,
+    );
+}
