@@ -9,6 +9,7 @@
 
 use crate::common::selector_matches;
 use crate::diag::{Diagnostic, Severity};
+use crate::istio::networking::{Destination, DestinationRule, VirtualService};
 use crate::resource::{Resource, Spec};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -65,6 +66,8 @@ pub struct KnownService {
     pub hosts: Vec<String>,
     pub ports: Vec<u32>,
     pub namespace: String,
+    /// Labels that select the service's workloads (empty: none known).
+    pub selector: BTreeMap<String, String>,
 }
 
 /// A workload known to the files: where it runs and its labels.
@@ -97,10 +100,16 @@ impl Registry {
                         .and_then(|s| s.ports.as_ref())
                         .map(|p| p.iter().map(|p| p.port.max(0) as u32).collect())
                         .unwrap_or_default();
+                    let selector = s
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.selector.clone())
+                        .unwrap_or_default();
                     reg.services.push(KnownService {
                         hosts: vec![format!("{}.{ns}.{DOMAIN_SUFFIX}", r.name())],
                         ports,
                         namespace: ns,
+                        selector,
                     });
                 }
                 Spec::Pod(_) => reg.workloads.push(KnownWorkload {
@@ -167,17 +176,52 @@ impl Findings {
 }
 
 /// Every cross-resource finding for a set of valid resources.
+///
+/// Resources are keyed by kind, namespace and name, as in Kubernetes: when several files
+/// define the same resource, the later one replaces the earlier (as `kubectl apply -f DIR`
+/// does) and an Info note says so.
 pub fn analyze(resources: &[Resource]) -> Vec<Diagnostic> {
-    let reg = Registry::from_resources(resources);
     let mut f = Findings { out: Vec::new() };
+    let effective = latest_definitions(resources, &mut f);
+    let resources: &[Resource] = &effective;
+    let reg = Registry::from_resources(resources);
     if reg.services.is_empty() && has_references(resources) {
         f.out.push(Diagnostic::info(
             "no Service or ServiceEntry in the given files: destination hosts were not checked (add the files that define your services)",
         ));
     }
+    virtual_service_checks(resources, &reg, &mut f);
+    destination_rule_checks(resources, &reg, &mut f);
     istio_checks(resources, &reg, &mut f);
-    let _ = BTreeSet::<()>::new();
     f.out
+}
+
+fn latest_definitions(resources: &[Resource], f: &mut Findings) -> Vec<Resource> {
+    let key = |r: &Resource| {
+        (
+            r.kind as *const _ as usize,
+            r.namespace().to_string(),
+            r.name().to_string(),
+        )
+    };
+    let mut last: BTreeMap<(usize, String, String), usize> = BTreeMap::new();
+    for (i, r) in resources.iter().enumerate() {
+        last.insert(key(r), i);
+    }
+    let mut out = Vec::with_capacity(last.len());
+    for (i, r) in resources.iter().enumerate() {
+        let winner = last[&key(r)];
+        if winner == i {
+            out.push(r.clone());
+        } else {
+            let w = &resources[winner];
+            f.out.push(r.diagnostic(Severity::Info, "metadata.name", format!(
+                "{} is defined again in {}:{}; as with kubectl apply, the later definition replaces this one",
+                r.display_name(), w.origin.file, w.origin.pos.line
+            )));
+        }
+    }
+    out
 }
 
 fn has_references(resources: &[Resource]) -> bool {
@@ -192,6 +236,276 @@ fn has_references(resources: &[Resource]) -> bool {
 fn istio_registry_entries(_r: &Resource, _reg: &mut Registry) {}
 
 fn istio_checks(_resources: &[Resource], _reg: &Registry, _f: &mut Findings) {}
+
+/// The hosts a Gateway exposes (namespace prefixes dropped), or None when unknown.
+fn gateway_hosts(_gw: &Resource) -> Option<Vec<String>> {
+    None
+}
+
+/// A destination some route sends traffic to, with the path of its `destination` field.
+struct DestinationRef<'a> {
+    path: String,
+    dest: &'a Destination,
+}
+
+/// Every destination a VirtualService names: routes, mirrors, TLS and TCP routes.
+fn destinations(vs: &VirtualService) -> Vec<DestinationRef<'_>> {
+    let mut out = Vec::new();
+    for (i, h) in vs.http.iter().enumerate() {
+        for (j, rd) in h.route.iter().enumerate() {
+            if let Some(d) = &rd.destination {
+                out.push(DestinationRef {
+                    path: format!("spec.http[{i}].route[{j}].destination"),
+                    dest: d,
+                });
+            }
+        }
+        if let Some(d) = &h.mirror {
+            out.push(DestinationRef {
+                path: format!("spec.http[{i}].mirror"),
+                dest: d,
+            });
+        }
+        for (j, m) in h.mirrors.iter().enumerate() {
+            if let Some(d) = &m.destination {
+                out.push(DestinationRef {
+                    path: format!("spec.http[{i}].mirrors[{j}].destination"),
+                    dest: d,
+                });
+            }
+        }
+    }
+    for (kind, routes) in [
+        ("tls", vs.tls.iter().map(|t| &t.route).collect::<Vec<_>>()),
+        ("tcp", vs.tcp.iter().map(|t| &t.route).collect()),
+    ] {
+        for (i, route) in routes.into_iter().enumerate() {
+            for (j, rd) in route.iter().enumerate() {
+                if let Some(d) = &rd.destination {
+                    out.push(DestinationRef {
+                        path: format!("spec.{kind}[{i}].route[{j}].destination"),
+                        dest: d,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `(namespace, name)` of a gateway reference as Istio resolves it: `ns/name`, the legacy
+/// `name.namespace`, or a bare name in the referring resource's namespace.
+fn gateway_ref(name: &str, namespace: &str) -> (String, String) {
+    if let Some((ns, n)) = name.split_once('/') {
+        (ns.to_string(), n.to_string())
+    } else if let Some((n, ns)) = name.split_once('.') {
+        (ns.to_string(), n.to_string())
+    } else {
+        (namespace.to_string(), name.to_string())
+    }
+}
+
+fn is_mesh_bound(vs: &VirtualService) -> bool {
+    vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh")
+}
+
+/// DestinationRules by the host they apply to (resolved in their own namespace).
+fn destination_rules(resources: &[Resource]) -> Vec<(&Resource, &DestinationRule, String)> {
+    resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::DestinationRule(dr) => Some((r, dr, resolve_host(&dr.host, r.namespace()))),
+            _ => None,
+        })
+        .collect()
+}
+
+fn virtual_service_checks(resources: &[Resource], reg: &Registry, f: &mut Findings) {
+    let gateways: BTreeSet<(String, String)> = resources
+        .iter()
+        .filter(|r| matches!(r.spec, Spec::Gateway(_)))
+        .map(|r| (r.namespace().to_string(), r.name().to_string()))
+        .collect();
+    let drs = destination_rules(resources);
+    // Mesh-bound VirtualServices by resolved host, to find conflicts (IST0109).
+    let mut mesh_hosts: BTreeMap<String, Vec<&Resource>> = BTreeMap::new();
+    for r in resources {
+        let Spec::VirtualService(vs) = &r.spec else {
+            continue;
+        };
+        let ns = r.namespace();
+        // Gateways named at the top and in matches must exist.
+        let mut gw_refs: Vec<(String, &str)> = vs
+            .gateways
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("spec.gateways[{i}]"), g.as_str()))
+            .collect();
+        for (i, h) in vs.http.iter().enumerate() {
+            for (j, m) in h.r#match.iter().enumerate() {
+                for (k, g) in m.gateways.iter().enumerate() {
+                    gw_refs.push((
+                        format!("spec.http[{i}].match[{j}].gateways[{k}]"),
+                        g.as_str(),
+                    ));
+                }
+            }
+        }
+        for (path, g) in gw_refs {
+            if g == "mesh" {
+                continue;
+            }
+            let key = gateway_ref(g, ns);
+            if !gateways.contains(&key) {
+                f.push(
+                    r,
+                    Severity::Error,
+                    codes::REFERENCED_RESOURCE_NOT_FOUND,
+                    &path,
+                    format!("Referenced gateway not found: \"{g}\""),
+                );
+            } else if let Some(gw) = resources.iter().find(|x| {
+                matches!(x.spec, Spec::Gateway(_)) && x.namespace() == key.0 && x.name() == key.1
+            }) {
+                gateway_host_check(r, vs, &path, gw, f);
+            }
+        }
+        // Destinations: the host must exist (when the files describe services) and a
+        // named subset must be defined by a DestinationRule for that host.
+        for d in destinations(vs) {
+            let host = resolve_host(&d.dest.host, ns);
+            if !reg.services.is_empty() && !host.contains('*') && reg.service(&host).is_none() {
+                f.push(
+                    r,
+                    Severity::Error,
+                    codes::REFERENCED_RESOURCE_NOT_FOUND,
+                    &format!("{}.host", d.path),
+                    format!("Referenced host not found: \"{}\"", d.dest.host),
+                );
+            }
+            if let Some(subset) = &d.dest.subset {
+                let defined = drs.iter().any(|(_, dr, dr_host)| {
+                    host_matches(dr_host, &host) && dr.subsets.iter().any(|s| &s.name == subset)
+                });
+                if !defined {
+                    f.push(
+                        r,
+                        Severity::Error,
+                        codes::REFERENCED_RESOURCE_NOT_FOUND,
+                        &format!("{}.subset", d.path),
+                        format!(
+                            "Referenced host+subset in destinationrule not found: \"{}+{subset}\"",
+                            d.dest.host
+                        ),
+                    );
+                }
+            }
+        }
+        if is_mesh_bound(vs) {
+            for h in &vs.hosts {
+                mesh_hosts.entry(resolve_host(h, ns)).or_default().push(r);
+            }
+        }
+    }
+    for (host, vss) in mesh_hosts {
+        if vss.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = vss
+            .iter()
+            .map(|r| format!("{}/{}", r.namespace(), r.name()))
+            .collect();
+        for r in vss {
+            f.push(r, Severity::Error, codes::CONFLICTING_MESH_GATEWAY_VS_HOSTS, "spec.hosts", format!(
+                "The VirtualServices {} associated with mesh gateway define the same host {host} which can lead to undefined behavior. Merge the conflicting VirtualServices into a single resource.",
+                names.join(",")
+            ));
+        }
+    }
+}
+
+/// IST0132: every host of a gateway-bound VirtualService must be exposed by the gateway.
+fn gateway_host_check(
+    r: &Resource,
+    vs: &VirtualService,
+    path: &str,
+    gw: &Resource,
+    f: &mut Findings,
+) {
+    let gw_hosts = gateway_hosts(gw);
+    let Some(gw_hosts) = gw_hosts else { return };
+    let missing: Vec<&str> = vs
+        .hosts
+        .iter()
+        .filter(|h| {
+            !gw_hosts
+                .iter()
+                .any(|g| host_matches(g, h) || host_matches(h, g))
+        })
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        f.push(
+            r,
+            Severity::Warning,
+            codes::VS_HOST_NOT_FOUND_IN_GATEWAY,
+            path,
+            format!(
+                "one or more host [{}] defined in VirtualService {}/{} not found in Gateway {}/{}.",
+                missing.join(","),
+                r.namespace(),
+                r.name(),
+                gw.namespace(),
+                gw.name()
+            ),
+        );
+    }
+}
+
+fn destination_rule_checks(resources: &[Resource], reg: &Registry, f: &mut Findings) {
+    let drs = destination_rules(resources);
+    for (i, (r, dr, host)) in drs.iter().enumerate() {
+        let svc = reg.service(host);
+        if !reg.services.is_empty() && svc.is_none() && !host.contains('*') {
+            f.push(r, Severity::Warning, codes::UNKNOWN_DESTINATION_RULE_HOST, "spec.host", format!(
+                "The host {} defined in the DestinationRule does not match any services in the mesh.",
+                dr.host
+            ));
+        }
+        // Two rules for one host in one namespace: Istio merges them, and only the first
+        // trafficPolicy is used. Report on the later one.
+        if dr.workload_selector.is_none()
+            && let Some((first, _, _)) = drs[..i].iter().find(|(o, odr, ohost)| {
+                ohost == host && o.namespace() == r.namespace() && odr.workload_selector.is_none()
+            })
+        {
+            f.out.push(r.diagnostic(Severity::Warning, "spec.host", format!(
+                "DestinationRule {}/{} also applies to host {host}; Istio merges the two, keeps the first one's trafficPolicy and ignores a repeated subset name. Put the subsets and policy in one DestinationRule.",
+                first.namespace(), first.name()
+            )));
+        }
+        // IST0173: a subset that selects no workload of the service.
+        if let Some(svc) = svc
+            && !svc.selector.is_empty()
+            && reg.workloads.iter().any(|w| w.namespace == svc.namespace)
+        {
+            for (j, subset) in dr.subsets.iter().enumerate() {
+                let mut selector = svc.selector.clone();
+                selector.extend(subset.labels.clone());
+                if reg
+                    .selected(Some(&svc.namespace), &selector)
+                    .next()
+                    .is_none()
+                {
+                    f.push(r, Severity::Warning, codes::DESTINATION_RULE_SUBSET_NOT_SELECT_PODS, &format!("spec.subsets[{j}]"), format!(
+                        "The Subset {} defined in the DestinationRule does not select any pods (labels {}).",
+                        subset.name, selector_string(&selector)
+                    ));
+                }
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -455,12 +455,9 @@ fn unknown_fields(
 }
 
 fn is_emptyish(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.values().all(is_emptyish),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    }
+    // `null` means "not set" and is dropped on the way back; anything else written survives
+    // a round trip through a field the type knows.
+    v.is_null()
 }
 
 struct DocCx<'a> {

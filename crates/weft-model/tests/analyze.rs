@@ -1,0 +1,180 @@
+//! Cross-resource analysis, table-driven: a set of documents, and the findings expected
+//! (code, severity, the resource file line, the field, a message fragment).
+
+use weft_model::{Severity, analyze::analyze, load_str};
+
+struct Case {
+    name: &'static str,
+    yaml: &'static str,
+    /// Expected findings (code, severity, line, field, fragment); Info notes are ignored.
+    expect: &'static [(&'static str, Severity, usize, &'static str, &'static str)],
+}
+
+const SVC_REVIEWS: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  selector: {app: reviews}\n  ports: [{port: 9080, name: http}]\n";
+
+fn with_services(yaml: &str) -> String {
+    format!("{SVC_REVIEWS}---\n{yaml}")
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "route to an undefined subset",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination:\n        host: reviews\n        subset: v9\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets:\n  - name: v1\n    labels: {version: v1}\n",
+        expect: &[(
+            "IST0101",
+            Severity::Error,
+            10,
+            "spec.http[0].route[0].destination.subset",
+            "Referenced host+subset in destinationrule not found: \"reviews+v9\"",
+        )],
+    },
+    Case {
+        name: "subset defined by a DestinationRule with the FQDN host",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews, namespace: other}\nspec:\n  host: reviews.default.svc.cluster.local\n  subsets:\n  - name: v1\n    labels: {version: v1}\n",
+        expect: &[],
+    },
+    Case {
+        name: "virtual service bound to a gateway that does not exist",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bookinfo}\nspec:\n  hosts: ['*']\n  gateways: [bookinfo-gateway-bogus]\n  http:\n  - route:\n    - destination: {host: productpage}\n",
+        expect: &[(
+            "IST0101",
+            Severity::Error,
+            6,
+            "spec.gateways[0]",
+            "Referenced gateway not found: \"bookinfo-gateway-bogus\"",
+        )],
+    },
+    Case {
+        name: "gateway in another namespace, referenced as ns/name",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: istio-system}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: bookinfo}\nspec:\n  hosts: ['*']\n  gateways: [istio-system/gw]\n  http:\n  - route:\n    - destination: {host: productpage}\n",
+        expect: &[],
+    },
+    Case {
+        name: "two virtual services for one host in the mesh",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  http:\n  - route:\n    - destination: {host: reviews}\n",
+        expect: &[
+            (
+                "IST0109",
+                Severity::Error,
+                5,
+                "spec.hosts",
+                "default/a,default/b",
+            ),
+            (
+                "IST0109",
+                Severity::Error,
+                14,
+                "spec.hosts",
+                "define the same host reviews.default.svc.cluster.local",
+            ),
+        ],
+    },
+    Case {
+        name: "the same resource in two files: the later one replaces the earlier",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews}\n",
+        expect: &[],
+    },
+];
+
+/// Cases that need the registry (a Service for `reviews`).
+const REGISTRY_CASES: &[Case] = &[
+    Case {
+        name: "destination host absent from the registry",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination:\n        host: reveiws\n",
+        expect: &[(
+            "IST0101",
+            Severity::Error,
+            16,
+            "spec.http[0].route[0].destination.host",
+            "Referenced host not found: \"reveiws\"",
+        )],
+    },
+    Case {
+        name: "destination rule host matches no service",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: reveiws\n",
+        expect: &[(
+            "IST0174",
+            Severity::Warning,
+            12,
+            "spec.host",
+            "The host reveiws defined in the DestinationRule does not match any services",
+        )],
+    },
+    Case {
+        name: "two destination rules for one host",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: a}\nspec:\n  host: reviews\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: b}\nspec:\n  host: reviews.default.svc.cluster.local\n",
+        expect: &[(
+            "",
+            Severity::Warning,
+            18,
+            "spec.host",
+            "DestinationRule default/a also applies to host reviews.default.svc.cluster.local",
+        )],
+    },
+    Case {
+        name: "subset that selects no pod",
+        yaml: "apiVersion: v1\nkind: Pod\nmetadata: {name: reviews-v1, labels: {app: reviews, version: v1}}\nspec:\n  containers: [{name: c, image: i}]\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets:\n  - name: v1\n    labels: {version: v1}\n  - name: v2\n    labels: {version: v2}\n",
+        expect: &[(
+            "IST0173",
+            Severity::Warning,
+            22,
+            "spec.subsets[1]",
+            "The Subset v2 defined in the DestinationRule does not select any pods",
+        )],
+    },
+];
+
+fn run(c: &Case, yaml: &str) {
+    let out = load_str("a.yaml", yaml);
+    assert!(!out.has_errors(), "{}: invalid input {:#?}", c.name, out.diagnostics);
+    let found: Vec<_> = analyze(&out.resources)
+        .into_iter()
+        .filter(|d| d.severity > Severity::Info)
+        .collect();
+    assert_eq!(found.len(), c.expect.len(), "{}: {found:#?}", c.name);
+    for (d, (code, sev, line, field, frag)) in found.iter().zip(c.expect) {
+        assert_eq!(d.code.unwrap_or(""), *code, "{}: {d}", c.name);
+        assert_eq!(d.severity, *sev, "{}: {d}", c.name);
+        assert_eq!(d.line, Some(*line), "{}: {d}", c.name);
+        assert_eq!(d.field.as_deref(), Some(*field), "{}: {d}", c.name);
+        assert!(d.message.contains(frag), "{}: {d}", c.name);
+    }
+}
+
+#[test]
+fn analysis_table() {
+    for c in CASES {
+        run(c, c.yaml);
+    }
+}
+
+#[test]
+fn analysis_with_registry_table() {
+    for c in REGISTRY_CASES {
+        run(c, &with_services(c.yaml));
+    }
+}
+
+#[test]
+fn no_registry_means_hosts_are_not_checked_and_a_note_says_so() {
+    let out = load_str(
+        "a.yaml",
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: nowhere}\n",
+    );
+    let found = analyze(&out.resources);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].severity, Severity::Info);
+    assert!(found[0].message.contains("destination hosts were not checked"));
+}
+
+#[test]
+fn bookinfo_samples_analyze_clean() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/bookinfo");
+    let out = weft_model::load_paths(&[root.join("networking"), root.join("platform/kube")]);
+    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
+    let found: Vec<_> = analyze(&out.resources)
+        .into_iter()
+        .filter(|d| d.severity > Severity::Info)
+        .collect();
+    assert!(found.is_empty(), "{found:#?}");
+}
