@@ -57,11 +57,18 @@ pub(crate) fn check_policy_attachment(
     allowed: &[(&str, &str)],
 ) {
     if selector.is_some() && (target_ref.is_some() || !target_refs.is_empty()) {
-        let f = if target_ref.is_some() { "targetRef" } else { "targetRefs" };
+        let f = if target_ref.is_some() {
+            "targetRef"
+        } else {
+            "targetRefs"
+        };
         cx.error_at(f, format!("only one of `selector` and `{f}` may be set"));
     }
     if target_ref.is_some() && !target_refs.is_empty() {
-        cx.error_at("targetRefs", "only one of `targetRef` and `targetRefs` may be set (prefer `targetRefs`)");
+        cx.error_at(
+            "targetRefs",
+            "only one of `targetRef` and `targetRefs` may be set (prefer `targetRefs`)",
+        );
     }
     if let Some(sel) = selector {
         cx.field("selector", |cx| {
@@ -71,16 +78,26 @@ pub(crate) fn check_policy_attachment(
                     "selector has no labels: the policy applies to every workload in the namespace",
                 );
             }
-            cx.field("matchLabels", |cx| check_selector_labels(cx, &sel.match_labels));
+            cx.field("matchLabels", |cx| {
+                check_selector_labels(cx, &sel.match_labels)
+            });
         });
     }
     if let Some(r) = target_ref {
         cx.field("targetRef", |cx| check_target_ref(cx, r, allowed));
     }
     if target_refs.len() > 16 {
-        cx.error_at("targetRefs", format!("{} targetRefs given: at most 16 are allowed", target_refs.len()));
+        cx.error_at(
+            "targetRefs",
+            format!(
+                "{} targetRefs given: at most 16 are allowed",
+                target_refs.len()
+            ),
+        );
     }
-    cx.each("targetRefs", target_refs, |cx, _, r| check_target_ref(cx, r, allowed));
+    cx.each("targetRefs", target_refs, |cx, _, r| {
+        check_target_ref(cx, r, allowed)
+    });
 }
 
 fn check_target_ref(cx: &mut Ctx, r: &PolicyTargetReference, allowed: &[(&str, &str)]) {
@@ -103,12 +120,29 @@ fn check_target_ref(cx: &mut Ctx, r: &PolicyTargetReference, allowed: &[(&str, &
     if !allowed.iter().any(|(g, k)| *g == group && *k == kind) {
         let list = allowed
             .iter()
-            .map(|(g, k)| if g.is_empty() { k.to_string() } else { format!("{g}/{k}") })
+            .map(|(g, k)| {
+                if g.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{g}/{k}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
-        let shown = if group.is_empty() { kind.to_string() } else { format!("{group}/{kind}") };
-        let field = if allowed.iter().any(|(_, k)| *k == kind) { "group" } else { "kind" };
-        cx.error_at(field, format!("target `{shown}` is not supported: a policy can target {list}"));
+        let shown = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{group}/{kind}")
+        };
+        let field = if allowed.iter().any(|(_, k)| *k == kind) {
+            "group"
+        } else {
+            "kind"
+        };
+        cx.error_at(
+            field,
+            format!("target `{shown}` is not supported: a policy can target {list}"),
+        );
     }
 }
 
@@ -158,7 +192,10 @@ pub enum MtlsMode {
 impl Validate for PeerAuthentication {
     fn validate(&self, cx: &mut Ctx) {
         check_policy_attachment(cx, &self.selector, &None, &[], &[]);
-        let has_selector = self.selector.as_ref().is_some_and(|s| !s.match_labels.is_empty());
+        let has_selector = self
+            .selector
+            .as_ref()
+            .is_some_and(|s| !s.match_labels.is_empty());
         if !self.port_level_mtls.is_empty() && !has_selector {
             cx.error_at(
                 "portLevelMtls",
@@ -169,7 +206,9 @@ impl Validate for PeerAuthentication {
             for port in self.port_level_mtls.keys() {
                 cx.field(port, |cx| match port.parse::<u32>() {
                     Ok(n) if (1..=65535).contains(&n) => {}
-                    _ => cx.error(format!("port `{port}` is not a port number between 1 and 65535")),
+                    _ => cx.error(format!(
+                        "port `{port}` is not a port number between 1 and 65535"
+                    )),
                 });
             }
         });
@@ -395,7 +434,9 @@ impl Operation {
 fn check_non_empty_values(cx: &mut Ctx, name: &str, values: &[String]) {
     cx.each(name, values, |cx, _, v| {
         if v.is_empty() {
-            cx.error(format!("empty value in `{name}`: remove it or give a value"));
+            cx.error(format!(
+                "empty value in `{name}`: remove it or give a value"
+            ));
         }
     });
 }
@@ -414,7 +455,9 @@ fn check_ip_list(cx: &mut Ctx, name: &str, values: &[String]) {
 fn port_string_problem(p: &str) -> Option<String> {
     match p.parse::<u32>() {
         Ok(n) if (1..=65535).contains(&n) && !p.starts_with('+') => None,
-        _ => Some(format!("port `{p}` is not a port number between 1 and 65535")),
+        _ => Some(format!(
+            "port `{p}` is not a port number between 1 and 65535"
+        )),
     }
 }
 
@@ -429,7 +472,8 @@ fn check_port_list(cx: &mut Ctx, name: &str, values: &[String]) {
 }
 
 static UNSUPPORTED_PATH_TEMPLATE: LazyLock<regex::Regex> = LazyLock::new(|| {
-    regex::Regex::new(r"/\{[0-9A-Za-z_]+=\*\*?\}|\{[0-9A-Za-z_]*\}|/\*\*?|\*\*?/").expect("static regex")
+    regex::Regex::new(r"/\{[0-9A-Za-z_]+=\*\*?\}|\{[0-9A-Za-z_]*\}|/\*\*?|\*\*?/")
+        .expect("static regex")
 });
 
 fn check_path_list(cx: &mut Ctx, name: &str, values: &[String]) {
@@ -487,7 +531,8 @@ fn check_condition_key(cx: &mut Ctx, key: &str) -> AttrValues {
         let open = key.find('[');
         key.ends_with(']') && open.is_some_and(|o| o > 0 && o < key.len() - 2)
     };
-    if MAP_KEYS.iter().any(|p| key.starts_with(p)) || key.starts_with("experimental.envoy.filters.") {
+    if MAP_KEYS.iter().any(|p| key.starts_with(p)) || key.starts_with("experimental.envoy.filters.")
+    {
         if !map_key_ok(key) {
             cx.error_at(
                 "key",
@@ -503,15 +548,26 @@ fn check_condition_key(cx: &mut Ctx, key: &str) -> AttrValues {
             cx.error_at("key", "key `destination.namespace` is not supported: the policy's namespace already scopes it");
         }
         k if k.starts_with("destination.labels") => {
-            cx.error_at("key", format!("key `{k}` is not supported: use the policy's `selector` to pick workloads"));
+            cx.error_at(
+                "key",
+                format!(
+                    "key `{k}` is not supported: use the policy's `selector` to pick workloads"
+                ),
+            );
         }
         "destination.name" | "destination.user" => {
-            cx.error_at("key", format!("key `{key}` was removed (it only existed in the v1alpha1 API)"));
+            cx.error_at(
+                "key",
+                format!("key `{key}` was removed (it only existed in the v1alpha1 API)"),
+            );
         }
         k if EXACT_KEYS.contains(&k) => {}
         _ => {
             let mut msg = format!("unknown attribute `{key}`");
-            let candidates = EXACT_KEYS.iter().copied().chain(["request.headers[]", "request.auth.claims[]"]);
+            let candidates = EXACT_KEYS
+                .iter()
+                .copied()
+                .chain(["request.headers[]", "request.auth.claims[]"]);
             if let Some(s) = suggest(key, candidates) {
                 msg.push_str(&format!(": did you mean `{s}`?"));
             } else {
@@ -527,7 +583,13 @@ fn check_condition_key(cx: &mut Ctx, key: &str) -> AttrValues {
 
 impl Validate for AuthorizationPolicy {
     fn validate(&self, cx: &mut Ctx) {
-        check_policy_attachment(cx, &self.selector, &self.target_ref, &self.target_refs, AUTHZ_TARGETS);
+        check_policy_attachment(
+            cx,
+            &self.selector,
+            &self.target_ref,
+            &self.target_refs,
+            AUTHZ_TARGETS,
+        );
         let action = self.action.unwrap_or_default();
         match action {
             AuthorizationAction::Custom => {
@@ -536,11 +598,22 @@ impl Validate for AuthorizationPolicy {
                         "rules",
                         "action CUSTOM without `rules` never triggers: add an empty rule `{}` to apply it to every request",
                     );
-                } else if self.provider.as_ref().and_then(|p| p.name.as_deref()).unwrap_or("").is_empty() {
+                } else if self
+                    .provider
+                    .as_ref()
+                    .and_then(|p| p.name.as_deref())
+                    .unwrap_or("")
+                    .is_empty()
+                {
                     if self.provider.is_some() {
-                        cx.field("provider", |cx| cx.error_at("name", "`provider.name` is required for action CUSTOM"));
+                        cx.field("provider", |cx| {
+                            cx.error_at("name", "`provider.name` is required for action CUSTOM")
+                        });
                     } else {
-                        cx.error_at("provider", "action CUSTOM needs a `provider` naming the external authorizer");
+                        cx.error_at(
+                            "provider",
+                            "action CUSTOM needs a `provider` naming the external authorizer",
+                        );
                     }
                 }
             }
@@ -555,7 +628,10 @@ impl Validate for AuthorizationPolicy {
         if self.provider.is_some() && action != AuthorizationAction::Custom {
             cx.error_at(
                 "provider",
-                format!("`provider` is only used with action CUSTOM, not {}", action.as_str()),
+                format!(
+                    "`provider` is only used with action CUSTOM, not {}",
+                    action.as_str()
+                ),
             );
         }
 
@@ -783,15 +859,25 @@ pub struct ClaimToHeader {
 }
 
 fn is_header_name(h: &str) -> bool {
-    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Why `uri` is not an http(s) URL with a host, if it is not.
 fn jwks_uri_problem(uri: &str) -> Option<String> {
     let rest = match uri.split_once("://") {
         Some((scheme, rest)) if scheme == "http" || scheme == "https" => rest,
-        Some((scheme, _)) => return Some(format!("jwksUri `{uri}` has scheme `{scheme}`: only http and https are supported")),
-        None => return Some(format!("jwksUri `{uri}` is not a URL: it must start with https:// or http://")),
+        Some((scheme, _)) => {
+            return Some(format!(
+                "jwksUri `{uri}` has scheme `{scheme}`: only http and https are supported"
+            ));
+        }
+        None => {
+            return Some(format!(
+                "jwksUri `{uri}` is not a URL: it must start with https:// or http://"
+            ));
+        }
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
@@ -831,19 +917,29 @@ fn jwks_problem(jwks: &str) -> Option<String> {
     match v.get("keys") {
         Some(serde_json::Value::Array(keys)) => {
             if let Some(i) = keys.iter().position(|k| !has_kty(k)) {
-                return Some(format!("`jwks` key {i} has no `kty`: every JSON Web Key needs a key type"));
+                return Some(format!(
+                    "`jwks` key {i} has no `kty`: every JSON Web Key needs a key type"
+                ));
             }
             None
         }
         Some(_) => Some("`jwks.keys` must be a list of JSON Web Keys".into()),
         None if has_kty(&v) => None,
-        None => Some("`jwks` is not a JSON Web Key Set: expected an object with a `keys` list".into()),
+        None => {
+            Some("`jwks` is not a JSON Web Key Set: expected an object with a `keys` list".into())
+        }
     }
 }
 
 impl Validate for RequestAuthentication {
     fn validate(&self, cx: &mut Ctx) {
-        check_policy_attachment(cx, &self.selector, &self.target_ref, &self.target_refs, SERVICE_GATEWAY_SE_TARGETS);
+        check_policy_attachment(
+            cx,
+            &self.selector,
+            &self.target_ref,
+            &self.target_refs,
+            SERVICE_GATEWAY_SE_TARGETS,
+        );
         cx.list("jwtRules", &self.jwt_rules);
     }
 }
@@ -851,7 +947,10 @@ impl Validate for RequestAuthentication {
 impl Validate for JwtRule {
     fn validate(&self, cx: &mut Ctx) {
         if self.issuer.as_deref().unwrap_or("").is_empty() {
-            cx.error_at("issuer", "`issuer` is required: the `iss` claim tokens of this rule carry");
+            cx.error_at(
+                "issuer",
+                "`issuer` is required: the `iss` claim tokens of this rule carry",
+            );
         }
         check_non_empty_values(cx, "audiences", &self.audiences);
         let uri = self.jwks_uri.as_deref().filter(|u| !u.is_empty());
@@ -874,7 +973,10 @@ impl Validate for JwtRule {
         }
         cx.each("fromHeaders", &self.from_headers, |cx, _, h| {
             if h.name.as_deref().unwrap_or("").is_empty() {
-                cx.error_at("name", "`name` is required: the header that carries the token");
+                cx.error_at(
+                    "name",
+                    "`name` is required: the header that carries the token",
+                );
             }
         });
         check_non_empty_values(cx, "fromParams", &self.from_params);
@@ -883,10 +985,16 @@ impl Validate for JwtRule {
         if self.space_delimited_claims.len() > 64 {
             cx.error_at(
                 "spaceDelimitedClaims",
-                format!("{} claims given: at most 64 are allowed", self.space_delimited_claims.len()),
+                format!(
+                    "{} claims given: at most 64 are allowed",
+                    self.space_delimited_claims.len()
+                ),
             );
         }
-        if let Some(h) = self.output_payload_to_header.as_deref().filter(|h| !h.is_empty())
+        if let Some(h) = self
+            .output_payload_to_header
+            .as_deref()
+            .filter(|h| !h.is_empty())
             && !is_header_name(h)
         {
             cx.error_at(
@@ -894,17 +1002,26 @@ impl Validate for JwtRule {
                 format!("header name `{h}` is invalid: use letters, digits, '-' and '_'"),
             );
         }
-        cx.each("outputClaimToHeaders", &self.output_claim_to_headers, |cx, _, c| {
-            let header = c.header.as_deref().unwrap_or("");
-            if header.is_empty() {
-                cx.error_at("header", "`header` is required");
-            } else if !is_header_name(header) {
-                cx.error_at("header", format!("header name `{header}` is invalid: use letters, digits, '-' and '_'"));
-            }
-            if c.claim.as_deref().unwrap_or("").is_empty() {
-                cx.error_at("claim", "`claim` is required");
-            }
-        });
+        cx.each(
+            "outputClaimToHeaders",
+            &self.output_claim_to_headers,
+            |cx, _, c| {
+                let header = c.header.as_deref().unwrap_or("");
+                if header.is_empty() {
+                    cx.error_at("header", "`header` is required");
+                } else if !is_header_name(header) {
+                    cx.error_at(
+                        "header",
+                        format!(
+                            "header name `{header}` is invalid: use letters, digits, '-' and '_'"
+                        ),
+                    );
+                }
+                if c.claim.as_deref().unwrap_or("").is_empty() {
+                    cx.error_at("claim", "`claim` is required");
+                }
+            },
+        );
         if let Some(t) = &self.timeout {
             cx.field("timeout", |cx| check_duration_min(cx, t, 1));
         }
@@ -917,7 +1034,10 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert_eq!(jwks_uri_problem("https://example.com/.well-known/jwks.json"), None);
+        assert_eq!(
+            jwks_uri_problem("https://example.com/.well-known/jwks.json"),
+            None
+        );
         assert_eq!(jwks_uri_problem("http://[::1]:8080/jwks"), None);
         assert!(jwks_uri_problem("ftp://example.com/jwks").is_some());
         assert!(jwks_uri_problem("example.com/jwks").is_some());
@@ -927,7 +1047,10 @@ mod tests {
 
     #[test]
     fn key_sets() {
-        assert_eq!(jwks_problem(r#"{"keys":[{"kty":"RSA","e":"AQAB","n":"x"}]}"#), None);
+        assert_eq!(
+            jwks_problem(r#"{"keys":[{"kty":"RSA","e":"AQAB","n":"x"}]}"#),
+            None
+        );
         assert!(jwks_problem("{").is_some());
         assert!(jwks_problem(r#"{"keys":[{"e":"AQAB"}]}"#).is_some());
     }

@@ -5,7 +5,9 @@
 //! validation follows Istio's `ValidateTelemetry` plus the CRD's rules.
 
 use crate::common::{Duration, WorkloadSelector};
-use crate::istio::security::{PolicyTargetReference, SERVICE_GATEWAY_SE_TARGETS, check_policy_attachment};
+use crate::istio::security::{
+    PolicyTargetReference, SERVICE_GATEWAY_SE_TARGETS, check_policy_attachment,
+};
 use crate::validate::{Ctx, Validate, check_duration_min, check_percent};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -279,9 +281,18 @@ fn check_providers(cx: &mut Ctx, providers: &[ProviderRef]) {
 
 impl Validate for Telemetry {
     fn validate(&self, cx: &mut Ctx) {
-        check_policy_attachment(cx, &self.selector, &self.target_ref, &self.target_refs, SERVICE_GATEWAY_SE_TARGETS);
+        check_policy_attachment(
+            cx,
+            &self.selector,
+            &self.target_ref,
+            &self.target_refs,
+            SERVICE_GATEWAY_SE_TARGETS,
+        );
         if self.tracing.len() > 1 {
-            cx.warn_at("tracing", "only the first `tracing` entry is used: several are not supported");
+            cx.warn_at(
+                "tracing",
+                "only the first `tracing` entry is used: several are not supported",
+            );
         }
         cx.list("tracing", &self.tracing);
         cx.list("metrics", &self.metrics);
@@ -292,7 +303,10 @@ impl Validate for Telemetry {
 impl Validate for Tracing {
     fn validate(&self, cx: &mut Ctx) {
         if self.providers.len() > 1 {
-            cx.warn_at("providers", "only one tracing provider is supported: the others are ignored");
+            cx.warn_at(
+                "providers",
+                "only one tracing provider is supported: the others are ignored",
+            );
         }
         check_providers(cx, &self.providers);
         if let Some(p) = self.random_sampling_percentage {
@@ -345,7 +359,9 @@ impl Validate for Tracing {
 /// A metric tag name as Prometheus accepts it.
 fn is_tag_name(s: &str) -> bool {
     let mut b = s.bytes();
-    b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 impl Validate for Metrics {
@@ -398,7 +414,10 @@ impl Validate for AccessLogging {
             cx.field("filter", |cx| {
                 let expr = f.expression.as_deref().unwrap_or("");
                 if let Some(p) = cel_syntax_problem(expr) {
-                    cx.error_at("expression", format!("filter expression must be a valid CEL expression: {p}"));
+                    cx.error_at(
+                        "expression",
+                        format!("filter expression must be a valid CEL expression: {p}"),
+                    );
                 }
             });
         }
@@ -448,7 +467,9 @@ fn cel_syntax_problem(expr: &str) -> Option<String> {
                 if next == b'=' {
                     i += 1;
                 } else if !matches!(prev, b'!' | b'<' | b'>' | b'=') {
-                    return Some(format!("`=` is not an operator in `{e}`: use `==` to compare"));
+                    return Some(format!(
+                        "`=` is not an operator in `{e}`: use `==` to compare"
+                    ));
                 }
             }
             _ => {}
@@ -458,11 +479,16 @@ fn cel_syntax_problem(expr: &str) -> Option<String> {
     if let Some(open) = stack.pop() {
         return Some(format!("unclosed `{}` in `{e}`", open as char));
     }
-    let dangling = ["&&", "||", "==", "!=", "<", ">", "+", "-", "*", "/", "%", "!", ".", "?", ":", ","];
+    let dangling = [
+        "&&", "||", "=", "<", ">", "+", "-", "*", "/", "%", "!", ".", "?", ":", ",",
+    ];
     if let Some(op) = dangling.iter().find(|op| e.ends_with(**op)) {
         return Some(format!("`{e}` ends with `{op}`: an operand is missing"));
     }
-    if let Some(op) = ["&&", "||", "==", "!=", "*", "/", "%", ".", "?", ":", ","].iter().find(|op| e.starts_with(**op)) {
+    if let Some(op) = ["&&", "||", "==", "!=", "*", "/", "%", ".", "?", ":", ","]
+        .iter()
+        .find(|op| e.starts_with(**op))
+    {
         return Some(format!("`{e}` starts with `{op}`: an operand is missing"));
     }
     None
@@ -482,7 +508,13 @@ mod tests {
         ] {
             assert_eq!(cel_syntax_problem(ok), None, "{ok}");
         }
-        for bad in ["", "response.code = 400", "(response.code >= 400", "response.code >=", "'abc"] {
+        for bad in [
+            "",
+            "response.code = 400",
+            "(response.code >= 400",
+            "response.code >=",
+            "'abc",
+        ] {
             assert!(cel_syntax_problem(bad).is_some(), "{bad}");
         }
     }

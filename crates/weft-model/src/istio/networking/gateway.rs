@@ -3,7 +3,9 @@
 //! Field list from istio/api `networking/v1alpha3/gateway.proto` and the generated CRD
 //! schema; validation follows Istio's `ValidateGateway` and `validateTLSOptions`.
 
-use self::mesh_checks::{Protocol, check_ns_slash_host, check_unix_address, ip_problem, parse_protocol};
+use self::mesh_checks::{
+    Protocol, check_ns_slash_host, check_unix_address, ip_problem, parse_protocol,
+};
 use crate::validate::{Ctx, Validate, check_labels, check_port};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,7 +199,10 @@ impl Validate for Gateway {
     fn validate(&self, cx: &mut Ctx) {
         cx.field("selector", |cx| check_labels(cx, &self.selector));
         if self.servers.is_empty() {
-            cx.error_at("servers", "`servers` is required: a gateway needs at least one server");
+            cx.error_at(
+                "servers",
+                "`servers` is required: a gateway needs at least one server",
+            );
         }
         let mut port_names: BTreeMap<String, usize> = BTreeMap::new();
         let mut server_names: BTreeMap<String, usize> = BTreeMap::new();
@@ -232,9 +237,14 @@ impl Validate for Gateway {
 impl Validate for Server {
     fn validate(&self, cx: &mut Ctx) {
         if self.hosts.is_empty() {
-            cx.error_at("hosts", "`hosts` is required: a server must expose at least one host (use \"*\" for any)");
+            cx.error_at(
+                "hosts",
+                "`hosts` is required: a server must expose at least one host (use \"*\" for any)",
+            );
         }
-        cx.each("hosts", &self.hosts, |cx, _, h| check_ns_slash_host(cx, h, true));
+        cx.each("hosts", &self.hosts, |cx, _, h| {
+            check_ns_slash_host(cx, h, true)
+        });
 
         let bind = self.bind.as_deref().unwrap_or("");
         let unix_bind = bind.starts_with(mesh_checks::UNIX_PREFIX);
@@ -249,11 +259,20 @@ impl Validate for Server {
             cx.field("bind", |cx| {
                 if let Some(path) = b.strip_prefix(mesh_checks::UNIX_PREFIX) {
                     check_unix_address(cx, path);
-                    if let Some(n) = self.port.as_ref().and_then(|p| p.number).filter(|n| *n != 0) {
-                        cx.error(format!("port number must be 0 when binding to unix socket `{b}`, not {n}"));
+                    if let Some(n) = self
+                        .port
+                        .as_ref()
+                        .and_then(|p| p.number)
+                        .filter(|n| *n != 0)
+                    {
+                        cx.error(format!(
+                            "port number must be 0 when binding to unix socket `{b}`, not {n}"
+                        ));
                     }
                 } else if let Some(p) = ip_problem(b) {
-                    cx.error(format!("bind {p}: it must be an IP address or unix:// socket path"));
+                    cx.error(format!(
+                        "bind {p}: it must be an IP address or unix:// socket path"
+                    ));
                 }
             });
         }
@@ -261,7 +280,11 @@ impl Validate for Server {
             cx.field("tls", |cx| tls.validate(cx));
         }
         let Some(protocol) = protocol else { return };
-        let redirect = self.tls.as_ref().and_then(|t| t.https_redirect).unwrap_or(false);
+        let redirect = self
+            .tls
+            .as_ref()
+            .and_then(|t| t.https_redirect)
+            .unwrap_or(false);
         match &self.tls {
             None if protocol.is_tls() => cx.error_at(
                 "tls",
@@ -337,10 +360,16 @@ fn check_server_port(cx: &mut Ctx, port: &ServerPort, unix_bind: bool) -> Option
         }
     }
     if port.target_port.is_some_and(|t| t > 0) {
-        cx.error_at("targetPort", "`targetPort` has no effect on gateways: remove it");
+        cx.error_at(
+            "targetPort",
+            "`targetPort` has no effect on gateways: remove it",
+        );
     }
     match port.name.as_deref() {
-        None | Some("") => cx.error_at("name", "`name` is required: every gateway server port needs a name"),
+        None | Some("") => cx.error_at(
+            "name",
+            "`name` is required: every gateway server port needs a name",
+        ),
         Some(_) => {}
     }
     protocol
@@ -362,13 +391,19 @@ impl Validate for ServerTlsSettings {
         if self.credential_names.len() > 2 {
             cx.error_at(
                 "credentialNames",
-                format!("{} credential names given: at most 2 are allowed", self.credential_names.len()),
+                format!(
+                    "{} credential names given: at most 2 are allowed",
+                    self.credential_names.len()
+                ),
             );
         }
         if self.tls_certificates.len() > 2 {
             cx.error_at(
                 "tlsCertificates",
-                format!("{} certificates given: at most 2 are allowed", self.tls_certificates.len()),
+                format!(
+                    "{} certificates given: at most 2 are allowed",
+                    self.tls_certificates.len()
+                ),
             );
         }
         cx.each("credentialNames", &self.credential_names, |cx, _, n| {
@@ -400,8 +435,10 @@ impl Validate for ServerTlsSettings {
                 ),
             );
         }
-        if matches!(self.min_protocol_version, Some(ServerTlsProtocol::Tlsv1_0 | ServerTlsProtocol::Tlsv1_1))
-            && self.cipher_suites.is_empty()
+        if matches!(
+            self.min_protocol_version,
+            Some(ServerTlsProtocol::Tlsv1_0 | ServerTlsProtocol::Tlsv1_1)
+        ) && self.cipher_suites.is_empty()
         {
             cx.warn_at(
                 "minProtocolVersion",
@@ -411,9 +448,13 @@ impl Validate for ServerTlsSettings {
         let mut seen = BTreeSet::new();
         cx.each("cipherSuites", &self.cipher_suites, |cx, _, cs| {
             if !mesh_checks::is_valid_cipher_suite(cs) {
-                cx.warn(format!("cipher suite `{cs}` is not supported by Envoy and will be ignored"));
+                cx.warn(format!(
+                    "cipher suite `{cs}` is not supported by Envoy and will be ignored"
+                ));
             } else if !seen.insert(cs.clone()) {
-                cx.warn(format!("cipher suite `{cs}` is listed twice; the duplicate is ignored"));
+                cx.warn(format!(
+                    "cipher suite `{cs}` is listed twice; the duplicate is ignored"
+                ));
             }
         });
         cx.each("verifyCertificateHash", &self.verify_certificate_hash, |cx, _, h| {
@@ -461,7 +502,9 @@ impl Validate for ServerTlsSettings {
                     || has(&self.ca_certificates)
                     || has(&self.credential_name)
                 {
-                    cx.warn(format!("mode {m} does not terminate TLS: the certificate settings are ignored"));
+                    cx.warn(format!(
+                        "mode {m} does not terminate TLS: the certificate settings are ignored"
+                    ));
                 }
                 return;
             }
@@ -478,7 +521,10 @@ impl Validate for ServerTlsSettings {
                 );
             }
             if mode == ServerTlsMode::Simple {
-                cx.error_at("caCrl", "`caCrl` is not supported with mode SIMPLE: it only checks client certificates");
+                cx.error_at(
+                    "caCrl",
+                    "`caCrl` is not supported with mode SIMPLE: it only checks client certificates",
+                );
             }
         }
         if from_credential {
@@ -498,8 +544,15 @@ impl Validate for ServerTlsSettings {
                 );
             }
         }
-        let ca_in_certs = self.tls_certificates.iter().any(|c| has(&c.ca_certificates));
-        if mutual && !has(&self.ca_certificates) && !has(&self.ca_cert_credential_name) && !ca_in_certs {
+        let ca_in_certs = self
+            .tls_certificates
+            .iter()
+            .any(|c| has(&c.ca_certificates));
+        if mutual
+            && !has(&self.ca_certificates)
+            && !has(&self.ca_cert_credential_name)
+            && !ca_in_certs
+        {
             cx.error_at(
                 "caCertificates",
                 format!(
@@ -513,7 +566,9 @@ impl Validate for ServerTlsSettings {
 /// Checks shared by the networking kinds (and by security and telemetry): protocols, IP
 /// addresses, host forms, selectors and `exportTo`.
 pub(crate) mod mesh_checks {
-    use crate::validate::{Ctx, check_port, host_problem, is_dns1123_label, label_key_problem, is_label_value};
+    use crate::validate::{
+        Ctx, check_port, host_problem, is_dns1123_label, is_label_value, label_key_problem,
+    };
     use std::collections::{BTreeMap, BTreeSet};
     use std::net::IpAddr;
 
@@ -557,7 +612,14 @@ pub(crate) mod mesh_checks {
 
         /// Carried over HTTP (HTTP/1.1, HTTP/2, gRPC).
         pub fn is_http(self) -> bool {
-            matches!(self, Protocol::Http | Protocol::Http2 | Protocol::HttpProxy | Protocol::Grpc | Protocol::GrpcWeb)
+            matches!(
+                self,
+                Protocol::Http
+                    | Protocol::Http2
+                    | Protocol::HttpProxy
+                    | Protocol::Grpc
+                    | Protocol::GrpcWeb
+            )
         }
 
         /// Carried over TLS.
@@ -569,7 +631,12 @@ pub(crate) mod mesh_checks {
         pub fn is_tcp(self) -> bool {
             matches!(
                 self,
-                Protocol::Tcp | Protocol::Https | Protocol::Tls | Protocol::Mongo | Protocol::Redis | Protocol::MySql
+                Protocol::Tcp
+                    | Protocol::Https
+                    | Protocol::Tls
+                    | Protocol::Mongo
+                    | Protocol::Redis
+                    | Protocol::MySql
             )
         }
     }
@@ -637,12 +704,16 @@ pub(crate) mod mesh_checks {
     pub fn ip_or_cidr_problem(s: &str) -> Option<String> {
         if let Some((addr, bits)) = s.split_once('/') {
             let Ok(ip) = addr.parse::<IpAddr>() else {
-                return Some(format!("`{s}` is not a valid CIDR block: `{addr}` is not an IP address"));
+                return Some(format!(
+                    "`{s}` is not a valid CIDR block: `{addr}` is not an IP address"
+                ));
             };
             let max = if ip.is_ipv4() { 32 } else { 128 };
             match bits.parse::<u8>() {
                 Ok(b) if b <= max && !bits.starts_with('+') => None,
-                _ => Some(format!("`{s}` is not a valid CIDR block: the prefix length must be 0-{max}")),
+                _ => Some(format!(
+                    "`{s}` is not a valid CIDR block: the prefix length must be 0-{max}"
+                )),
             }
         } else {
             ip_problem(s).map(|_| format!("`{s}` is not a valid IP address or CIDR block"))
@@ -672,7 +743,9 @@ pub(crate) mod mesh_checks {
             && !tld.is_empty()
             && tld.bytes().all(|b| b.is_ascii_digit())
         {
-            return Some(format!("host `{host}` is not a valid DNS name: the top-level domain `{tld}` cannot be all digits"));
+            return Some(format!(
+                "host `{host}` is not a valid DNS name: the top-level domain `{tld}` cannot be all digits"
+            ));
         }
         None
     }
@@ -680,19 +753,28 @@ pub(crate) mod mesh_checks {
     /// Why `host` is not a fully qualified DNS name (no wildcards), if it is not.
     pub fn fqdn_problem(host: &str) -> Option<String> {
         if host.contains('*') {
-            return Some(format!("`{host}` contains a wildcard: a concrete DNS name is needed here"));
+            return Some(format!(
+                "`{host}` contains a wildcard: a concrete DNS name is needed here"
+            ));
         }
         wildcard_domain_problem(host)
     }
 
     /// A `*` somewhere other than as the whole first label (`*foo.com`, `foo.*.com`).
     pub fn is_partial_wildcard(host: &str) -> bool {
-        host.contains('*') && host != "*" && !(host.starts_with("*.") && !host[2..].contains('*'))
+        let leading = host
+            .strip_prefix("*.")
+            .is_some_and(|rest| !rest.contains('*'));
+        host.contains('*') && host != "*" && !leading
     }
 
     /// A gateway or sidecar host: `namespace/dnsName` (gateways also accept a bare `dnsName`).
     pub fn check_ns_slash_host(cx: &mut Ctx, host: &str, is_gateway: bool) {
-        let what = if is_gateway { "gateway" } else { "sidecar egress" };
+        let what = if is_gateway {
+            "gateway"
+        } else {
+            "sidecar egress"
+        };
         let Some((ns, name)) = host.split_once('/') else {
             if is_gateway {
                 check_host_part(cx, host, host, true);
@@ -704,7 +786,9 @@ pub(crate) mod mesh_checks {
             return;
         };
         if ns.is_empty() || name.is_empty() {
-            cx.error(format!("host `{host}`: the namespace and the dnsName must both be non-empty"));
+            cx.error(format!(
+                "host `{host}`: the namespace and the dnsName must both be non-empty"
+            ));
             return;
         }
         let special = ns == "*" || ns == "." || (!is_gateway && ns == "~");
@@ -797,7 +881,10 @@ pub(crate) mod mesh_checks {
                 );
             }
             if export_to.iter().any(|e| e == "~") {
-                cx.error_at("exportTo", "exportTo cannot mix `~` (nobody) with other values");
+                cx.error_at(
+                    "exportTo",
+                    "exportTo cannot mix `~` (nobody) with other values",
+                );
             }
         }
     }
@@ -809,7 +896,7 @@ pub(crate) mod mesh_checks {
             return;
         }
         let split = if let Some(rest) = ep.strip_prefix('[') {
-            rest.split_once("]:").map(|(h, p)| (h, p))
+            rest.split_once("]:")
         } else {
             ep.rsplit_once(':').filter(|(h, _)| !h.contains(':'))
         };
@@ -826,7 +913,9 @@ pub(crate) mod mesh_checks {
         }
         match port.parse::<u32>() {
             Ok(n) => check_port(cx, n),
-            Err(_) => cx.error(format!("defaultEndpoint `{ep}` has a port `{port}` that is not a number")),
+            Err(_) => cx.error(format!(
+                "defaultEndpoint `{ep}` has a port `{port}` that is not a number"
+            )),
         }
     }
 
@@ -850,6 +939,9 @@ pub(crate) mod mesh_checks {
             "DES-CBC3-SHA",
         ];
         // Operators such as `-` or `+` and bracketed groups are passed through to BoringSSL.
-        cs.is_empty() || cs == "ALL" || !cs.as_bytes()[0].is_ascii_alphanumeric() || VALID.contains(&cs)
+        cs.is_empty()
+            || cs == "ALL"
+            || !cs.as_bytes()[0].is_ascii_alphanumeric()
+            || VALID.contains(&cs)
     }
 }

@@ -6,8 +6,9 @@
 //! `ValidateWorkloadEntry` and `ValidateWorkloadGroup` plus the CRD's CEL rules.
 
 use super::gateway::mesh_checks::{
-    UNIX_PREFIX, check_alpha_selector, check_export_to, check_port_name, check_protocol, check_unix_address,
-    fqdn_problem, ip_or_cidr_problem, is_ip, is_partial_wildcard, parse_protocol, wildcard_domain_problem,
+    UNIX_PREFIX, check_alpha_selector, check_export_to, check_port_name, check_protocol,
+    check_unix_address, fqdn_problem, ip_or_cidr_problem, is_ip, is_partial_wildcard,
+    parse_protocol, wildcard_domain_problem,
 };
 use crate::validate::{Ctx, Validate, check_labels, check_port};
 use serde::{Deserialize, Serialize};
@@ -267,7 +268,9 @@ impl Validate for ServiceEntry {
         let resolution = self.resolution.unwrap_or_default();
         let res = resolution.as_str();
         if let Some(sel) = &self.workload_selector {
-            cx.field("workloadSelector", |cx| check_alpha_selector(cx, &sel.labels, "service entry"));
+            cx.field("workloadSelector", |cx| {
+                check_alpha_selector(cx, &sel.labels, "service entry")
+            });
         }
         if self.workload_selector.is_some() && !self.endpoints.is_empty() {
             cx.error_at(
@@ -278,7 +281,10 @@ impl Validate for ServiceEntry {
 
         // Hosts.
         if self.hosts.is_empty() {
-            cx.error_at("hosts", "`hosts` is required: a service entry needs at least one host");
+            cx.error_at(
+                "hosts",
+                "`hosts` is required: a service entry needs at least one host",
+            );
         }
         cx.each("hosts", &self.hosts, |cx, _, h| {
             if h == "*" {
@@ -300,10 +306,17 @@ impl Validate for ServiceEntry {
                 cx.error(format!("address {p}"));
             }
         });
-        if cidr && !matches!(resolution, ServiceEntryResolution::None | ServiceEntryResolution::Static) {
+        if cidr
+            && !matches!(
+                resolution,
+                ServiceEntryResolution::None | ServiceEntryResolution::Static
+            )
+        {
             cx.error_at(
                 "addresses",
-                format!("CIDR addresses are only allowed with resolution NONE or STATIC, not {res}"),
+                format!(
+                    "CIDR addresses are only allowed with resolution NONE or STATIC, not {res}"
+                ),
             );
         }
 
@@ -355,7 +368,10 @@ impl Validate for ServiceEntry {
                     );
                 }
                 if self.workload_selector.is_some() {
-                    cx.warn_at("workloadSelector", "`workloadSelector` has no effect with resolution NONE");
+                    cx.warn_at(
+                        "workloadSelector",
+                        "`workloadSelector` has no effect with resolution NONE",
+                    );
                 }
             }
             ServiceEntryResolution::Static => {
@@ -400,11 +416,19 @@ impl Validate for ServiceEntry {
                     check_endpoint_ports(cx, ep, Some(&service_ports));
                 });
                 if self.workload_selector.is_some() {
-                    cx.warn_at("workloadSelector", format!("`workloadSelector` has no effect with resolution {res}"));
+                    cx.warn_at(
+                        "workloadSelector",
+                        format!("`workloadSelector` has no effect with resolution {res}"),
+                    );
                 }
                 if !self.addresses.is_empty()
                     && self.hosts.len() > 1
-                    && self.ports.iter().any(|p| p.protocol.as_deref().and_then(parse_protocol).is_some_and(|p| p.is_tcp()))
+                    && self.ports.iter().any(|p| {
+                        p.protocol
+                            .as_deref()
+                            .and_then(parse_protocol)
+                            .is_some_and(|p| p.is_tcp())
+                    })
                 {
                     cx.warn_at(
                         "hosts",
@@ -421,13 +445,22 @@ impl Validate for ServiceEntry {
                     }
                 });
                 if self.location == Some(ServiceEntryLocation::MeshInternal) {
-                    cx.error_at("location", "resolution DYNAMIC_DNS is only supported for MESH_EXTERNAL services");
+                    cx.error_at(
+                        "location",
+                        "resolution DYNAMIC_DNS is only supported for MESH_EXTERNAL services",
+                    );
                 }
                 if !self.endpoints.is_empty() {
-                    cx.warn_at("endpoints", "`endpoints` are ignored with resolution DYNAMIC_DNS");
+                    cx.warn_at(
+                        "endpoints",
+                        "`endpoints` are ignored with resolution DYNAMIC_DNS",
+                    );
                 }
                 if self.workload_selector.is_some() {
-                    cx.warn_at("workloadSelector", "`workloadSelector` has no effect with resolution DYNAMIC_DNS");
+                    cx.warn_at(
+                        "workloadSelector",
+                        "`workloadSelector` has no effect with resolution DYNAMIC_DNS",
+                    );
                 }
             }
         }
@@ -457,7 +490,11 @@ impl Validate for ServiceEntry {
 }
 
 /// Endpoint port map: names must be declared service ports, numbers valid.
-fn check_endpoint_ports(cx: &mut Ctx, ep: &WorkloadEntry, service_ports: Option<&BTreeSet<String>>) {
+fn check_endpoint_ports(
+    cx: &mut Ctx,
+    ep: &WorkloadEntry,
+    service_ports: Option<&BTreeSet<String>>,
+) {
     cx.field("ports", |cx| {
         for (name, port) in &ep.ports {
             cx.field(name, |cx| {
@@ -469,7 +506,11 @@ fn check_endpoint_ports(cx: &mut Ctx, ep: &WorkloadEntry, service_ports: Option<
                     let declared: Vec<&str> = sp.iter().map(String::as_str).collect();
                     cx.error(format!(
                         "endpoint port `{name}` is not a port of this service entry (declared: {})",
-                        if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                        if declared.is_empty() {
+                            "none".to_string()
+                        } else {
+                            declared.join(", ")
+                        }
                     ));
                 }
             });
@@ -479,7 +520,12 @@ fn check_endpoint_ports(cx: &mut Ctx, ep: &WorkloadEntry, service_ports: Option<
 
 /// Istio's `validateWorkloadEntry`: for a standalone WorkloadEntry (`service_ports` None,
 /// DNS names allowed) or a STATIC service entry endpoint (ports must be declared, IPs only).
-fn check_workload_entry(cx: &mut Ctx, we: &WorkloadEntry, service_ports: Option<&BTreeSet<String>>, allow_fqdn: bool) {
+fn check_workload_entry(
+    cx: &mut Ctx,
+    we: &WorkloadEntry,
+    service_ports: Option<&BTreeSet<String>>,
+    allow_fqdn: bool,
+) {
     let addr = we.address.as_deref().unwrap_or("");
     if addr.is_empty() {
         match we.network.as_deref().filter(|n| !n.is_empty()) {
@@ -498,7 +544,10 @@ fn check_workload_entry(cx: &mut Ctx, we: &WorkloadEntry, service_ports: Option<
         unix = true;
         cx.field("address", |cx| check_unix_address(cx, path));
         if !we.ports.is_empty() {
-            cx.error_at("ports", format!("unix socket endpoint `{addr}` cannot have `ports`"));
+            cx.error_at(
+                "ports",
+                format!("unix socket endpoint `{addr}` cannot have `ports`"),
+            );
         }
     } else if !addr.is_empty() && !is_ip(addr) {
         if !allow_fqdn {
@@ -507,7 +556,10 @@ fn check_workload_entry(cx: &mut Ctx, we: &WorkloadEntry, service_ports: Option<
                 format!("endpoint address `{addr}` is not an IP address: resolution STATIC needs IP addresses (use DNS for host names)"),
             );
         } else if fqdn_problem(addr).is_some() {
-            cx.error_at("address", format!("address `{addr}` is not a valid DNS name or IP address"));
+            cx.error_at(
+                "address",
+                format!("address `{addr}` is not a valid DNS name or IP address"),
+            );
         }
     }
     if addr.len() > 256 {
@@ -515,7 +567,8 @@ fn check_workload_entry(cx: &mut Ctx, we: &WorkloadEntry, service_ports: Option<
     }
     check_endpoint_ports(cx, we, service_ports);
     cx.field("labels", |cx| check_labels(cx, &we.labels));
-    if unix && let Some(sp) = service_ports
+    if unix
+        && let Some(sp) = service_ports
         && sp.len() != 1
     {
         cx.error_at(
@@ -527,7 +580,10 @@ fn check_workload_entry(cx: &mut Ctx, we: &WorkloadEntry, service_ports: Option<
         );
     }
     if we.service_account.as_deref().is_some_and(|s| s.len() > 253) {
-        cx.error_at("serviceAccount", "service account name is longer than 253 characters");
+        cx.error_at(
+            "serviceAccount",
+            "service account name is longer than 253 characters",
+        );
     }
 }
 
@@ -540,10 +596,17 @@ impl Validate for WorkloadEntry {
 impl Validate for WorkloadGroup {
     fn validate(&self, cx: &mut Ctx) {
         match &self.template {
-            None => cx.error_at("template", "`template` is required: it describes the WorkloadEntries of the group"),
+            None => cx.error_at(
+                "template",
+                "`template` is required: it describes the WorkloadEntries of the group",
+            ),
             Some(t) => cx.field("template", |cx| {
                 // Not a full WorkloadEntry check: the address is filled in when a VM registers.
-                if let Some(path) = t.address.as_deref().and_then(|a| a.strip_prefix(UNIX_PREFIX)) {
+                if let Some(path) = t
+                    .address
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix(UNIX_PREFIX))
+                {
                     cx.field("address", |cx| check_unix_address(cx, path));
                     if !t.ports.is_empty() {
                         cx.error_at("ports", "a unix socket address cannot have `ports`");
@@ -554,7 +617,9 @@ impl Validate for WorkloadGroup {
             }),
         }
         if let Some(m) = &self.metadata {
-            cx.field("metadata", |cx| cx.field("labels", |cx| check_labels(cx, &m.labels)));
+            cx.field("metadata", |cx| {
+                cx.field("labels", |cx| check_labels(cx, &m.labels))
+            });
         }
         cx.opt("probe", &self.probe);
     }
@@ -570,7 +635,10 @@ impl Validate for ReadinessProbe {
             ("failureThreshold", self.failure_threshold),
         ] {
             if let Some(v) = v.filter(|v| *v < 0) {
-                cx.error_at(name, format!("{name} {v} is negative: it must be 0 or more"));
+                cx.error_at(
+                    name,
+                    format!("{name} {v} is negative: it must be 0 or more"),
+                );
             }
         }
         cx.exactly_one(&[
@@ -589,16 +657,24 @@ impl Validate for ReadinessProbe {
                     && s != "HTTP"
                     && s != "HTTPS"
                 {
-                    cx.error_at("scheme", format!("scheme `{s}` is invalid: use HTTP or HTTPS"));
+                    cx.error_at(
+                        "scheme",
+                        format!("scheme `{s}` is invalid: use HTTP or HTTPS"),
+                    );
                 }
                 cx.each("httpHeaders", &h.http_headers, |cx, _, hd| {
                     let name = hd.name.as_deref().unwrap_or("");
                     if name.is_empty() {
                         cx.error_at("name", "header `name` is required");
-                    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    } else if !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    {
                         cx.error_at(
                             "name",
-                            format!("header name `{name}` is invalid: use letters, digits, '-' and '_'"),
+                            format!(
+                                "header name `{name}` is invalid: use letters, digits, '-' and '_'"
+                            ),
                         );
                     }
                 });

@@ -6,8 +6,9 @@
 
 use super::gateway::ServerTlsSettings;
 use super::gateway::mesh_checks::{
-    UNIX_PREFIX, check_alpha_selector, check_default_endpoint, check_ns_slash_host, check_port_name,
-    check_protocol, check_unix_address, fqdn_problem, ip_problem, parse_protocol, wildcard_domain_problem,
+    UNIX_PREFIX, check_alpha_selector, check_default_endpoint, check_ns_slash_host,
+    check_port_name, check_protocol, check_unix_address, fqdn_problem, ip_problem, parse_protocol,
+    wildcard_domain_problem,
 };
 use super::service_entry::WorkloadLabelSelector;
 use crate::common::Duration;
@@ -249,7 +250,9 @@ pub enum SidecarH2UpgradePolicy {
 impl Validate for Sidecar {
     fn validate(&self, cx: &mut Ctx) {
         if let Some(sel) = &self.workload_selector {
-            cx.field("workloadSelector", |cx| check_alpha_selector(cx, &sel.labels, "Sidecar"));
+            cx.field("workloadSelector", |cx| {
+                check_alpha_selector(cx, &sel.labels, "Sidecar")
+            });
         }
         if self.egress.is_empty()
             && self.ingress.is_empty()
@@ -407,9 +410,14 @@ fn check_sidecar_port_basics(cx: &mut Ctx, port: &SidecarPort) {
     if let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) {
         cx.field("name", |cx| check_port_name(cx, name));
     }
-    cx.field("protocol", |cx| check_protocol(cx, port.protocol.as_deref()));
+    cx.field("protocol", |cx| {
+        check_protocol(cx, port.protocol.as_deref())
+    });
     if port.target_port.is_some_and(|t| t > 0) {
-        cx.error_at("targetPort", "`targetPort` has no effect on Sidecars: remove it");
+        cx.error_at(
+            "targetPort",
+            "`targetPort` has no effect on Sidecars: remove it",
+        );
     }
 }
 
@@ -423,7 +431,9 @@ fn check_bind_ip(cx: &mut Ctx, bind: Option<&str>) {
 
 impl Validate for SidecarOutboundTrafficPolicy {
     fn validate(&self, cx: &mut Ctx) {
-        let Some(proxy) = &self.egress_proxy else { return };
+        let Some(proxy) = &self.egress_proxy else {
+            return;
+        };
         if self.mode.unwrap_or_default() != SidecarOutboundMode::AllowAny {
             cx.error_at(
                 "egressProxy",
@@ -463,7 +473,10 @@ impl Validate for SidecarConnectionPool {
         }
         let non_negative = |cx: &mut Ctx, name: &str, v: Option<i32>| {
             if let Some(v) = v.filter(|v| *v < 0) {
-                cx.error_at(name, format!("{name} {v} is negative: it must be 0 or more"));
+                cx.error_at(
+                    name,
+                    format!("{name} {v} is negative: it must be 0 or more"),
+                );
             }
         };
         let duration = |cx: &mut Ctx, name: &str, d: &Option<Duration>| {
@@ -475,11 +488,17 @@ impl Validate for SidecarConnectionPool {
             cx.field("http", |cx| {
                 non_negative(cx, "http1MaxPendingRequests", h.http1_max_pending_requests);
                 non_negative(cx, "http2MaxRequests", h.http2_max_requests);
-                non_negative(cx, "maxRequestsPerConnection", h.max_requests_per_connection);
+                non_negative(
+                    cx,
+                    "maxRequestsPerConnection",
+                    h.max_requests_per_connection,
+                );
                 non_negative(cx, "maxRetries", h.max_retries);
                 non_negative(cx, "maxConcurrentStreams", h.max_concurrent_streams);
                 duration(cx, "idleTimeout", &h.idle_timeout);
-                if h.h2_upgrade_policy == Some(SidecarH2UpgradePolicy::Upgrade) && h.use_client_protocol == Some(true) {
+                if h.h2_upgrade_policy == Some(SidecarH2UpgradePolicy::Upgrade)
+                    && h.use_client_protocol == Some(true)
+                {
                     cx.error_at(
                         "useClientProtocol",
                         "`useClientProtocol` cannot be true when h2UpgradePolicy is UPGRADE",
