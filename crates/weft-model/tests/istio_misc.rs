@@ -3044,6 +3044,19 @@ spec:
 "#,
     ),
     (
+        "no-keys-and-non-url-issuer",
+        W,
+        "spec.jwtRules[0].issuer",
+        "no `jwksUri` or `jwks`",
+        r#"apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: ra}
+spec:
+  jwtRules:
+  - issuer: testing@secure.istio.io #!
+"#,
+    ),
+    (
         "typo",
         E,
         "spec.jwtRules[0].jwksUrl",

@@ -971,6 +971,20 @@ impl Validate for JwtRule {
         {
             cx.error_at("jwks", p);
         }
+        // Without keys, istiod discovers them at `<issuer>/.well-known/openid-configuration`.
+        if uri.is_none()
+            && jwks.is_none()
+            && let Some(iss) = self.issuer.as_deref().filter(|i| !i.is_empty())
+            && !iss.starts_with("https://")
+            && !iss.starts_with("http://")
+        {
+            cx.warn_at(
+                "issuer",
+                format!(
+                    "no `jwksUri` or `jwks`: the keys are looked up at `{iss}/.well-known/openid-configuration`, which only works when the issuer is an https URL; set `jwksUri`"
+                ),
+            );
+        }
         cx.each("fromHeaders", &self.from_headers, |cx, _, h| {
             if h.name.as_deref().unwrap_or("").is_empty() {
                 cx.error_at(
