@@ -759,8 +759,11 @@ impl Validate for AuthorizationPolicy {
                     cx.error_at("key", format!("key `{key}` is not supported with action CUSTOM"));
                 }
             });
-            let from_only_http = !rule.from.is_empty() && rule.from.iter().any(|f| f.source.is_some()) && rule.to.is_empty() && !tcp_from;
-            let to_only_http = rule.to.iter().any(|t| t.operation.is_some()) && !tcp_to;
+            // Istio's check: HTTP-only sources without operations, or HTTP-only operations.
+            let from_exists = rule.from.iter().any(|f| f.source.is_some());
+            let to_exists = rule.to.iter().any(|t| t.operation.is_some());
+            let from_only_http = from_exists && !to_exists && !tcp_from;
+            let to_only_http = to_exists && !tcp_to;
             if action == AuthorizationAction::Deny && (from_only_http || to_only_http) {
                 cx.warn(
                     "this DENY rule uses only HTTP attributes, so it denies all traffic to TCP ports in its scope; set `ports` to limit it",
