@@ -233,13 +233,209 @@ fn has_references(resources: &[Resource]) -> bool {
     })
 }
 
-fn istio_registry_entries(_r: &Resource, _reg: &mut Registry) {}
+/// Services and workloads that Istio's own resources describe.
+fn istio_registry_entries(r: &Resource, reg: &mut Registry) {
+    let ns = r.namespace().to_string();
+    match &r.spec {
+        Spec::ServiceEntry(se) => {
+            let selector = se
+                .workload_selector
+                .as_ref()
+                .map(|s| s.labels.clone())
+                .unwrap_or_default();
+            reg.services.push(KnownService {
+                hosts: se.hosts.iter().map(|h| resolve_host(h, &ns)).collect(),
+                ports: se.ports.iter().filter_map(|p| p.number).collect(),
+                namespace: ns.clone(),
+                selector,
+            });
+            for e in &se.endpoints {
+                reg.workloads.push(KnownWorkload {
+                    namespace: ns.clone(),
+                    labels: e.labels.clone(),
+                    source: r.display_name(),
+                });
+            }
+        }
+        Spec::WorkloadEntry(we) => reg.workloads.push(KnownWorkload {
+            namespace: ns,
+            labels: we.labels.clone(),
+            source: r.display_name(),
+        }),
+        _ => {}
+    }
+}
 
-fn istio_checks(_resources: &[Resource], _reg: &Registry, _f: &mut Findings) {}
+/// Istio's root namespace: policies there apply to the whole mesh.
+pub const ROOT_NAMESPACE: &str = "istio-system";
 
-/// The hosts a Gateway exposes (namespace prefixes dropped), or None when unknown.
-fn gateway_hosts(_gw: &Resource) -> Option<Vec<String>> {
-    None
+/// The ingress gateway weft itself runs (`weft demo`, and the Kubernetes install), which
+/// no user file describes: gateways selecting it are not dangling.
+pub fn builtin_ingress_gateway() -> KnownWorkload {
+    KnownWorkload {
+        namespace: ROOT_NAMESPACE.to_string(),
+        labels: [("istio", "ingressgateway"), ("app", "istio-ingressgateway")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        source: "weft ingress gateway".to_string(),
+    }
+}
+
+fn sel(s: &Option<crate::common::WorkloadSelector>) -> Option<&BTreeMap<String, String>> {
+    s.as_ref().map(|s| &s.match_labels)
+}
+
+/// The label selector of a workload-scoped resource and the field that holds it.
+fn policy_selector(spec: &Spec) -> Option<(&BTreeMap<String, String>, &'static str)> {
+    match spec {
+        Spec::PeerAuthentication(p) => sel(&p.selector).map(|s| (s, "spec.selector")),
+        Spec::AuthorizationPolicy(p) => sel(&p.selector).map(|s| (s, "spec.selector")),
+        Spec::RequestAuthentication(p) => sel(&p.selector).map(|s| (s, "spec.selector")),
+        Spec::Telemetry(p) => sel(&p.selector).map(|s| (s, "spec.selector")),
+        Spec::Sidecar(p) => p
+            .workload_selector
+            .as_ref()
+            .map(|s| (&s.labels, "spec.workloadSelector")),
+        _ => None,
+    }
+}
+
+fn istio_checks(resources: &[Resource], reg: &Registry, f: &mut Findings) {
+    let workloads_known = !reg.workloads.is_empty();
+    let mut skipped_selectors = false;
+    let mut gateway_workloads = reg.workloads.clone();
+    gateway_workloads.push(builtin_ingress_gateway());
+    for r in resources {
+        let ns = r.namespace();
+        // Gateways select the workloads that serve them, in any namespace.
+        if let Spec::Gateway(gw) = &r.spec
+            && !gw.selector.is_empty()
+        {
+            if !workloads_known {
+                skipped_selectors = true;
+            } else if !gateway_workloads
+                .iter()
+                .any(|w| selector_matches(&gw.selector, &w.labels))
+            {
+                f.push(
+                    r,
+                    Severity::Error,
+                    codes::REFERENCED_RESOURCE_NOT_FOUND,
+                    "spec.selector",
+                    format!(
+                        "Referenced selector not found: \"{}\"",
+                        selector_string(&gw.selector)
+                    ),
+                );
+            }
+        }
+        // Policies select workloads of their own namespace (all of them in the root namespace).
+        if let Some((selector, path)) = policy_selector(&r.spec)
+            && !selector.is_empty()
+        {
+            if !workloads_known {
+                skipped_selectors = true;
+                continue;
+            }
+            let scope = (ns != ROOT_NAMESPACE).then_some(ns);
+            if reg.selected(scope, selector).next().is_none() {
+                f.push(
+                    r,
+                    Severity::Warning,
+                    codes::NO_MATCHING_WORKLOADS_FOUND,
+                    path,
+                    format!(
+                        "No matching workloads for this resource with the following labels: {}",
+                        selector_string(selector)
+                    ),
+                );
+            }
+        }
+    }
+    sidecar_checks(resources, reg, f);
+    if skipped_selectors {
+        f.out.push(Diagnostic::info(
+            "no Pod, Deployment or WorkloadEntry in the given files: workload selectors were not checked",
+        ));
+    }
+}
+
+/// IST0111 (several Sidecars without selector in one namespace) and IST0110 (two Sidecars
+/// selecting the same workload).
+fn sidecar_checks(resources: &[Resource], reg: &Registry, f: &mut Findings) {
+    let sidecars: Vec<(&Resource, &crate::istio::networking::Sidecar)> = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::Sidecar(s) => Some((r, s)),
+            _ => None,
+        })
+        .collect();
+    let mut by_ns: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
+    for (r, s) in &sidecars {
+        if s.workload_selector
+            .as_ref()
+            .is_none_or(|w| w.labels.is_empty())
+        {
+            by_ns.entry(r.namespace()).or_default().push(r);
+        }
+    }
+    for (ns, rs) in by_ns {
+        if rs.len() < 2 {
+            continue;
+        }
+        let names: Vec<&str> = rs.iter().map(|r| r.name()).collect();
+        for r in rs {
+            f.push(r, Severity::Error, codes::MULTIPLE_SIDECARS_WITHOUT_SELECTORS, "spec", format!(
+                "The Sidecars [{}] in namespace {ns} have no workload selector; only one such Sidecar per namespace is allowed.",
+                names.join(", ")
+            ));
+        }
+    }
+    for w in &reg.workloads {
+        let selecting: Vec<&Resource> = sidecars
+            .iter()
+            .filter(|(r, s)| {
+                r.namespace() == w.namespace
+                    && s.workload_selector.as_ref().is_some_and(|sel| {
+                        !sel.labels.is_empty() && selector_matches(&sel.labels, &w.labels)
+                    })
+            })
+            .map(|(r, _)| *r)
+            .collect();
+        if selecting.len() > 1 {
+            let names: Vec<&str> = selecting.iter().map(|r| r.name()).collect();
+            for r in selecting {
+                f.push(
+                    r,
+                    Severity::Error,
+                    codes::CONFLICTING_SIDECAR_WORKLOAD_SELECTORS,
+                    "spec.workloadSelector",
+                    format!(
+                        "The Sidecars [{}] in namespace {} select the same workload ({}).",
+                        names.join(", "),
+                        w.namespace,
+                        w.source
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The hosts a Gateway exposes (namespace prefixes dropped), or None when it is not an
+/// Istio Gateway.
+fn gateway_hosts(gw: &Resource) -> Option<Vec<String>> {
+    let Spec::Gateway(g) = &gw.spec else {
+        return None;
+    };
+    Some(
+        g.servers
+            .iter()
+            .flat_map(|s| s.hosts.iter())
+            .map(|h| h.split_once('/').map_or(h.as_str(), |(_, h)| h).to_string())
+            .collect(),
+    )
 }
 
 /// A destination some route sends traffic to, with the path of its `destination` field.

@@ -12,8 +12,15 @@ struct Case {
 
 const SVC_REVIEWS: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec:\n  selector: {app: reviews}\n  ports: [{port: 9080, name: http}]\n";
 
+/// A workload of the reviews service, so selector checks run.
+const POD_REVIEWS_V1: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: reviews-v1, labels: {app: reviews, version: v1}}\nspec:\n  containers: [{name: c, image: i}]\n";
+
 fn with_services(yaml: &str) -> String {
-    format!("{SVC_REVIEWS}---\n{yaml}")
+    if yaml.contains("kind: Pod") {
+        format!("{SVC_REVIEWS}---\n{yaml}")
+    } else {
+        format!("{SVC_REVIEWS}---\n{yaml}---\n{POD_REVIEWS_V1}")
+    }
 }
 
 const CASES: &[Case] = &[
@@ -122,11 +129,92 @@ const REGISTRY_CASES: &[Case] = &[
             "The Subset v2 defined in the DestinationRule does not select any pods",
         )],
     },
+    Case {
+        name: "gateway whose selector matches no gateway workload",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  selector: {istio: egressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n",
+        expect: &[(
+            "IST0101",
+            Severity::Error,
+            12,
+            "spec.selector",
+            "Referenced selector not found: \"istio=egressgateway\"",
+        )],
+    },
+    Case {
+        name: "gateway served by weft's own ingress gateway",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n",
+        expect: &[],
+    },
+    Case {
+        name: "authorization policy whose selector matches nothing",
+        yaml: "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: deny-all}\nspec:\n  selector:\n    matchLabels: {app: ratingz}\n",
+        expect: &[(
+            "IST0127",
+            Severity::Warning,
+            12,
+            "spec.selector",
+            "No matching workloads for this resource with the following labels: app=ratingz",
+        )],
+    },
+    Case {
+        name: "policy in the root namespace selects workloads anywhere",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: strict, namespace: istio-system}\nspec:\n  selector:\n    matchLabels: {app: reviews}\n  mtls: {mode: STRICT}\n",
+        expect: &[],
+    },
+    Case {
+        name: "two sidecars without selectors in one namespace",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec:\n  egress: [{hosts: ['./*']}]\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec:\n  egress: [{hosts: ['./*']}]\n",
+        expect: &[
+            ("IST0111", Severity::Error, 11, "spec", "[a, b]"),
+            ("IST0111", Severity::Error, 17, "spec", "[a, b]"),
+        ],
+    },
+    Case {
+        name: "two sidecars selecting the same workload",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: a}\nspec:\n  workloadSelector: {labels: {app: reviews}}\n  egress: [{hosts: ['./*']}]\n---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: b}\nspec:\n  workloadSelector: {labels: {version: v1}}\n  egress: [{hosts: ['./*']}]\n",
+        expect: &[
+            (
+                "IST0110",
+                Severity::Error,
+                12,
+                "spec.workloadSelector",
+                "select the same workload",
+            ),
+            (
+                "IST0110",
+                Severity::Error,
+                19,
+                "spec.workloadSelector",
+                "select the same workload",
+            ),
+        ],
+    },
+    Case {
+        name: "virtual service host not exposed by its gateway",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*.example.com']\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec:\n  hosts: [shop.example.org]\n  gateways: [gw]\n  http:\n  - route:\n    - destination: {host: reviews}\n",
+        expect: &[(
+            "IST0132",
+            Severity::Warning,
+            22,
+            "spec.gateways[0]",
+            "one or more host [shop.example.org] defined in VirtualService default/vs not found in Gateway default/gw",
+        )],
+    },
+    Case {
+        name: "service entries and workload entries are part of the registry",
+        yaml: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext}\nspec:\n  hosts: [api.example.com]\n  ports: [{number: 443, name: https, protocol: TLS}]\n  resolution: DNS\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ext}\nspec:\n  hosts: [api.example.com]\n  tls:\n  - match: [{sniHosts: [api.example.com]}]\n    route:\n    - destination: {host: api.example.com}\n",
+        expect: &[],
+    },
 ];
 
 fn run(c: &Case, yaml: &str) {
     let out = load_str("a.yaml", yaml);
-    assert!(!out.has_errors(), "{}: invalid input {:#?}", c.name, out.diagnostics);
+    assert!(
+        !out.has_errors(),
+        "{}: invalid input {:#?}",
+        c.name,
+        out.diagnostics
+    );
     let found: Vec<_> = analyze(&out.resources)
         .into_iter()
         .filter(|d| d.severity > Severity::Info)
@@ -164,7 +252,11 @@ fn no_registry_means_hosts_are_not_checked_and_a_note_says_so() {
     let found = analyze(&out.resources);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0].severity, Severity::Info);
-    assert!(found[0].message.contains("destination hosts were not checked"));
+    assert!(
+        found[0]
+            .message
+            .contains("destination hosts were not checked")
+    );
 }
 
 #[test]

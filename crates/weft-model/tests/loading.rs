@@ -38,37 +38,37 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "misspelt metadata field",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: a\n  namepsace: b\nspec: {}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: a\n  namepsace: b\nspec: {}\n",
         error: Some(("metadata.namepsace", 5, "did you mean `namespace`?")),
     },
     Case {
         name: "misspelt top-level field",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetdata:\n  name: a\nspec: {}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetdata:\n  name: a\nspec: {}\n",
         error: Some(("metdata", 3, "did you mean `metadata`?")),
     },
     Case {
         name: "missing name",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {namespace: x}\nspec: {}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {namespace: x}\nspec: {}\n",
         error: Some(("metadata.name", 3, "`metadata.name` is required")),
     },
     Case {
         name: "invalid name",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: My_Gateway\nspec: {}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: My_Gateway\nspec: {}\n",
         error: Some(("metadata.name", 4, "name `My_Gateway` is invalid")),
     },
     Case {
         name: "invalid label",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:\n  name: g\n  labels:\n    app: \"-x\"\nspec: {}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: g\n  labels:\n    app: \"-x\"\nspec: {}\n",
         error: Some(("metadata.labels.app", 6, "label value `-x` is invalid")),
     },
     Case {
         name: "missing spec",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: g}\n",
         error: Some(("spec", 1, "`spec` is required")),
     },
     Case {
         name: "duplicate key",
-        yaml: "apiVersion: networking.istio.io/v1\nkind: Gateway\nkind: Gateway\nmetadata: {name: g}\nspec: {}\n",
+        yaml: "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nkind: PeerAuthentication\nmetadata: {name: g}\nspec: {}\n",
         error: Some(("kind", 3, "duplicate key `kind`")),
     },
     Case {
@@ -114,7 +114,7 @@ fn loader_table() {
 
 #[test]
 fn lists_are_expanded_with_positions() {
-    let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.istio.io/v1\n  kind: Gateway\n  metadata: {name: a}\n  spec: {}\n- apiVersion: networking.istio.io/v1\n  kind: Gateway\n  metadata:\n    name: b\n    labelz: {}\n  spec: {}\n";
+    let yaml = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: security.istio.io/v1\n  kind: PeerAuthentication\n  metadata: {name: a}\n  spec: {}\n- apiVersion: security.istio.io/v1\n  kind: PeerAuthentication\n  metadata:\n    name: b\n    labelz: {}\n  spec: {}\n";
     let out = load_str("list.yaml", yaml);
     assert_eq!(out.resources.len(), 1);
     assert_eq!(out.resources[0].name(), "a");
@@ -129,7 +129,7 @@ fn lists_are_expanded_with_positions() {
 
 #[test]
 fn yaml_syntax_errors_keep_earlier_documents() {
-    let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a}\nspec: {}\n---\nkey: [unclosed\n";
+    let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec: {}\n---\nkey: [unclosed\n";
     let out = load_str("s.yaml", yaml);
     assert_eq!(out.resources.len(), 1);
     let e = out
@@ -145,10 +145,16 @@ fn yaml_syntax_errors_keep_earlier_documents() {
 fn namespaces_default_and_display() {
     let out = load_str(
         "n.yaml",
-        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: a}\nspec: {}\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: b, namespace: istio-system}\nspec: {}\n",
+        "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec: {}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: b, namespace: istio-system}\nspec: {}\n",
     );
-    assert_eq!(out.resources[0].display_name(), "Gateway default/a");
-    assert_eq!(out.resources[1].display_name(), "Gateway istio-system/b");
+    assert_eq!(
+        out.resources[0].display_name(),
+        "PeerAuthentication default/a"
+    );
+    assert_eq!(
+        out.resources[1].display_name(),
+        "PeerAuthentication istio-system/b"
+    );
     assert!(
         out.diagnostics
             .iter()
