@@ -39,11 +39,16 @@ impl Duration {
                 .find(|c: char| !(c.is_ascii_digit() || c == '.'))
                 .unwrap_or(rest.len());
             if num_len == 0 {
-                return Err(format!("duration `{s}` must be a number followed by a unit, such as 1.5s, 300ms or 24h"));
+                return Err(format!(
+                    "duration `{s}` must be a number followed by a unit, such as 1.5s, 300ms or 24h"
+                ));
             }
-            let num: f64 = rest[..num_len]
-                .parse()
-                .map_err(|_| format!("duration `{s}` has an invalid number `{}`", &rest[..num_len]))?;
+            let num: f64 = rest[..num_len].parse().map_err(|_| {
+                format!(
+                    "duration `{s}` has an invalid number `{}`",
+                    &rest[..num_len]
+                )
+            })?;
             rest = &rest[num_len..];
             let unit_len = rest
                 .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -73,7 +78,9 @@ impl Duration {
         if !total.is_finite() || total > 3.15e20 {
             return Err(format!("duration `{s}` is too large"));
         }
-        Ok(Duration(std::time::Duration::from_nanos(total.round() as u64)))
+        Ok(Duration(std::time::Duration::from_nanos(
+            total.round() as u64
+        )))
     }
 }
 
@@ -81,13 +88,13 @@ impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = self.0;
         let ms = d.as_millis();
-        if d.subsec_nanos() % 1_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ns", d.as_nanos())
-        } else if ms % 1000 != 0 {
+        } else if !ms.is_multiple_of(1000) {
             write!(f, "{ms}ms")
-        } else if ms % 3_600_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(3_600_000) && ms > 0 {
             write!(f, "{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 && ms > 0 {
+        } else if ms.is_multiple_of(60_000) && ms > 0 {
             write!(f, "{}m", ms / 60_000)
         } else {
             write!(f, "{}s", ms / 1000)
@@ -180,7 +187,9 @@ pub struct WorkloadSelector {
 
 impl crate::validate::Validate for WorkloadSelector {
     fn validate(&self, cx: &mut crate::validate::Ctx) {
-        cx.field("matchLabels", |cx| crate::validate::check_labels(cx, &self.match_labels));
+        cx.field("matchLabels", |cx| {
+            crate::validate::check_labels(cx, &self.match_labels)
+        });
     }
 }
 
@@ -204,8 +213,16 @@ mod tests {
         assert_eq!(ms("24h"), Ok(86_400_000));
         assert_eq!(ms("1h30m"), Ok(5_400_000));
         assert_eq!(ms("0"), Ok(0));
-        assert!(Duration::parse("10").unwrap_err().contains("missing a unit"));
-        assert!(Duration::parse("10x").unwrap_err().contains("unknown unit `x`"));
+        assert!(
+            Duration::parse("10")
+                .unwrap_err()
+                .contains("missing a unit")
+        );
+        assert!(
+            Duration::parse("10x")
+                .unwrap_err()
+                .contains("unknown unit `x`")
+        );
         assert!(Duration::parse("-1s").unwrap_err().contains("negative"));
         assert_eq!(Duration::parse("90s").unwrap().to_string(), "90s");
         assert_eq!(Duration::parse("2m").unwrap().to_string(), "2m");

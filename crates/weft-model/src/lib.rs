@@ -51,7 +51,9 @@ pub fn load_str(file: &str, text: &str) -> LoadOutcome {
     let mut out = LoadOutcome::default();
     for doc in expand_lists(docs) {
         out.documents += 1;
-        if let Decoded::Resource(r) = resource::decode(&doc, &mut diagnostics) {
+        if let Decoded::Resource(r) = resource::decode(&doc, &mut diagnostics)
+            && !doc.has_errors
+        {
             out.resources.push(*r);
         }
     }
@@ -63,7 +65,11 @@ pub fn load_str(file: &str, text: &str) -> LoadOutcome {
 fn expand_lists(docs: Vec<source::Document>) -> Vec<source::Document> {
     let mut out = Vec::with_capacity(docs.len());
     for doc in docs {
-        let is_list = doc.value.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k == "List" || k.ends_with("List"))
+        let is_list = doc
+            .value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .is_some_and(|k| k == "List" || k.ends_with("List"))
             && doc.value.get("items").is_some_and(|i| i.is_array());
         if !is_list {
             out.push(doc);
@@ -78,6 +84,7 @@ fn expand_lists(docs: Vec<source::Document>) -> Vec<source::Document> {
                 pos: doc.pos_of(&prefix),
                 value: item,
                 positions: std::sync::Arc::new(doc.positions.rebase(&prefix)),
+                has_errors: doc.has_errors,
             });
         }
     }
@@ -102,7 +109,10 @@ pub fn collect_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
         }
         if p.is_dir() {
             out.extend(collect_files(&p)?);
-        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            p.extension().and_then(|x| x.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(p);
         }
     }
@@ -116,7 +126,10 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadOutcome {
         let files = match collect_files(p) {
             Ok(f) => f,
             Err(e) => {
-                out.diagnostics.push(Diagnostic::error(format!("cannot read {}: {e}", p.display())).with_file(p.display().to_string()));
+                out.diagnostics.push(
+                    Diagnostic::error(format!("cannot read {}: {e}", p.display()))
+                        .with_file(p.display().to_string()),
+                );
                 continue;
             }
         };
@@ -124,7 +137,9 @@ pub fn load_paths(paths: &[PathBuf]) -> LoadOutcome {
             let name = f.display().to_string();
             match std::fs::read_to_string(&f) {
                 Ok(text) => out.extend(load_str(&name, &text)),
-                Err(e) => out.diagnostics.push(Diagnostic::error(format!("cannot read file: {e}")).with_file(name)),
+                Err(e) => out
+                    .diagnostics
+                    .push(Diagnostic::error(format!("cannot read file: {e}")).with_file(name)),
             }
         }
     }

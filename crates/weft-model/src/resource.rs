@@ -79,7 +79,10 @@ impl KindInfo {
 
     /// Finds a kind by API group and kind name.
     pub fn find(group: &str, kind: &str) -> Option<&'static KindInfo> {
-        kinds::ALL.iter().copied().find(|k| k.group == group && k.kind == kind)
+        kinds::ALL
+            .iter()
+            .copied()
+            .find(|k| k.group == group && k.kind == kind)
     }
 
     /// Finds a kind by the names a user types: `vs`, `virtualservice`, `VirtualService`,
@@ -113,7 +116,9 @@ impl KindInfo {
             .iter()
             .copied()
             .filter(|k| {
-                (k.kind.to_ascii_lowercase() == base || k.plural == base || short(k).contains(&base.as_str()))
+                (k.kind.to_ascii_lowercase() == base
+                    || k.plural == base
+                    || short(k).contains(&base.as_str()))
                     && group.as_deref().is_none_or(|g| g == k.group)
             })
             .collect()
@@ -189,7 +194,11 @@ impl Resource {
         if !self.kind.namespaced {
             return "";
         }
-        self.meta.namespace.as_deref().filter(|s| !s.is_empty()).unwrap_or("default")
+        self.meta
+            .namespace
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
     }
 
     /// `VirtualService default/reviews` (cluster-scoped: `GatewayClass istio`).
@@ -206,7 +215,12 @@ impl Resource {
     }
 
     /// A finding about a field of this resource, placed in its file.
-    pub fn diagnostic(&self, severity: Severity, path: &str, message: impl Into<String>) -> Diagnostic {
+    pub fn diagnostic(
+        &self,
+        severity: Severity,
+        path: &str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(severity, message)
             .with_file(self.origin.file.to_string())
             .with_pos(Some(self.pos_of(path)))
@@ -248,13 +262,102 @@ pub enum Decoded {
     Rejected,
 }
 
+/// Real kinds of the groups weft reads that weft does not use: skipped, not errors.
+const OTHER_KNOWN_KINDS: &[(&str, &str)] = &[
+    ("networking.istio.io", "EnvoyFilter"),
+    ("networking.istio.io", "ProxyConfig"),
+    ("gateway.networking.k8s.io", "BackendTLSPolicy"),
+    ("gateway.networking.k8s.io", "UDPRoute"),
+    ("gateway.networking.k8s.io", "BackendLBPolicy"),
+    ("gateway.networking.k8s.io", "ListenerSet"),
+    ("gateway.networking.k8s.io", "XListenerSet"),
+];
+
+/// Core and apps kinds weft does not read but that are real (so not typos of ours).
+const OTHER_CORE_KINDS: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "PersistentVolumeClaim",
+    "PersistentVolume",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicationController",
+    "LimitRange",
+    "ResourceQuota",
+    "Event",
+    "Node",
+    "ControllerRevision",
+    "PodTemplate",
+    "Binding",
+];
+
+fn kinds_of(g: &str) -> impl Iterator<Item = &'static str> + Clone + '_ {
+    kinds::ALL
+        .iter()
+        .filter(move |k| k.group == g)
+        .map(|k| k.kind)
+}
+
+/// A kind that is not ours may still be a typo of one of ours: a misspelt kind in one of
+/// our groups, or a misspelt group. Returns the field at fault and the message.
+fn unknown_kind_problem(group: &str, kind: &str) -> Option<(&'static str, String)> {
+    let crd_group =
+        !group.is_empty() && !matches!(group, "apps" | "discovery.k8s.io" | "extensions");
+    if crd_group && kinds_of(group).next().is_some() {
+        if OTHER_KNOWN_KINDS.contains(&(group, kind)) {
+            return None;
+        }
+        let mut msg = format!("unknown kind `{kind}` in API group {group}");
+        match suggest(kind, kinds_of(group)) {
+            Some(s) => msg.push_str(&format!(": did you mean `{s}`?")),
+            None => msg.push_str(&format!(
+                " (weft reads: {})",
+                kinds_of(group).collect::<Vec<_>>().join(", ")
+            )),
+        }
+        return Some(("kind", msg));
+    }
+    if crd_group {
+        let mut groups: Vec<&str> = kinds::ALL
+            .iter()
+            .map(|k| k.group)
+            .filter(|g| g.contains('.'))
+            .collect();
+        groups.dedup();
+        if let Some(s) = suggest(group, groups) {
+            return Some((
+                "apiVersion",
+                format!("unknown API group `{group}`: did you mean `{s}`?"),
+            ));
+        }
+        return None;
+    }
+    if OTHER_CORE_KINDS.contains(&kind) {
+        return None;
+    }
+    let core_group = if group == "extensions" { "apps" } else { group };
+    suggest(kind, kinds_of(core_group))
+        .filter(|s| *s != kind)
+        .map(|s| {
+            (
+                "kind",
+                format!("unknown kind `{kind}`: did you mean `{s}`?"),
+            )
+        })
+}
+
 /// Turns a serde error at `path` into a clear message and the path of the offending field.
 fn explain_serde_error(path: &FieldPath, err: &str) -> (FieldPath, String) {
     let mut p = path.clone();
     // serde_json appends " at line X column Y" only for text input; we deserialize values.
     if let Some(rest) = err.strip_prefix("unknown field `") {
         let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));
-        p.push_field(field);
+        // serde_path_to_error's path sometimes already ends at the unknown key.
+        if p.0.last() != Some(&Seg::Field(field.to_string())) {
+            p.push_field(field);
+        }
         let expected: Vec<&str> = tail
             .split('`')
             .enumerate()
@@ -321,7 +424,12 @@ fn strict<T: DeserializeOwned>(value: &Value) -> Result<T, (FieldPath, String)> 
 /// Finds fields present in `written` but absent after a round trip through a type that
 /// ignores unknown fields (the k8s-openapi types), so typos in Kubernetes objects are
 /// caught as `kubectl apply` catches them.
-fn unknown_fields(written: &Value, roundtrip: &Value, path: &mut FieldPath, out: &mut Vec<FieldPath>) {
+fn unknown_fields(
+    written: &Value,
+    roundtrip: &Value,
+    path: &mut FieldPath,
+    out: &mut Vec<FieldPath>,
+) {
     match (written, roundtrip) {
         (Value::Object(w), Value::Object(r)) => {
             for (k, wv) in w {
@@ -381,7 +489,8 @@ impl DocCx<'_> {
 pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
     let root = FieldPath::root();
     let at = |d: Diagnostic, path: &FieldPath| {
-        d.with_file(doc.file.to_string()).with_pos(Some(doc.pos_of(path)))
+        d.with_file(doc.file.to_string())
+            .with_pos(Some(doc.pos_of(path)))
     };
     let Value::Object(obj) = &doc.value else {
         diags.push(at(
@@ -393,10 +502,19 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     if api_version.is_empty() || kind.is_empty() {
-        let missing = if api_version.is_empty() { "apiVersion" } else { "kind" };
+        let missing = if api_version.is_empty() {
+            "apiVersion"
+        } else {
+            "kind"
+        };
         diags.push(
-            at(Diagnostic::error(format!("`{missing}` is required: every resource names its apiVersion and kind")), &root)
-                .with_field(missing),
+            at(
+                Diagnostic::error(format!(
+                    "`{missing}` is required: every resource names its apiVersion and kind"
+                )),
+                &root,
+            )
+            .with_field(missing),
         );
         return Decoded::Rejected;
     }
@@ -406,10 +524,20 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         None => ("", api_version),
     };
     // Old Deployments lived in `extensions`.
-    let lookup_group = if group == "extensions" && kind == "Deployment" { "apps" } else { group };
+    let lookup_group = if group == "extensions" && kind == "Deployment" {
+        "apps"
+    } else {
+        group
+    };
     let Some(info) = KindInfo::find(lookup_group, kind) else {
+        if let Some((field, msg)) = unknown_kind_problem(group, kind) {
+            diags.push(at(Diagnostic::error(msg), &FieldPath::parse(field)).with_field(field));
+            return Decoded::Rejected;
+        }
         diags.push(at(
-            Diagnostic::info(format!("skipped: weft does not read {kind} ({api_version})")),
+            Diagnostic::info(format!(
+                "skipped: weft does not read {kind} ({api_version})"
+            )),
             &root,
         ));
         return Decoded::Skipped;
@@ -435,7 +563,11 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         errors: false,
     };
     let api_path = FieldPath::parse("apiVersion");
-    if info.deprecated.iter().any(|d| *d == version || *d == api_version) {
+    if info
+        .deprecated
+        .iter()
+        .any(|d| *d == version || *d == api_version)
+    {
         cx.report(
             Severity::Warning,
             &api_path,
@@ -449,12 +581,21 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         let served: Vec<String> = info
             .versions
             .iter()
-            .map(|v| if info.group.is_empty() { v.to_string() } else { format!("{}/{v}", info.group) })
+            .map(|v| {
+                if info.group.is_empty() {
+                    v.to_string()
+                } else {
+                    format!("{}/{v}", info.group)
+                }
+            })
             .collect();
         cx.report(
             Severity::Error,
             &api_path,
-            format!("apiVersion {api_version} is not served for {kind}; use {}", served.join(" or ")),
+            format!(
+                "apiVersion {api_version} is not served for {kind}; use {}",
+                served.join(" or ")
+            ),
         );
         return Decoded::Rejected;
     }
@@ -469,7 +610,11 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
     };
     // Metadata rules every Kubernetes object follows.
     if meta.name.is_empty() && meta.generate_name.is_none() {
-        cx.report(Severity::Error, &FieldPath::parse("metadata.name"), "`metadata.name` is required");
+        cx.report(
+            Severity::Error,
+            &FieldPath::parse("metadata.name"),
+            "`metadata.name` is required",
+        );
     } else if !meta.name.is_empty() && !crate::validate::is_dns1123_subdomain(&meta.name) {
         cx.report(
             Severity::Error,
@@ -490,7 +635,9 @@ pub fn decode(doc: &Document, diags: &mut Vec<Diagnostic>) -> Decoded {
         );
     }
     let mut vcx = Ctx::new("metadata", ns);
-    vcx.field("labels", |vcx| crate::validate::check_labels(vcx, &meta.labels));
+    vcx.field("labels", |vcx| {
+        crate::validate::check_labels(vcx, &meta.labels)
+    });
     let mut findings = vcx.into_findings();
     let mut vcx = Ctx::new("spec", ns);
     spec_validate(&spec, &mut vcx);
@@ -527,7 +674,11 @@ fn decode_crd(info: &KindInfo, value: &Value, cx: &mut DocCx<'_>) -> Option<(Obj
             Ok(o) => match o.spec {
                 Some(s) => Some((o.metadata, wrap(s))),
                 None => {
-                    cx.report(Severity::Error, &FieldPath::parse("spec"), "`spec` is required");
+                    cx.report(
+                        Severity::Error,
+                        &FieldPath::parse("spec"),
+                        "`spec` is required",
+                    );
                     None
                 }
             },

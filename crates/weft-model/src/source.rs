@@ -54,6 +54,9 @@ pub struct Document {
     pub pos: Pos,
     pub value: Value,
     pub positions: Arc<PositionIndex>,
+    /// The parser already reported an error in this document (e.g. a duplicate key): it
+    /// may be checked further but must never be used.
+    pub has_errors: bool,
 }
 
 impl Document {
@@ -112,10 +115,15 @@ fn plain_scalar(s: &str) -> Value {
     Value::String(s.to_string())
 }
 
-
 const MAX_DEPTH: usize = 256;
 
-struct ParseError(Diagnostic);
+struct ParseError(Box<Diagnostic>);
+
+impl ParseError {
+    fn new(d: Diagnostic) -> Self {
+        ParseError(Box::new(d))
+    }
+}
 
 struct Builder<'i, 'f> {
     parser: Parser<'i, saphyr_parser::StrInput<'i>>,
@@ -133,7 +141,7 @@ impl<'i> Builder<'i, '_> {
             Some(Ok(e)) => Ok(Some(e)),
             Some(Err(e)) => {
                 let m = e.marker();
-                Err(ParseError(
+                Err(ParseError::new(
                     Diagnostic::error(format!("YAML syntax error: {}", e.info()))
                         .with_file(self.file)
                         .with_pos(Some(Pos {
@@ -147,14 +155,16 @@ impl<'i> Builder<'i, '_> {
 
     fn expect_next(&mut self) -> Result<(Event<'i>, Span), ParseError> {
         self.next()?.ok_or_else(|| {
-            ParseError(Diagnostic::error("YAML ends in the middle of a value").with_file(self.file))
+            ParseError::new(
+                Diagnostic::error("YAML ends in the middle of a value").with_file(self.file),
+            )
         })
     }
 
     /// Builds the node that starts with `ev`, recording the position of every child.
     fn node(&mut self, ev: Event<'i>, span: Span, depth: usize) -> Result<Value, ParseError> {
         if depth > MAX_DEPTH {
-            return Err(ParseError(
+            return Err(ParseError::new(
                 Diagnostic::error(format!("document is nested deeper than {MAX_DEPTH} levels"))
                     .with_file(self.file)
                     .with_pos(Some(pos_of(&span))),
@@ -200,7 +210,7 @@ impl<'i> Builder<'i, '_> {
                         Value::Bool(b) => b.to_string(),
                         Value::Null => "null".to_string(),
                         _ => {
-                            return Err(ParseError(
+                            return Err(ParseError::new(
                                 Diagnostic::error(
                                     "a mapping key must be a plain value, not a list or mapping",
                                 )
@@ -229,7 +239,7 @@ impl<'i> Builder<'i, '_> {
                 (Value::Object(map), anchor)
             }
             other => {
-                return Err(ParseError(
+                return Err(ParseError::new(
                     Diagnostic::error(format!("unexpected YAML event {other:?}"))
                         .with_file(self.file)
                         .with_pos(Some(pos_of(&span))),
@@ -266,6 +276,7 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Diagnostic
                     let doc_pos = pos_of(&span);
                     b.positions = PositionIndex::default();
                     b.anchors.clear();
+                    let errors_before = b.diags.len();
                     let mut value = Value::Null;
                     loop {
                         let (ev, span) = b.expect_next()?;
@@ -284,6 +295,7 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Diagnostic
                             pos,
                             value,
                             positions: Arc::new(std::mem::take(&mut b.positions)),
+                            has_errors: b.diags.len() > errors_before,
                         });
                     }
                     index += 1;
@@ -296,9 +308,27 @@ pub fn parse_documents(file: &str, text: &str) -> (Vec<Document>, Vec<Diagnostic
     })();
     let mut diags = b.diags;
     if let Err(ParseError(d)) = result {
-        diags.push(d);
+        diags.push(*d);
     }
     (docs, diags)
+}
+
+impl PositionIndex {
+    /// The positions below `prefix`, re-rooted at it (for the items of a `List`).
+    pub fn rebase(&self, prefix: &FieldPath) -> PositionIndex {
+        let p = prefix.to_string();
+        let mut map = HashMap::new();
+        for (k, v) in &self.map {
+            if k == &p {
+                map.insert(String::new(), *v);
+            } else if let Some(rest) = k.strip_prefix(&p)
+                && (rest.starts_with('.') || rest.starts_with('['))
+            {
+                map.insert(rest.trim_start_matches('.').to_string(), *v);
+            }
+        }
+        PositionIndex { map }
+    }
 }
 
 #[cfg(test)]
@@ -312,7 +342,10 @@ mod tests {
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(docs.len(), 2);
         let p = &docs[0].positions;
-        assert_eq!(p.exact("spec.http[0].route[1].weight"), Some(Pos { line: 7, column: 7 }));
+        assert_eq!(
+            p.exact("spec.http[0].route[1].weight"),
+            Some(Pos { line: 7, column: 7 })
+        );
         assert_eq!(p.exact("spec.http[0]"), Some(Pos { line: 5, column: 5 }));
         assert_eq!(docs[0].value["spec"]["http"][0]["route"][1]["weight"], 7);
         // A missing field falls back to its nearest ancestor.
@@ -359,23 +392,5 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].file.as_deref(), Some("bad.yaml"));
         assert!(diags[0].line.is_some());
-    }
-}
-
-impl PositionIndex {
-    /// The positions below `prefix`, re-rooted at it (for the items of a `List`).
-    pub fn rebase(&self, prefix: &FieldPath) -> PositionIndex {
-        let p = prefix.to_string();
-        let mut map = HashMap::new();
-        for (k, v) in &self.map {
-            if k == &p {
-                map.insert(String::new(), *v);
-            } else if let Some(rest) = k.strip_prefix(&p)
-                && (rest.starts_with('.') || rest.starts_with('['))
-            {
-                map.insert(rest.trim_start_matches('.').to_string(), *v);
-            }
-        }
-        PositionIndex { map }
     }
 }

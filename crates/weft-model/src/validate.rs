@@ -130,13 +130,20 @@ impl Ctx {
     /// Exactly one of the named fields must be set (a protobuf `oneof` that is required).
     pub fn exactly_one(&mut self, choices: &[(&str, bool)]) {
         let set: Vec<&str> = choices.iter().filter(|c| c.1).map(|c| c.0).collect();
-        let names = choices.iter().map(|c| format!("`{}`", c.0)).collect::<Vec<_>>().join(", ");
+        let names = choices
+            .iter()
+            .map(|c| format!("`{}`", c.0))
+            .collect::<Vec<_>>()
+            .join(", ");
         match set.len() {
             1 => {}
             0 => self.error(format!("exactly one of {names} must be set; none is")),
             _ => self.error(format!(
                 "exactly one of {names} must be set; found {}",
-                set.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" and ")
+                set.iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             )),
         }
     }
@@ -147,7 +154,10 @@ impl Ctx {
         if set.len() > 1 {
             self.error(format!(
                 "only one of {} may be set",
-                set.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                set.iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -171,14 +181,18 @@ impl<T: Validate> Validate for Box<T> {
 /// A port number: 1..=65535.
 pub fn check_port(cx: &mut Ctx, port: u32) {
     if port == 0 || port > 65535 {
-        cx.error(format!("port {port} is out of range: a port must be between 1 and 65535"));
+        cx.error(format!(
+            "port {port} is out of range: a port must be between 1 and 65535"
+        ));
     }
 }
 
 /// A percentage: 0..=100.
 pub fn check_percent(cx: &mut Ctx, value: f64) {
     if !(0.0..=100.0).contains(&value) || value.is_nan() {
-        cx.error(format!("percentage {value} is out of range: it must be between 0 and 100"));
+        cx.error(format!(
+            "percentage {value} is out of range: it must be between 0 and 100"
+        ));
     }
 }
 
@@ -187,19 +201,23 @@ pub fn check_regex(cx: &mut Ctx, re: &str) {
     if let Err(e) = regex::Regex::new(re) {
         let msg = e.to_string();
         let last = msg.lines().last().unwrap_or(&msg).trim().to_string();
-        cx.error(format!("`{re}` is not a valid RE2 regular expression: {last}"));
+        cx.error(format!(
+            "`{re}` is not a valid RE2 regular expression: {last}"
+        ));
     }
 }
 
 /// A duration of at least `min_ms` milliseconds (Istio rejects sub-millisecond durations).
 pub fn check_duration_min(cx: &mut Ctx, d: &crate::common::Duration, min_ms: u64) {
     let ms = d.0.as_millis();
-    if d.0.subsec_nanos() % 1_000_000 != 0 {
+    if !d.0.subsec_nanos().is_multiple_of(1_000_000) {
         cx.error(format!(
             "duration {d} has sub-millisecond precision; only whole milliseconds are supported"
         ));
     } else if ms < u128::from(min_ms) {
-        cx.error(format!("duration {d} is too short: it must be at least {min_ms}ms"));
+        cx.error(format!(
+            "duration {d} is too short: it must be at least {min_ms}ms"
+        ));
     }
 }
 
@@ -207,7 +225,8 @@ pub fn check_duration_min(cx: &mut Ctx, d: &crate::common::Duration, min_ms: u64
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -290,7 +309,8 @@ pub fn label_key_problem(key: &str) -> Option<String> {
 pub fn is_label_value(v: &str) -> bool {
     v.is_empty()
         || (v.len() <= 63
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             && v.as_bytes()[0].is_ascii_alphanumeric()
             && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric())
 }
@@ -368,7 +388,13 @@ mod tests {
 
     #[test]
     fn hosts() {
-        for ok in ["*", "*.example.com", "reviews", "reviews.default.svc.cluster.local", "Foo.com"] {
+        for ok in [
+            "*",
+            "*.example.com",
+            "reviews",
+            "reviews.default.svc.cluster.local",
+            "Foo.com",
+        ] {
             assert_eq!(host_problem(ok), None, "{ok}");
         }
         for bad in ["", "*foo.com", "foo.*.com", "foo..com", "-a.com", "a_b.com"] {
@@ -387,16 +413,27 @@ mod tests {
     #[test]
     fn one_of() {
         let mut cx = Ctx::new("spec", "default");
-        cx.exactly_one(&[("route", true), ("redirect", true), ("directResponse", false)]);
+        cx.exactly_one(&[
+            ("route", true),
+            ("redirect", true),
+            ("directResponse", false),
+        ]);
         cx.exactly_one(&[("a", false), ("b", false)]);
         let f = cx.into_findings();
-        assert!(f[0].message.contains("found `route` and `redirect`"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("found `route` and `redirect`"),
+            "{}",
+            f[0].message
+        );
         assert!(f[1].message.contains("none is"));
     }
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("retryOnn", ["attempts", "perTryTimeout", "retryOn"]), Some("retryOn"));
+        assert_eq!(
+            suggest("retryOnn", ["attempts", "perTryTimeout", "retryOn"]),
+            Some("retryOn")
+        );
         assert_eq!(suggest("zzz", ["attempts"]), None);
     }
 
