@@ -6,7 +6,9 @@
 //! fields. Validation here walks the whole object from the document root, so findings
 //! carry paths such as `spec.ports[1].name` or `subsets[0].addresses[0].ip`.
 
-use crate::validate::{Ctx, check_labels, is_dns1123_label, is_dns1123_subdomain, label_key_problem};
+use crate::validate::{
+    Ctx, check_labels, is_dns1123_label, is_dns1123_subdomain, label_key_problem,
+};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{Container, EndpointPort, Endpoints, Pod, PodSpec, Service, ServicePort},
@@ -96,7 +98,14 @@ impl Protocol {
 
     /// Protocols carried over HTTP (the proxy's HTTP connection manager handles them).
     pub fn is_http(self) -> bool {
-        matches!(self, Protocol::Http | Protocol::Http2 | Protocol::HttpProxy | Protocol::Grpc | Protocol::GrpcWeb)
+        matches!(
+            self,
+            Protocol::Http
+                | Protocol::Http2
+                | Protocol::HttpProxy
+                | Protocol::Grpc
+                | Protocol::GrpcWeb
+        )
     }
 
     /// Protocols that use HTTP/2 as transport.
@@ -108,7 +117,12 @@ impl Protocol {
     pub fn is_tcp(self) -> bool {
         matches!(
             self,
-            Protocol::Tcp | Protocol::Https | Protocol::Tls | Protocol::Mongo | Protocol::Redis | Protocol::Mysql
+            Protocol::Tcp
+                | Protocol::Https
+                | Protocol::Tls
+                | Protocol::Mongo
+                | Protocol::Redis
+                | Protocol::Mysql
         )
     }
 
@@ -167,7 +181,11 @@ pub fn service_port_protocol(p: &ServicePort) -> Protocol {
         return Protocol::Udp;
     }
     let port = u16::try_from(p.port).unwrap_or(0);
-    protocol_from_port(p.name.as_deref().unwrap_or(""), p.app_protocol.as_deref(), port)
+    protocol_from_port(
+        p.name.as_deref().unwrap_or(""),
+        p.app_protocol.as_deref(),
+        port,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -206,7 +224,9 @@ pub fn upgrade_deployment(value: &Value) -> Value {
         Some("apps/v1beta2") => Old::AppsV1beta2,
         _ => return v,
     };
-    let Some(obj) = v.as_object_mut() else { return v };
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
     obj.insert("apiVersion".into(), json!("apps/v1"));
     if old == Old::AppsV1beta2 {
         return v;
@@ -239,7 +259,11 @@ pub fn upgrade_deployment(value: &Value) -> Value {
         if old == Old::Extensions {
             let strategy = spec.entry("strategy").or_insert(json!({}));
             if let Some(s) = strategy.as_object_mut() {
-                let ty = s.get("type").and_then(Value::as_str).unwrap_or("RollingUpdate").to_string();
+                let ty = s
+                    .get("type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("RollingUpdate")
+                    .to_string();
                 if ty == "RollingUpdate" || s.contains_key("rollingUpdate") {
                     let ru = s.entry("rollingUpdate").or_insert(json!({}));
                     if let Some(ru) = ru.as_object_mut() {
@@ -253,7 +277,9 @@ pub fn upgrade_deployment(value: &Value) -> Value {
     let meta = obj.entry("metadata").or_insert(json!({}));
     if let Some(meta) = meta.as_object_mut() {
         if let Some(labels) = template_labels
-            && meta.get("labels").is_none_or(|l| l.as_object().is_none_or(|m| m.is_empty()))
+            && meta
+                .get("labels")
+                .is_none_or(|l| l.as_object().is_none_or(|m| m.is_empty()))
         {
             meta.insert("labels".into(), labels);
         }
@@ -274,11 +300,19 @@ pub fn upgrade_deployment(value: &Value) -> Value {
 const PORT_PROTOCOLS: &[&str] = &["TCP", "UDP", "SCTP"];
 
 /// Namespaces `istioctl analyze` leaves alone.
-const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "local-path-storage"];
+const SYSTEM_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+];
 
 fn check_port_number(cx: &mut Ctx, name: &str, port: i32) {
     if !(1..=65535).contains(&port) {
-        cx.error_at(name, format!("port {port} is out of range: a port must be between 1 and 65535"));
+        cx.error_at(
+            name,
+            format!("port {port} is out of range: a port must be between 1 and 65535"),
+        );
     }
 }
 
@@ -305,7 +339,10 @@ pub fn port_name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 15 {
         return Some(prefix + "it must be 1 to 15 characters long");
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
         return Some(prefix + "it may contain only lower-case letters, digits and '-'");
     }
     if !name.bytes().any(|b| b.is_ascii_lowercase()) {
@@ -326,7 +363,10 @@ fn check_app_protocol(cx: &mut Ctx, app: Option<&str>) {
     {
         cx.error_at(
             "appProtocol",
-            format!("appProtocol `{a}` is invalid: {}", p.split_once(": ").map_or(p.as_str(), |(_, m)| m)),
+            format!(
+                "appProtocol `{a}` is invalid: {}",
+                p.split_once(": ").map_or(p.as_str(), |(_, m)| m)
+            ),
         );
     }
 }
@@ -344,9 +384,15 @@ fn check_enum(cx: &mut Ctx, field: &str, v: Option<&str>, allowed: &[&str]) {
     if let Some(v) = v
         && !allowed.contains(&v)
     {
-        let mut msg = format!("`{v}` is not a valid value (valid values: {})", allowed.join(", "));
+        let mut msg = format!(
+            "`{v}` is not a valid value (valid values: {})",
+            allowed.join(", ")
+        );
         if let Some(s) = crate::validate::suggest(v, allowed.iter().copied()) {
-            msg = format!("`{v}` is not a valid value: did you mean `{s}`? (valid values: {})", allowed.join(", "));
+            msg = format!(
+                "`{v}` is not a valid value: did you mean `{s}`? (valid values: {})",
+                allowed.join(", ")
+            );
         }
         cx.error_at(field, msg);
     }
@@ -369,7 +415,12 @@ fn check_endpoint_ip(cx: &mut Ctx, ip: &str, family: Option<&str>) {
         _ => {}
     }
     let (unspecified, loopback, link_local, ll_multicast) = match addr {
-        IpAddr::V4(a) => (a.is_unspecified(), a.is_loopback(), a.is_link_local(), a.octets()[..3] == [224, 0, 0]),
+        IpAddr::V4(a) => (
+            a.is_unspecified(),
+            a.is_loopback(),
+            a.is_link_local(),
+            a.octets()[..3] == [224, 0, 0],
+        ),
         IpAddr::V6(a) => (
             a.is_unspecified(),
             a.is_loopback(),
@@ -378,9 +429,13 @@ fn check_endpoint_ip(cx: &mut Ctx, ip: &str, family: Option<&str>) {
         ),
     };
     if unspecified {
-        cx.error(format!("`{ip}` is the unspecified address: an endpoint needs a real address"));
+        cx.error(format!(
+            "`{ip}` is the unspecified address: an endpoint needs a real address"
+        ));
     } else if link_local || ll_multicast {
-        cx.error(format!("`{ip}` is a link-local address: Kubernetes does not accept it for endpoints"));
+        cx.error(format!(
+            "`{ip}` is a link-local address: Kubernetes does not accept it for endpoints"
+        ));
     } else if loopback {
         cx.warn(format!(
             "`{ip}` is a loopback address: the Kubernetes API server rejects it (weft accepts it in local mode)"
@@ -567,11 +622,17 @@ pub fn validate_pod(s: &Pod, cx: &mut Ctx) {
 
 fn validate_pod_spec(cx: &mut Ctx, spec: &PodSpec, in_template: bool) {
     if spec.containers.is_empty() {
-        cx.error_at("containers", "`containers` is required: a pod needs at least one container");
+        cx.error_at(
+            "containers",
+            "`containers` is required: a pod needs at least one container",
+        );
     }
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     let init = spec.init_containers.as_deref().unwrap_or(&[]);
-    for (list, containers) in [("initContainers", init), ("containers", spec.containers.as_slice())] {
+    for (list, containers) in [
+        ("initContainers", init),
+        ("containers", spec.containers.as_slice()),
+    ] {
         cx.each(list, containers, |cx, i, c| {
             validate_container(cx, c);
             if !c.name.is_empty() {
@@ -583,19 +644,29 @@ fn validate_pod_spec(cx: &mut Ctx, spec: &PodSpec, in_template: bool) {
             }
         });
     }
-    let allowed: &[&str] = if in_template { &["Always"] } else { &["Always", "OnFailure", "Never"] };
+    let allowed: &[&str] = if in_template {
+        &["Always"]
+    } else {
+        &["Always", "OnFailure", "Never"]
+    };
     if let Some(rp) = spec.restart_policy.as_deref()
         && !allowed.contains(&rp)
     {
         let msg = if in_template && ["OnFailure", "Never"].contains(&rp) {
             format!("restartPolicy `{rp}` is not allowed in a Deployment: its pods must use Always")
         } else {
-            format!("`{rp}` is not a valid value (valid values: {})", allowed.join(", "))
+            format!(
+                "`{rp}` is not a valid value (valid values: {})",
+                allowed.join(", ")
+            )
         };
         cx.error_at("restartPolicy", msg);
     }
     if in_template && spec.active_deadline_seconds.is_some() {
-        cx.error_at("activeDeadlineSeconds", "`activeDeadlineSeconds` is not supported in a Deployment's pod template");
+        cx.error_at(
+            "activeDeadlineSeconds",
+            "`activeDeadlineSeconds` is not supported in a Deployment's pod template",
+        );
     }
 }
 
@@ -606,7 +677,10 @@ fn validate_container(cx: &mut Ctx, c: &Container) {
         check_dns_label(cx, "name", &c.name, "container name");
     }
     if c.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
-        cx.error_at("image", "`image` is required: name the container image to run");
+        cx.error_at(
+            "image",
+            "`image` is required: name the container image to run",
+        );
     }
     let ports = c.ports.as_deref().unwrap_or(&[]);
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
@@ -621,7 +695,10 @@ fn validate_container(cx: &mut Ctx, c: &Container) {
             if let Some(problem) = port_name_problem(n) {
                 cx.error_at("name", problem);
             } else if let Some(first) = names.get(n) {
-                cx.error_at("name", format!("port name `{n}` is already used by ports[{first}] of this container"));
+                cx.error_at(
+                    "name",
+                    format!("port name `{n}` is already used by ports[{first}] of this container"),
+                );
             } else {
                 names.insert(n.to_string(), i);
             }
@@ -650,8 +727,13 @@ fn validate_label_selector(cx: &mut Ctx, sel: &LabelSelector) {
         }
         let n = e.values.as_ref().map_or(0, Vec::len);
         match e.operator.as_str() {
-            "In" | "NotIn" if n == 0 => cx.error_at("values", format!("operator {} needs at least one value", e.operator)),
-            "Exists" | "DoesNotExist" if n > 0 => cx.error_at("values", format!("operator {} takes no values", e.operator)),
+            "In" | "NotIn" if n == 0 => cx.error_at(
+                "values",
+                format!("operator {} needs at least one value", e.operator),
+            ),
+            "Exists" | "DoesNotExist" if n > 0 => {
+                cx.error_at("values", format!("operator {} takes no values", e.operator))
+            }
             "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
             "" => cx.require("operator", false),
             op => check_enum(cx, "operator", Some(op), SELECTOR_OPERATORS),
@@ -663,17 +745,22 @@ fn validate_label_selector(cx: &mut Ctx, sel: &LabelSelector) {
 pub fn label_selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     let ml = sel.match_labels.clone().unwrap_or_default();
     crate::common::selector_matches(&ml, labels)
-        && sel.match_expressions.as_deref().unwrap_or(&[]).iter().all(|e| {
-            let v = labels.get(&e.key);
-            let values = e.values.as_deref().unwrap_or(&[]);
-            match e.operator.as_str() {
-                "In" => v.is_some_and(|v| values.contains(v)),
-                "NotIn" => v.is_none_or(|v| !values.contains(v)),
-                "Exists" => v.is_some(),
-                "DoesNotExist" => v.is_none(),
-                _ => false,
-            }
-        })
+        && sel
+            .match_expressions
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .all(|e| {
+                let v = labels.get(&e.key);
+                let values = e.values.as_deref().unwrap_or(&[]);
+                match e.operator.as_str() {
+                    "In" => v.is_some_and(|v| values.contains(v)),
+                    "NotIn" => v.is_none_or(|v| !values.contains(v)),
+                    "Exists" => v.is_some(),
+                    "DoesNotExist" => v.is_none(),
+                    _ => false,
+                }
+            })
 }
 
 fn int_or_percent_problem(v: &IntOrString) -> Option<(i64, bool, String)> {
@@ -696,12 +783,14 @@ pub fn validate_deployment(s: &Deployment, cx: &mut Ctx) {
             .as_ref()
             .and_then(|a| a.get(DEPRECATED_ROLLBACK_TO))
         {
-            cx.warn_at(
-                "spec",
-                format!(
+            cx.field("spec", |cx| {
+                cx.warn_at(
+                    "rollbackTo",
+                    format!(
                     "`spec.rollbackTo` (revision {rev}) was removed in apps/v1 and is ignored: roll back with `kubectl rollout undo` instead"
-                ),
-            );
+                    ),
+                )
+            });
         }
         let Some(spec) = &s.spec else {
             cx.error_at("spec", "`spec` is required: a Deployment needs a selector and a pod template");
@@ -807,7 +896,10 @@ pub fn validate_deployment(s: &Deployment, cx: &mut Ctx) {
 fn validate_endpoint_ports(cx: &mut Ctx, ports: &[EndpointPort]) {
     cx.each("ports", ports, |cx, _, p| {
         match p.name.as_deref().filter(|n| !n.is_empty()) {
-            None if ports.len() > 1 => cx.error_at("name", "`name` is required when there is more than one port"),
+            None if ports.len() > 1 => cx.error_at(
+                "name",
+                "`name` is required when there is more than one port",
+            ),
             None => {}
             Some(n) => check_dns_label(cx, "name", n, "port name"),
         }
@@ -834,7 +926,10 @@ pub fn validate_endpoints(s: &Endpoints, cx: &mut Ctx) {
                         check_dns_label(cx, "hostname", h, "hostname");
                     }
                     if let Some(n) = a.node_name.as_deref().filter(|n| !is_dns1123_subdomain(n)) {
-                        cx.error_at("nodeName", format!("nodeName `{n}` is not a valid node name"));
+                        cx.error_at(
+                            "nodeName",
+                            format!("nodeName `{n}` is not a valid node name"),
+                        );
                     }
                 });
             }
@@ -867,10 +962,8 @@ pub fn validate_endpoint_slice(s: &EndpointSlice, cx: &mut Ctx) {
                 for (i, a) in e.addresses.iter().enumerate() {
                     cx.index(i, |cx| match ty {
                         "IPv4" | "IPv6" => check_endpoint_ip(cx, a, Some(ty)),
-                        "FQDN" => {
-                            if !(is_dns1123_subdomain(a) && a.contains('.')) {
-                                cx.error(format!("`{a}` is not a fully qualified domain name"));
-                            }
+                        "FQDN" if !(is_dns1123_subdomain(a) && a.contains('.')) => {
+                            cx.error(format!("`{a}` is not a fully qualified domain name"));
                         }
                         _ => {}
                     });
@@ -975,7 +1068,10 @@ mod tests {
         let v = json!({"apiVersion": "apps/v1beta2", "kind": "Deployment", "spec": {"template": {"metadata": {"labels": {"app": "a"}}}}});
         let u = upgrade_deployment(&v);
         assert_eq!(u["apiVersion"], "apps/v1");
-        assert!(u["spec"].get("selector").is_none(), "apps/v1beta2 required the selector");
+        assert!(
+            u["spec"].get("selector").is_none(),
+            "apps/v1beta2 required the selector"
+        );
         let v1 = json!({"apiVersion": "apps/v1", "kind": "Deployment"});
         assert_eq!(upgrade_deployment(&v1), v1);
         let b1 = json!({"apiVersion": "apps/v1beta1", "kind": "Deployment", "spec": {"selector": {"matchLabels": {"x": "y"}}, "revisionHistoryLimit": 5, "template": {"metadata": {"labels": {"app": "a"}}}}});

@@ -378,7 +378,10 @@ impl Ctx {
 /// At most `max` items in the list `name` (a CRD `maxItems`), reported on the list.
 pub fn check_max_items(cx: &mut Ctx, name: &str, len: usize, max: usize) {
     if len > max {
-        cx.error_at(name, format!("`{name}` has {len} entries; at most {max} are allowed"));
+        cx.error_at(
+            name,
+            format!("`{name}` has {len} entries; at most {max} are allowed"),
+        );
     }
 }
 
@@ -446,4 +449,3 @@ mod tests {
         assert!(!is_label_value("v1-"));
     }
 }
-

@@ -20,7 +20,12 @@ fn assert_valid(yaml: &str, resources: usize) -> LoadOutcome {
     let out = load(yaml);
     let errs = errors(&out);
     assert!(errs.is_empty(), "unexpected errors:\n{}", show(&out));
-    assert_eq!(out.resources.len(), resources, "resources loaded:\n{}", show(&out));
+    assert_eq!(
+        out.resources.len(),
+        resources,
+        "resources loaded:\n{}",
+        show(&out)
+    );
     out
 }
 
@@ -30,8 +35,12 @@ fn show(out: &LoadOutcome) -> String {
 
 /// The 1-based line marked `# <-` in `yaml`.
 fn marked_line(yaml: &str) -> usize {
-    let lines: Vec<usize> =
-        yaml.lines().enumerate().filter(|(_, l)| l.contains("# <-")).map(|(i, _)| i + 1).collect();
+    let lines: Vec<usize> = yaml
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("# <-"))
+        .map(|(i, _)| i + 1)
+        .collect();
     assert_eq!(lines.len(), 1, "mark exactly one line with `# <-`:\n{yaml}");
     lines[0]
 }
@@ -43,7 +52,10 @@ fn assert_finding(yaml: &str, severity: Severity, field: &str, fragment: &str) {
     let out = load(yaml);
     let line = marked_line(yaml);
     let found = out.diagnostics.iter().any(|d| {
-        d.severity == severity && d.field.as_deref() == Some(field) && d.line == Some(line) && d.message.contains(fragment)
+        d.severity == severity
+            && d.field.as_deref() == Some(field)
+            && d.line == Some(line)
+            && d.message.contains(fragment)
     });
     assert!(
         found,
@@ -51,7 +63,10 @@ fn assert_finding(yaml: &str, severity: Severity, field: &str, fragment: &str) {
         show(&out)
     );
     if severity == Severity::Error {
-        assert!(out.resources.is_empty(), "a document with errors must be rejected");
+        assert!(
+            out.resources.is_empty(),
+            "a document with errors must be rejected"
+        );
     }
 }
 
@@ -113,7 +128,9 @@ spec:
 fn bookinfo_gateway_and_route() {
     let out = assert_valid(BOOKINFO_GATEWAY, 2);
     assert!(out.diagnostics.is_empty(), "{}", show(&out));
-    let weft_model::Spec::HttpRoute(route) = &out.resources[1].spec else { panic!("not an HTTPRoute") };
+    let weft_model::Spec::HttpRoute(route) = &out.resources[1].spec else {
+        panic!("not an HTTPRoute")
+    };
     assert_eq!(route.rules[0].matches.len(), 5);
     assert_eq!(route.rules[0].backend_refs[0].port, Some(9080));
 }
@@ -449,7 +466,9 @@ fn durations_are_gep_2257() {
         )
     };
     let out = assert_valid(&route("1h30m"), 1);
-    let weft_model::Spec::HttpRoute(r) = &out.resources[0].spec else { panic!() };
+    let weft_model::Spec::HttpRoute(r) = &out.resources[0].spec else {
+        panic!()
+    };
     let req = r.rules[0].timeouts.as_ref().unwrap().request.unwrap();
     assert_eq!(req.as_std().as_secs(), 5400);
     assert_valid(&route("0s"), 1);
@@ -468,8 +487,14 @@ fn gw(listeners: &str) -> String {
 
 #[test]
 fn gateway_listener_names_unique() {
-    let y = gw("  - name: http\n    port: 80\n    protocol: HTTP\n  - name: http # <-\n    port: 8080\n    protocol: HTTP\n");
-    assert_error(&y, "spec.listeners[1].name", "listener name `http` is repeated (first at listeners[0])");
+    let y = gw(
+        "  - name: http\n    port: 80\n    protocol: HTTP\n  - name: http # <-\n    port: 8080\n    protocol: HTTP\n",
+    );
+    assert_error(
+        &y,
+        "spec.listeners[1].name",
+        "listener name `http` is repeated (first at listeners[0])",
+    );
 }
 
 #[test]
@@ -483,63 +508,125 @@ fn gateway_listener_port_range() {
 #[test]
 fn gateway_listener_protocol_values() {
     let y = gw("  - name: h2\n    port: 80\n    protocol: HTTP2 # <-\n");
-    assert_error(&y, "spec.listeners[0].protocol", "protocol `HTTP2` is not a Gateway API protocol");
+    assert_error(
+        &y,
+        "spec.listeners[0].protocol",
+        "protocol `HTTP2` is not a Gateway API protocol",
+    );
     let y = gw("  - name: h\n    port: 80\n    protocol: HTPP # <-\n");
     assert_error(&y, "spec.listeners[0].protocol", "did you mean `HTTP`?");
     let y = gw("  - name: h\n    port: 80\n    protocol: example.com # <-\n");
-    assert_error(&y, "spec.listeners[0].protocol", "not a Gateway API protocol");
+    assert_error(
+        &y,
+        "spec.listeners[0].protocol",
+        "not a Gateway API protocol",
+    );
     // Core protocols are case-insensitive; domain-prefixed ones are accepted with a warning.
     assert_valid(&gw("  - name: h\n    port: 80\n    protocol: http\n"), 1);
     let y = gw("  - name: h\n    port: 80\n    protocol: example.com/quic # <-\n");
-    assert_finding(&y, Severity::Warning, "spec.listeners[0].protocol", "implementation-specific");
+    assert_finding(
+        &y,
+        Severity::Warning,
+        "spec.listeners[0].protocol",
+        "implementation-specific",
+    );
 }
 
 #[test]
 fn gateway_listener_hostname_format() {
-    let y = gw("  - name: http\n    hostname: foo.*.example.com # <-\n    port: 80\n    protocol: HTTP\n");
-    assert_error(&y, "spec.listeners[0].hostname", "wildcard in the wrong place");
+    let y = gw(
+        "  - name: http\n    hostname: foo.*.example.com # <-\n    port: 80\n    protocol: HTTP\n",
+    );
+    assert_error(
+        &y,
+        "spec.listeners[0].hostname",
+        "wildcard in the wrong place",
+    );
     let y = gw("  - name: http\n    hostname: 10.0.0.1 # <-\n    port: 80\n    protocol: HTTP\n");
     assert_error(&y, "spec.listeners[0].hostname", "is an IP address");
-    let y = gw("  - name: http\n    hostname: Bookinfo.example.com # <-\n    port: 80\n    protocol: HTTP\n");
+    let y = gw(
+        "  - name: http\n    hostname: Bookinfo.example.com # <-\n    port: 80\n    protocol: HTTP\n",
+    );
     assert_error(&y, "spec.listeners[0].hostname", "must be lower case");
 }
 
 #[test]
 fn gateway_https_needs_tls_with_certificates() {
     let y = gw("  - name: https # <-\n    port: 443\n    protocol: HTTPS\n");
-    assert_error(&y, "spec.listeners[0].tls", "`tls` is required for protocol HTTPS");
-    let y = gw("  - name: https\n    port: 443\n    protocol: HTTPS\n    tls: # <-\n      mode: Terminate\n");
-    assert_error(&y, "spec.listeners[0].tls.certificateRefs", "must name at least one certificate");
+    assert_error(
+        &y,
+        "spec.listeners[0].tls",
+        "`tls` is required for protocol HTTPS",
+    );
+    let y = gw(
+        "  - name: https\n    port: 443\n    protocol: HTTPS\n    tls: # <-\n      mode: Terminate\n",
+    );
+    assert_error(
+        &y,
+        "spec.listeners[0].tls.certificateRefs",
+        "must name at least one certificate",
+    );
     let y = gw(
         "  - name: https\n    port: 443\n    protocol: HTTPS\n    tls:\n      mode: Passthrough # <-\n      certificateRefs: [{name: cert}]\n",
     );
-    assert_error(&y, "spec.listeners[0].tls.mode", "tls mode must be Terminate for protocol HTTPS");
+    assert_error(
+        &y,
+        "spec.listeners[0].tls.mode",
+        "tls mode must be Terminate for protocol HTTPS",
+    );
 }
 
 #[test]
 fn gateway_tls_needs_tls_mode() {
     let y = gw("  - name: tls # <-\n    port: 443\n    protocol: TLS\n");
-    assert_error(&y, "spec.listeners[0].tls", "`tls` is required for protocol TLS");
-    let y = gw("  - name: tls\n    port: 443\n    protocol: TLS\n    tls: # <-\n      certificateRefs: [{name: cert}]\n");
-    assert_error(&y, "spec.listeners[0].tls.mode", "`mode` is required for protocol TLS");
+    assert_error(
+        &y,
+        "spec.listeners[0].tls",
+        "`tls` is required for protocol TLS",
+    );
+    let y = gw(
+        "  - name: tls\n    port: 443\n    protocol: TLS\n    tls: # <-\n      certificateRefs: [{name: cert}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.listeners[0].tls.mode",
+        "`mode` is required for protocol TLS",
+    );
 }
 
 #[test]
 fn gateway_tls_forbidden_for_http_tcp_udp() {
-    let y = gw("  - name: http\n    port: 80\n    protocol: HTTP\n    tls: # <-\n      mode: Terminate\n");
-    assert_error(&y, "spec.listeners[0].tls", "`tls` must not be set for protocol HTTP");
+    let y = gw(
+        "  - name: http\n    port: 80\n    protocol: HTTP\n    tls: # <-\n      mode: Terminate\n",
+    );
+    assert_error(
+        &y,
+        "spec.listeners[0].tls",
+        "`tls` must not be set for protocol HTTP",
+    );
 }
 
 #[test]
 fn gateway_hostname_forbidden_for_tcp() {
-    let y = gw("  - name: tcp\n    hostname: db.example.com # <-\n    port: 5432\n    protocol: TCP\n");
-    assert_error(&y, "spec.listeners[0].hostname", "must not be set for protocol TCP");
+    let y =
+        gw("  - name: tcp\n    hostname: db.example.com # <-\n    port: 5432\n    protocol: TCP\n");
+    assert_error(
+        &y,
+        "spec.listeners[0].hostname",
+        "must not be set for protocol TCP",
+    );
 }
 
 #[test]
 fn gateway_port_protocol_hostname_unique() {
-    let y = gw("  - name: a\n    port: 80\n    protocol: HTTP\n  - name: b # <-\n    port: 80\n    protocol: HTTP\n");
-    assert_error(&y, "spec.listeners[1]", "the combination of port, protocol and hostname must be unique");
+    let y = gw(
+        "  - name: a\n    port: 80\n    protocol: HTTP\n  - name: b # <-\n    port: 80\n    protocol: HTTP\n",
+    );
+    assert_error(
+        &y,
+        "spec.listeners[1]",
+        "the combination of port, protocol and hostname must be unique",
+    );
 }
 
 #[test]
@@ -555,7 +642,11 @@ fn gateway_addresses() {
     let y = format!(
         "{GW_HEAD}  - {{name: http, port: 80, protocol: HTTP}}\n  addresses:\n  - type: IPAddress\n    value: 300.1.1.1 # <-\n"
     );
-    assert_error(&y, "spec.addresses[0].value", "`300.1.1.1` is not a valid IP address");
+    assert_error(
+        &y,
+        "spec.addresses[0].value",
+        "`300.1.1.1` is not a valid IP address",
+    );
     let y = format!(
         "{GW_HEAD}  - {{name: http, port: 80, protocol: HTTP}}\n  addresses:\n  - value: 192.0.2.1\n  - value: 192.0.2.1 # <-\n"
     );
@@ -567,7 +658,11 @@ fn gateway_allowed_routes_selector_required() {
     let y = gw(
         "  - name: http\n    port: 80\n    protocol: HTTP\n    allowedRoutes:\n      namespaces: # <-\n        from: Selector\n",
     );
-    assert_error(&y, "spec.listeners[0].allowedRoutes.namespaces.selector", "`selector` is required when `from` is Selector");
+    assert_error(
+        &y,
+        "spec.listeners[0].allowedRoutes.namespaces.selector",
+        "`selector` is required when `from` is Selector",
+    );
 }
 
 #[test]
@@ -575,7 +670,11 @@ fn gateway_typo_field() {
     let y = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: gw\nspec:\n  gatewayClassName: istio\n  listners: # <-\n  - {name: http, port: 80, protocol: HTTP}\n";
     assert_error(y, "spec.listners", "did you mean `listeners`?");
     let y = gw("  - name: http\n    port: 80\n    protocol: HTTP\n    allowedRoute: {} # <-\n");
-    assert_error(&y, "spec.listeners[0].allowedRoute", "did you mean `allowedRoutes`?");
+    assert_error(
+        &y,
+        "spec.listeners[0].allowedRoute",
+        "did you mean `allowedRoutes`?",
+    );
 }
 
 #[test]
@@ -583,7 +682,12 @@ fn gateway_legacy_backend_tls_warns() {
     let y = format!(
         "{GW_HEAD}  - {{name: http, port: 80, protocol: HTTP}}\n  backendTLS: # <-\n    clientCertificateRef:\n      name: client-cert\n"
     );
-    assert_finding(&y, Severity::Warning, "spec.backendTLS", "replaced by `tls.backend`");
+    assert_finding(
+        &y,
+        Severity::Warning,
+        "spec.backendTLS",
+        "replaced by `tls.backend`",
+    );
     assert_eq!(load(&y).resources.len(), 1);
 }
 
@@ -603,20 +707,42 @@ fn route(rules: &str) -> String {
 
 #[test]
 fn route_path_values() {
-    let y = route("  - matches:\n    - path:\n        type: Exact\n        value: productpage # <-\n    backendRefs: [{name: p, port: 9080}]\n");
-    assert_error(&y, "spec.rules[0].matches[0].path.value", "path `productpage` must start with '/' (match type Exact)");
-    let y = route("  - matches:\n    - path:\n        value: /a//b # <-\n    backendRefs: [{name: p, port: 9080}]\n");
-    assert_error(&y, "spec.rules[0].matches[0].path.value", "must not contain `//`");
+    let y = route(
+        "  - matches:\n    - path:\n        type: Exact\n        value: productpage # <-\n    backendRefs: [{name: p, port: 9080}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].path.value",
+        "path `productpage` must start with '/' (match type Exact)",
+    );
+    let y = route(
+        "  - matches:\n    - path:\n        value: /a//b # <-\n    backendRefs: [{name: p, port: 9080}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].path.value",
+        "must not contain `//`",
+    );
     let y = route(
         "  - matches:\n    - path:\n        type: RegularExpression\n        value: /api/(v1 # <-\n    backendRefs: [{name: p, port: 9080}]\n",
     );
-    assert_error(&y, "spec.rules[0].matches[0].path.value", "is not a valid RE2 regular expression");
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].path.value",
+        "is not a valid RE2 regular expression",
+    );
 }
 
 #[test]
 fn route_path_type_enum() {
-    let y = route("  - matches:\n    - path:\n        type: Prefix # <-\n        value: /\n    backendRefs: [{name: p, port: 9080}]\n");
-    assert_error(&y, "spec.rules[0].matches[0].path.type", "`Prefix` is not a valid value");
+    let y = route(
+        "  - matches:\n    - path:\n        type: Prefix # <-\n        value: /\n    backendRefs: [{name: p, port: 9080}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].path.type",
+        "`Prefix` is not a valid value",
+    );
 }
 
 #[test]
@@ -624,27 +750,40 @@ fn route_header_names() {
     let y = route(
         "  - matches:\n    - headers:\n      - name: x version # <-\n        value: v2\n    backendRefs: [{name: p, port: 9080}]\n",
     );
-    assert_error(&y, "spec.rules[0].matches[0].headers[0].name", "header name `x version` contains ` `");
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].headers[0].name",
+        "header name `x version` contains ` `",
+    );
     let y = route(
         "  - matches:\n    - headers:\n      - name: X-Version\n        value: v2\n      - name: x-version # <-\n        value: v3\n    backendRefs: [{name: p, port: 9080}]\n",
     );
-    assert_error(&y, "spec.rules[0].matches[0].headers[1].name", "header `x-version` is repeated");
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].headers[1].name",
+        "header `x-version` is repeated",
+    );
 }
 
 #[test]
 fn route_method_enum() {
-    let y = route("  - matches:\n    - method: get # <-\n    backendRefs: [{name: p, port: 9080}]\n");
+    let y =
+        route("  - matches:\n    - method: get # <-\n    backendRefs: [{name: p, port: 9080}]\n");
     assert_error(&y, "spec.rules[0].matches[0].method", "did you mean `GET`?");
 }
 
 #[test]
 fn route_rules_at_most_16() {
-    let mut y = format!("{ROUTE_HEAD}");
+    let mut y = ROUTE_HEAD.to_string();
     y = y.replace("  rules:\n", "  rules: # <-\n");
     for i in 0..17 {
         y.push_str(&format!("  - backendRefs: [{{name: b{i}, port: 80}}]\n"));
     }
-    assert_error(&y, "spec.rules", "`rules` has 17 entries; at most 16 are allowed");
+    assert_error(
+        &y,
+        "spec.rules",
+        "`rules` has 17 entries; at most 16 are allowed",
+    );
 }
 
 #[test]
@@ -653,23 +792,48 @@ fn route_matches_at_most_64() {
     for i in 0..65 {
         y.push_str(&format!("    - path: {{value: /p{i}}}\n"));
     }
-    assert_error(&y, "spec.rules[0].matches", "`matches` has 65 entries; at most 64 are allowed");
+    assert_error(
+        &y,
+        "spec.rules[0].matches",
+        "`matches` has 65 entries; at most 64 are allowed",
+    );
 }
 
 #[test]
 fn route_weights() {
-    let y = route("  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n      weight: -5 # <-\n");
-    assert_error(&y, "spec.rules[0].backendRefs[0].weight", "weight -5 is negative");
-    let y = route("  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n      weight: 1000001 # <-\n");
-    assert_error(&y, "spec.rules[0].backendRefs[0].weight", "weight 1000001 is too large");
+    let y = route(
+        "  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n      weight: -5 # <-\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].backendRefs[0].weight",
+        "weight -5 is negative",
+    );
+    let y = route(
+        "  - backendRefs:\n    - name: reviews-v1\n      port: 9080\n      weight: 1000001 # <-\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].backendRefs[0].weight",
+        "weight 1000001 is too large",
+    );
 }
 
 #[test]
 fn route_service_backend_needs_port() {
     let y = route("  - backendRefs:\n    - name: productpage # <-\n");
-    assert_error(&y, "spec.rules[0].backendRefs[0].port", "`port` is required for a Service backend");
+    assert_error(
+        &y,
+        "spec.rules[0].backendRefs[0].port",
+        "`port` is required for a Service backend",
+    );
     // Not a Service: no port needed.
-    assert_valid(&route("  - backendRefs:\n    - group: multicluster.x-k8s.io\n      kind: ServiceImport\n      name: productpage\n"), 1);
+    assert_valid(
+        &route(
+            "  - backendRefs:\n    - group: multicluster.x-k8s.io\n      kind: ServiceImport\n      name: productpage\n",
+        ),
+        1,
+    );
 }
 
 #[test]
@@ -682,10 +846,22 @@ fn route_filter_type_matches_field() {
         "spec.rules[0].filters[0].requestRedirect",
         "`requestRedirect` must not be set when the filter type is RequestHeaderModifier",
     );
-    let y = route("  - filters:\n    - type: RequestHeaderModifier # <-\n    backendRefs: [{name: p, port: 80}]\n");
-    assert_error(&y, "spec.rules[0].filters[0].requestHeaderModifier", "`requestHeaderModifier` is required when the filter type is RequestHeaderModifier");
-    let y = route("  - filters:\n    - requestHeaderModifier: # <-\n        remove: [x-a]\n    backendRefs: [{name: p, port: 80}]\n");
-    assert_error(&y, "spec.rules[0].filters[0].type", "`type` is required: set it to RequestHeaderModifier");
+    let y = route(
+        "  - filters:\n    - type: RequestHeaderModifier # <-\n    backendRefs: [{name: p, port: 80}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].requestHeaderModifier",
+        "`requestHeaderModifier` is required when the filter type is RequestHeaderModifier",
+    );
+    let y = route(
+        "  - filters:\n    - requestHeaderModifier: # <-\n        remove: [x-a]\n    backendRefs: [{name: p, port: 80}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].type",
+        "`type` is required: set it to RequestHeaderModifier",
+    );
 }
 
 #[test]
@@ -693,7 +869,11 @@ fn route_redirect_and_rewrite_not_both() {
     let y = route(
         "  - filters:\n    - type: RequestRedirect # <-\n      requestRedirect: {scheme: https}\n    - type: URLRewrite\n      urlRewrite: {hostname: example.com}\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0]", "RequestRedirect and URLRewrite filters cannot be used together");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0]",
+        "RequestRedirect and URLRewrite filters cannot be used together",
+    );
 }
 
 #[test]
@@ -701,7 +881,11 @@ fn route_filters_not_repeated() {
     let y = route(
         "  - filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {remove: [a]}\n    - type: RequestHeaderModifier # <-\n      requestHeaderModifier: {remove: [b]}\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[1].type", "already used at filters[0]");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[1].type",
+        "already used at filters[0]",
+    );
 }
 
 #[test]
@@ -709,7 +893,11 @@ fn route_redirect_status_code() {
     let y = route(
         "  - filters:\n    - type: RequestRedirect\n      requestRedirect:\n        scheme: https\n        statusCode: 304 # <-\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].requestRedirect.statusCode", "status code 304 is not a redirect status");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].requestRedirect.statusCode",
+        "status code 304 is not a redirect status",
+    );
 }
 
 #[test]
@@ -717,7 +905,11 @@ fn route_redirect_not_with_backends() {
     let y = route(
         "  - filters:\n    - type: RequestRedirect\n      requestRedirect: # <-\n        scheme: https\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].requestRedirect", "cannot be used in a rule with `backendRefs`");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].requestRedirect",
+        "cannot be used in a rule with `backendRefs`",
+    );
 }
 
 #[test]
@@ -725,11 +917,19 @@ fn route_replace_prefix_needs_one_prefix_match() {
     let y = route(
         "  - matches:\n    - path: {type: Exact, value: /a}\n    filters:\n    - type: URLRewrite\n      urlRewrite:\n        path:\n          type: ReplacePrefixMatch\n          replacePrefixMatch: /b # <-\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch", "exactly one match");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch",
+        "exactly one match",
+    );
     let y = route(
         "  - filters:\n    - type: URLRewrite\n      urlRewrite:\n        path: # <-\n          type: ReplaceFullPath\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].urlRewrite.path.replaceFullPath", "`replaceFullPath` is required");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].urlRewrite.path.replaceFullPath",
+        "`replaceFullPath` is required",
+    );
 }
 
 #[test]
@@ -749,14 +949,19 @@ fn route_mirror_percent_and_fraction() {
     let y = route(
         "  - filters:\n    - type: RequestMirror\n      requestMirror:\n        backendRef: {name: shadow, port: 80}\n        percent: 150 # <-\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].requestMirror.percent", "percent 150 is out of range");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].requestMirror.percent",
+        "percent 150 is out of range",
+    );
     let y = route(
         "  - filters:\n    - type: RequestMirror\n      requestMirror: # <-\n        backendRef: {name: shadow}\n    backendRefs: [{name: p, port: 80}]\n",
     );
     // The mirror's Service backend needs a port too (the path ends at the written backendRef).
     let out = load(&y);
     assert!(
-        out.diagnostics.iter().any(|d| d.field.as_deref() == Some("spec.rules[0].filters[0].requestMirror.backendRef.port")),
+        out.diagnostics.iter().any(|d| d.field.as_deref()
+            == Some("spec.rules[0].filters[0].requestMirror.backendRef.port")),
         "{}",
         show(&out)
     );
@@ -767,11 +972,19 @@ fn route_cors() {
     let y = route(
         "  - filters:\n    - type: CORS\n      cors:\n        allowOrigins: ['*', 'https://a.example.com'] # <-\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].cors.allowOrigins", "`*` must stand alone");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].cors.allowOrigins",
+        "`*` must stand alone",
+    );
     let y = route(
         "  - filters:\n    - type: CORS\n      cors:\n        allowOrigins:\n        - www.example.com # <-\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].filters[0].cors.allowOrigins[0]", "origin `www.example.com` is invalid");
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].cors.allowOrigins[0]",
+        "origin `www.example.com` is invalid",
+    );
 }
 
 #[test]
@@ -779,17 +992,37 @@ fn route_timeouts() {
     let y = route(
         "  - timeouts:\n      request: 10s\n      backendRequest: 20s # <-\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].timeouts.backendRequest", "backendRequest timeout 20s is longer than the request timeout 10s");
+    assert_error(
+        &y,
+        "spec.rules[0].timeouts.backendRequest",
+        "backendRequest timeout 20s is longer than the request timeout 10s",
+    );
     // A zero request timeout disables it, so any backendRequest fits.
-    assert_valid(&route("  - timeouts: {request: 0s, backendRequest: 20s}\n    backendRefs: [{name: p, port: 80}]\n"), 1);
-    let y = route("  - timeouts:\n      request: 1.5s # <-\n    backendRefs: [{name: p, port: 80}]\n");
-    assert_error(&y, "spec.rules[0].timeouts.request", "not a Gateway API duration");
+    assert_valid(
+        &route(
+            "  - timeouts: {request: 0s, backendRequest: 20s}\n    backendRefs: [{name: p, port: 80}]\n",
+        ),
+        1,
+    );
+    let y =
+        route("  - timeouts:\n      request: 1.5s # <-\n    backendRefs: [{name: p, port: 80}]\n");
+    assert_error(
+        &y,
+        "spec.rules[0].timeouts.request",
+        "not a Gateway API duration",
+    );
 }
 
 #[test]
 fn route_retry_codes() {
-    let y = route("  - retry:\n      codes:\n      - 200 # <-\n    backendRefs: [{name: p, port: 80}]\n");
-    assert_error(&y, "spec.rules[0].retry.codes[0]", "status code 200 cannot be retried");
+    let y = route(
+        "  - retry:\n      codes:\n      - 200 # <-\n    backendRefs: [{name: p, port: 80}]\n",
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].retry.codes[0]",
+        "status code 200 cannot be retried",
+    );
 }
 
 #[test]
@@ -801,9 +1034,17 @@ fn route_parent_ref_name_required() {
 #[test]
 fn route_parent_refs_to_same_parent_need_section_names() {
     let y = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n  parentRefs:\n  - name: gw\n    sectionName: http\n  - name: gw\n    sectionName: http # <-\n";
-    assert_error(y, "spec.parentRefs[1].sectionName", "references to the same parent must be unique");
+    assert_error(
+        y,
+        "spec.parentRefs[1].sectionName",
+        "references to the same parent must be unique",
+    );
     let y = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: r\nspec:\n  parentRefs:\n  - name: gw\n  - name: gw # <-\n    sectionName: http\n";
-    assert_error(y, "spec.parentRefs[1]", "each reference must set `sectionName`");
+    assert_error(
+        y,
+        "spec.parentRefs[1]",
+        "each reference must set `sectionName`",
+    );
 }
 
 #[test]
@@ -814,14 +1055,20 @@ fn route_hostnames() {
 
 #[test]
 fn route_rule_names_unique() {
-    let y = route("  - name: a\n    backendRefs: [{name: p, port: 80}]\n  - name: a # <-\n    backendRefs: [{name: p, port: 80}]\n");
+    let y = route(
+        "  - name: a\n    backendRefs: [{name: p, port: 80}]\n  - name: a # <-\n    backendRefs: [{name: p, port: 80}]\n",
+    );
     assert_error(&y, "spec.rules[1].name", "rule name `a` is repeated");
 }
 
 #[test]
 fn route_typo_field() {
     let y = route("  - backendRef: # <-\n    - {name: p, port: 80}\n");
-    assert_error(&y, "spec.rules[0].backendRef", "did you mean `backendRefs`?");
+    assert_error(
+        &y,
+        "spec.rules[0].backendRef",
+        "did you mean `backendRefs`?",
+    );
 }
 
 #[test]
@@ -829,44 +1076,82 @@ fn route_session_persistence_is_deprecated() {
     let y = route(
         "  - sessionPersistence: # <-\n      sessionName: sid\n      type: Cookie\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_finding(&y, Severity::Warning, "spec.rules[0].sessionPersistence", "deprecated");
+    assert_finding(
+        &y,
+        Severity::Warning,
+        "spec.rules[0].sessionPersistence",
+        "deprecated",
+    );
     let y = route(
         "  - sessionPersistence: # <-\n      cookieConfig: {lifetimeType: Permanent}\n    backendRefs: [{name: p, port: 80}]\n",
     );
-    assert_error(&y, "spec.rules[0].sessionPersistence.absoluteTimeout", "`absoluteTimeout` is required");
+    assert_error(
+        &y,
+        "spec.rules[0].sessionPersistence.absoluteTimeout",
+        "`absoluteTimeout` is required",
+    );
 }
 
 const GRPC_HEAD: &str = "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata:\n  name: g\nspec:\n  parentRefs:\n  - name: gw\n  rules:\n";
 
 #[test]
 fn grpc_method_match() {
-    let y = format!("{GRPC_HEAD}  - matches:\n    - method: # <-\n        type: Exact\n    backendRefs: [{{name: s, port: 50051}}]\n");
-    assert_error(&y, "spec.rules[0].matches[0].method", "one or both of `service` and `method` must be set");
+    let y = format!(
+        "{GRPC_HEAD}  - matches:\n    - method: # <-\n        type: Exact\n    backendRefs: [{{name: s, port: 50051}}]\n"
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].method",
+        "one or both of `service` and `method` must be set",
+    );
     let y = format!(
         "{GRPC_HEAD}  - matches:\n    - method:\n        service: helloworld.Greeter/SayHello # <-\n    backendRefs: [{{name: s, port: 50051}}]\n"
     );
-    assert_error(&y, "spec.rules[0].matches[0].method.service", "not a gRPC service name");
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].method.service",
+        "not a gRPC service name",
+    );
     let y = format!(
         "{GRPC_HEAD}  - matches:\n    - method:\n        type: RegularExpression\n        method: \"Say(Hello\" # <-\n    backendRefs: [{{name: s, port: 50051}}]\n"
     );
-    assert_error(&y, "spec.rules[0].matches[0].method.method", "not a valid RE2 regular expression");
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].method.method",
+        "not a valid RE2 regular expression",
+    );
 }
 
 #[test]
 fn grpc_matches_at_most_8() {
-    let mut y = format!("{GRPC_HEAD}  - backendRefs: [{{name: s, port: 50051}}]\n    matches: # <-\n");
+    let mut y =
+        format!("{GRPC_HEAD}  - backendRefs: [{{name: s, port: 50051}}]\n    matches: # <-\n");
     for i in 0..9 {
         y.push_str(&format!("    - method: {{service: s{i}}}\n"));
     }
-    assert_error(&y, "spec.rules[0].matches", "`matches` has 9 entries; at most 8 are allowed");
+    assert_error(
+        &y,
+        "spec.rules[0].matches",
+        "`matches` has 9 entries; at most 8 are allowed",
+    );
 }
 
 #[test]
 fn grpc_filter_types() {
-    let y = format!("{GRPC_HEAD}  - filters:\n    - type: URLRewrite # <-\n    backendRefs: [{{name: s, port: 50051}}]\n");
-    assert_error(&y, "spec.rules[0].filters[0].type", "`URLRewrite` is not a valid value");
+    let y = format!(
+        "{GRPC_HEAD}  - filters:\n    - type: URLRewrite # <-\n    backendRefs: [{{name: s, port: 50051}}]\n"
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].filters[0].type",
+        "`URLRewrite` is not a valid value",
+    );
     let y = format!("{GRPC_HEAD}  - backendRefs:\n    - name: s # <-\n");
-    assert_error(&y, "spec.rules[0].backendRefs[0].port", "`port` is required for a Service backend");
+    assert_error(
+        &y,
+        "spec.rules[0].backendRefs[0].port",
+        "`port` is required for a Service backend",
+    );
 }
 
 const GRANT_HEAD: &str = "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata:\n  name: g\n  namespace: default\n";
@@ -875,7 +1160,9 @@ const GRANT_HEAD: &str = "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: R
 fn reference_grant_from_and_to_required() {
     let y = format!("{GRANT_HEAD}spec: # <-\n  to:\n  - group: \"\"\n    kind: Service\n");
     assert_error(&y, "spec.from", "`from` is required");
-    let y = format!("{GRANT_HEAD}spec: # <-\n  from:\n  - group: gateway.networking.k8s.io\n    kind: HTTPRoute\n    namespace: web\n");
+    let y = format!(
+        "{GRANT_HEAD}spec: # <-\n  from:\n  - group: gateway.networking.k8s.io\n    kind: HTTPRoute\n    namespace: web\n"
+    );
     assert_error(&y, "spec.to", "`to` is required");
 }
 
@@ -888,7 +1175,11 @@ fn reference_grant_entries() {
     let y = format!(
         "{GRANT_HEAD}spec:\n  from:\n  - kind: HTTPRoute # <-\n    namespace: web\n  to:\n  - group: \"\"\n    kind: Service\n"
     );
-    assert_error(&y, "spec.from[0].group", "`group` is required (write `\"\"` for the Kubernetes core group)");
+    assert_error(
+        &y,
+        "spec.from[0].group",
+        "`group` is required (write `\"\"` for the Kubernetes core group)",
+    );
     let y = format!(
         "{GRANT_HEAD}spec:\n  from:\n  - group: gateway.networking.k8s.io\n    kind: HTTPRoute\n    namespace: web\n  to:\n  - group: \"\" # <-\n"
     );
@@ -906,7 +1197,11 @@ fn tcp_route_rules_and_backends_required() {
     let y = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n  name: t\nspec:\n  rules:\n  - name: r # <-\n";
     assert_error(y, "spec.rules[0].backendRefs", "`backendRefs` is required");
     let y = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n  name: t\nspec:\n  rules:\n  - backendRefs:\n    - name: db\n      port: 5432\n      weight: -1 # <-\n";
-    assert_error(y, "spec.rules[0].backendRefs[0].weight", "weight -1 is negative");
+    assert_error(
+        y,
+        "spec.rules[0].backendRefs[0].weight",
+        "weight -1 is negative",
+    );
 }
 
 #[test]
@@ -914,7 +1209,11 @@ fn tls_route_hostnames_and_ports() {
     let y = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata:\n  name: t\nspec:\n  hostnames:\n  - 192.0.2.1 # <-\n  rules:\n  - backendRefs: [{name: a, port: 443}]\n";
     assert_error(y, "spec.hostnames[0]", "is an IP address");
     let y = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata:\n  name: t\nspec:\n  rules:\n  - backendRefs:\n    - name: a # <-\n";
-    assert_error(y, "spec.rules[0].backendRefs[0].port", "`port` is required for a Service backend");
+    assert_error(
+        y,
+        "spec.rules[0].backendRefs[0].port",
+        "`port` is required for a Service backend",
+    );
     let y = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata:\n  name: t\nspec:\n  hostname: [a.example.com] # <-\n";
     assert_error(y, "spec.hostname", "did you mean `hostnames`?");
 }
@@ -1021,7 +1320,13 @@ fn bookinfo_kube_manifests() {
     let notes: Vec<_> = out.diagnostics.iter().collect();
     assert_eq!(notes.len(), 1, "{}", show(&out));
     assert_eq!(notes[0].severity, Severity::Info);
-    assert!(notes[0].message.contains("skipped: weft does not read ServiceAccount"), "{}", notes[0]);
+    assert!(
+        notes[0]
+            .message
+            .contains("skipped: weft does not read ServiceAccount"),
+        "{}",
+        notes[0]
+    );
     assert_eq!(out.documents, 4);
 }
 
@@ -1131,12 +1436,29 @@ spec:
 "#,
         2,
     );
-    let warnings: Vec<_> = out.diagnostics.iter().filter(|d| d.severity == Severity::Warning).collect();
+    let warnings: Vec<_> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect();
     assert_eq!(warnings.len(), 2, "{}", show(&out));
-    assert!(warnings.iter().all(|w| w.message.contains("is deprecated") && w.field.as_deref() == Some("apiVersion")));
+    assert!(
+        warnings.iter().all(
+            |w| w.message.contains("is deprecated") && w.field.as_deref() == Some("apiVersion")
+        )
+    );
     assert_eq!(warnings[0].line, Some(2));
-    let weft_model::Spec::Deployment(d) = &out.resources[0].spec else { panic!("not a Deployment") };
-    let sel = d.spec.as_ref().unwrap().selector.match_labels.as_ref().unwrap();
+    let weft_model::Spec::Deployment(d) = &out.resources[0].spec else {
+        panic!("not a Deployment")
+    };
+    let sel = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .selector
+        .match_labels
+        .as_ref()
+        .unwrap();
     assert_eq!(sel.get("app").map(String::as_str), Some("productpage"));
 }
 
@@ -1145,7 +1467,12 @@ fn old_deployment_rollback_to_is_dropped_with_a_warning() {
     let y = "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  rollbackTo: # <-\n    revision: 2\n  template:\n    metadata:\n      labels: {app: d}\n    spec:\n      containers:\n      - {name: d, image: d}\n";
     let out = load(y);
     assert!(errors(&out).is_empty(), "{}", show(&out));
-    assert_finding(y, Severity::Warning, "spec", "`spec.rollbackTo` (revision 2) was removed in apps/v1");
+    assert_finding(
+        y,
+        Severity::Warning,
+        "spec.rollbackTo",
+        "`spec.rollbackTo` (revision 2) was removed in apps/v1",
+    );
 }
 
 #[test]
@@ -1167,21 +1494,58 @@ fn service_ports() {
     let y = format!("{SVC_HEAD}  ports:\n  - port: 0 # <-\n    name: http\n");
     assert_error(&y, "spec.ports[0].port", "port 0 is out of range");
     let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n  - port: 9443 # <-\n");
-    assert_error(&y, "spec.ports[1].name", "`name` is required when a Service has more than one port");
-    let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n  - port: 9443\n    name: http # <-\n");
-    assert_error(&y, "spec.ports[1].name", "port name `http` is already used by ports[0]");
-    let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    protocol: HTTP # <-\n");
-    assert_error(&y, "spec.ports[0].protocol", "protocol `HTTP` is not supported: use TCP, UDP or SCTP");
-    let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    targetPort: 70000 # <-\n");
-    assert_error(&y, "spec.ports[0].targetPort", "targetPort 70000 is out of range");
-    let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    targetPort: HTTP_port # <-\n");
-    assert_error(&y, "spec.ports[0].targetPort", "port name `HTTP_port` is invalid");
+    assert_error(
+        &y,
+        "spec.ports[1].name",
+        "`name` is required when a Service has more than one port",
+    );
+    let y = format!(
+        "{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n  - port: 9443\n    name: http # <-\n"
+    );
+    assert_error(
+        &y,
+        "spec.ports[1].name",
+        "port name `http` is already used by ports[0]",
+    );
+    let y =
+        format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    protocol: HTTP # <-\n");
+    assert_error(
+        &y,
+        "spec.ports[0].protocol",
+        "protocol `HTTP` is not supported: use TCP, UDP or SCTP",
+    );
+    let y =
+        format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    targetPort: 70000 # <-\n");
+    assert_error(
+        &y,
+        "spec.ports[0].targetPort",
+        "targetPort 70000 is out of range",
+    );
+    let y = format!(
+        "{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    targetPort: HTTP_port # <-\n"
+    );
+    assert_error(
+        &y,
+        "spec.ports[0].targetPort",
+        "port name `HTTP_port` is invalid",
+    );
     let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: Http # <-\n");
     assert_error(&y, "spec.ports[0].name", "port name `Http` is invalid");
-    let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    appProtocol: not a name # <-\n");
-    assert_error(&y, "spec.ports[0].appProtocol", "appProtocol `not a name` is invalid");
-    let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    nodePort: 30080 # <-\n");
-    assert_error(&y, "spec.ports[0].nodePort", "`nodePort` may only be used when type is NodePort or LoadBalancer");
+    let y = format!(
+        "{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    appProtocol: not a name # <-\n"
+    );
+    assert_error(
+        &y,
+        "spec.ports[0].appProtocol",
+        "appProtocol `not a name` is invalid",
+    );
+    let y =
+        format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: http\n    nodePort: 30080 # <-\n");
+    assert_error(
+        &y,
+        "spec.ports[0].nodePort",
+        "`nodePort` may only be used when type is NodePort or LoadBalancer",
+    );
     let y = format!("{SVC_HEAD}  ports: [] # <-\n");
     assert_error(&y, "spec.ports", "`ports` is required");
 }
@@ -1192,8 +1556,13 @@ fn service_type_and_selector() {
     assert_error(&y, "spec.type", "did you mean `ClusterIP`?");
     let y = "apiVersion: v1\nkind: Service\nmetadata:\n  name: reviews\nspec:\n  selector:\n    version: v1- # <-\n  ports:\n  - {port: 9080, name: http}\n";
     assert_error(y, "spec.selector.version", "label value `v1-` is invalid");
-    let y = "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  type: ExternalName # <-\n";
-    assert_error(y, "spec.externalName", "`externalName` is required for type ExternalName");
+    let y =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec: # <-\n  type: ExternalName\n";
+    assert_error(
+        y,
+        "spec.externalName",
+        "`externalName` is required for type ExternalName",
+    );
 }
 
 #[test]
@@ -1201,7 +1570,12 @@ fn service_istio_port_naming_convention() {
     let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: web # <-\n");
     let out = load(&y);
     assert!(errors(&out).is_empty(), "{}", show(&out));
-    assert_finding(&y, Severity::Info, "spec.ports[0].name", "port name `web` (port 9080, targetPort 9080) does not follow Istio's port naming convention");
+    assert_finding(
+        &y,
+        Severity::Info,
+        "spec.ports[0].name",
+        "port name `web` (port 9080, targetPort 9080) does not follow Istio's port naming convention",
+    );
     assert_finding(&y, Severity::Info, "spec.ports[0].name", "[IST0118]");
     // A recognised prefix, an appProtocol, or a well-known port are all fine.
     for ports in [
@@ -1215,7 +1589,9 @@ fn service_istio_port_naming_convention() {
         assert!(out.diagnostics.is_empty(), "{ports}: {}", show(&out));
     }
     // System namespaces are not checked, as `istioctl analyze` does.
-    let out = load("apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec:\n  ports: [{port: 9153, name: metrics}]\n");
+    let out = load(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system}\nspec:\n  ports: [{port: 9153, name: metrics}]\n",
+    );
     assert!(out.diagnostics.is_empty(), "{}", show(&out));
     let y = "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  type: ExternalName\n  externalName: api.example.com\n  ports:\n  - port: 443\n    name: tcp # <-\n";
     assert_finding(y, Severity::Warning, "spec.ports[0].name", "[IST0150]");
@@ -1227,30 +1603,59 @@ const POD_HEAD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n
 fn pod_containers() {
     let y = format!("{POD_HEAD}  containers: [] # <-\n");
     assert_error(&y, "spec.containers", "`containers` is required");
-    let y = format!("{POD_HEAD}  containers:\n  - {{name: app, image: a}}\n  - name: app # <-\n    image: b\n");
-    assert_error(&y, "spec.containers[1].name", "container name `app` is already used by containers[0]");
+    let y = format!(
+        "{POD_HEAD}  containers:\n  - {{name: app, image: a}}\n  - name: app # <-\n    image: b\n"
+    );
+    assert_error(
+        &y,
+        "spec.containers[1].name",
+        "container name `app` is already used by containers[0]",
+    );
     let y = format!("{POD_HEAD}  containers:\n  - name: App_1 # <-\n    image: a\n");
-    assert_error(&y, "spec.containers[0].name", "container name `App_1` is invalid");
+    assert_error(
+        &y,
+        "spec.containers[0].name",
+        "container name `App_1` is invalid",
+    );
     let y = format!("{POD_HEAD}  containers:\n  - name: app # <-\n");
     assert_error(&y, "spec.containers[0].image", "`image` is required");
-    let y = format!("{POD_HEAD}  containers:\n  - name: app\n    image: a\n    ports:\n    - containerPort: 0 # <-\n");
-    assert_error(&y, "spec.containers[0].ports[0].containerPort", "port 0 is out of range");
-    let y = format!("{POD_HEAD}  containers:\n  - name: app\n    image: a\n    ports:\n    - containerPort: 80\n      name: http-server-port # <-\n");
-    assert_error(&y, "spec.containers[0].ports[0].name", "it must be 1 to 15 characters long");
-    let y = format!("{POD_HEAD}  restartPolicy: Sometimes # <-\n  containers:\n  - {{name: app, image: a}}\n");
+    let y = format!(
+        "{POD_HEAD}  containers:\n  - name: app\n    image: a\n    ports:\n    - containerPort: 0 # <-\n"
+    );
+    assert_error(
+        &y,
+        "spec.containers[0].ports[0].containerPort",
+        "port 0 is out of range",
+    );
+    let y = format!(
+        "{POD_HEAD}  containers:\n  - name: app\n    image: a\n    ports:\n    - containerPort: 80\n      name: http-server-port # <-\n"
+    );
+    assert_error(
+        &y,
+        "spec.containers[0].ports[0].name",
+        "it must be 1 to 15 characters long",
+    );
+    let y = format!(
+        "{POD_HEAD}  restartPolicy: Sometimes # <-\n  containers:\n  - {{name: app, image: a}}\n"
+    );
     assert_error(&y, "spec.restartPolicy", "`Sometimes` is not a valid value");
     let y = format!("{POD_HEAD}  containers:\n  - name: app\n    imag: a # <-\n");
     assert_error(&y, "spec.containers[0].imag", "unknown field `imag`");
 }
 
-const DEPLOY_HEAD: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v2\nspec:\n";
+const DEPLOY_HEAD: &str =
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v2\nspec:\n";
 
 #[test]
 fn deployment_selector_must_match_template() {
     let y = format!(
         "{DEPLOY_HEAD}  selector:\n    matchLabels: {{app: reviews, version: v2}}\n  template:\n    metadata:\n      labels: # <-\n        app: reviews\n        version: v1\n    spec:\n      containers:\n      - {{name: reviews, image: r}}\n"
     );
-    assert_error(&y, "spec.template.metadata.labels", "`selector` does not match template `labels`");
+    assert_error(
+        &y,
+        "spec.template.metadata.labels",
+        "`selector` does not match template `labels`",
+    );
     let y = format!(
         "{DEPLOY_HEAD}  selector:\n    matchExpressions:\n    - {{key: version, operator: In, values: [v2, v3]}}\n  template:\n    metadata:\n      labels: {{version: v2}}\n    spec:\n      containers:\n      - {{name: reviews, image: r}}\n"
     );
@@ -1259,10 +1664,8 @@ fn deployment_selector_must_match_template() {
 
 #[test]
 fn deployment_selector_required() {
-    let y = format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v2\nspec: # <-\n  template:\n    metadata:\n      labels: {{app: reviews}}\n    spec:\n      containers:\n      - {{name: reviews, image: r}}\n"
-    );
-    assert_error(&y, "spec.selector", "`selector` is required");
+    let y = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: reviews-v2\nspec: # <-\n  template:\n    metadata:\n      labels: {app: reviews}\n    spec:\n      containers:\n      - {name: reviews, image: r}\n";
+    assert_error(y, "spec.selector", "`selector` is required");
 }
 
 #[test]
@@ -1273,15 +1676,27 @@ fn deployment_counts_and_strategy() {
     let y = format!(
         "{DEPLOY_HEAD}{body}  strategy:\n    type: Recreate\n    rollingUpdate: # <-\n      maxSurge: 1\n"
     );
-    assert_error(&y, "spec.strategy.rollingUpdate", "may not be set when strategy type is Recreate");
+    assert_error(
+        &y,
+        "spec.strategy.rollingUpdate",
+        "may not be set when strategy type is Recreate",
+    );
     let y = format!(
         "{DEPLOY_HEAD}{body}  strategy:\n    rollingUpdate:\n      maxUnavailable: 0 # <-\n      maxSurge: 0\n"
     );
-    assert_error(&y, "spec.strategy.rollingUpdate.maxUnavailable", "may not be 0 when maxSurge is 0");
+    assert_error(
+        &y,
+        "spec.strategy.rollingUpdate.maxUnavailable",
+        "may not be 0 when maxSurge is 0",
+    );
     let y = format!(
         "{DEPLOY_HEAD}  selector:\n    matchLabels: {{app: r}}\n  template:\n    metadata:\n      labels: {{app: r}}\n    spec:\n      restartPolicy: Never # <-\n      containers:\n      - {{name: r, image: r}}\n"
     );
-    assert_error(&y, "spec.template.spec.restartPolicy", "its pods must use Always");
+    assert_error(
+        &y,
+        "spec.template.spec.restartPolicy",
+        "its pods must use Always",
+    );
     let y = format!("{DEPLOY_HEAD}  replica: 2 # <-\n{body}");
     assert_error(&y, "spec.replica", "unknown field `replica`");
 }
@@ -1291,36 +1706,73 @@ const EP_HEAD: &str = "apiVersion: v1\nkind: Endpoints\nmetadata:\n  name: ratin
 #[test]
 fn endpoints() {
     let y = format!("{EP_HEAD}- ports: # <-\n  - {{port: 9080, name: http}}\n");
-    assert_error(&y, "subsets[0]", "a subset must have `addresses` or `notReadyAddresses`");
+    assert_error(
+        &y,
+        "subsets[0]",
+        "a subset must have `addresses` or `notReadyAddresses`",
+    );
     let y = format!("{EP_HEAD}- addresses:\n  - ip: 10.244.1.300 # <-\n");
-    assert_error(&y, "subsets[0].addresses[0].ip", "`10.244.1.300` is not an IP address");
+    assert_error(
+        &y,
+        "subsets[0].addresses[0].ip",
+        "`10.244.1.300` is not an IP address",
+    );
     let y = format!("{EP_HEAD}- addresses:\n  - ip: 0.0.0.0 # <-\n");
-    assert_error(&y, "subsets[0].addresses[0].ip", "is the unspecified address");
-    let y = format!("{EP_HEAD}- addresses:\n  - ip: 10.0.0.1\n  ports:\n  - {{port: 9080, name: http}}\n  - port: 9443 # <-\n");
-    assert_error(&y, "subsets[0].ports[1].name", "`name` is required when there is more than one port");
+    assert_error(
+        &y,
+        "subsets[0].addresses[0].ip",
+        "is the unspecified address",
+    );
+    let y = format!(
+        "{EP_HEAD}- addresses:\n  - ip: 10.0.0.1\n  ports:\n  - {{port: 9080, name: http}}\n  - port: 9443 # <-\n"
+    );
+    assert_error(
+        &y,
+        "subsets[0].ports[1].name",
+        "`name` is required when there is more than one port",
+    );
     // Loopback is refused by the API server but used by weft's local mode: a warning.
     let y = format!("{EP_HEAD}- addresses:\n  - ip: 127.0.1.2 # <-\n");
-    assert_finding(&y, Severity::Warning, "subsets[0].addresses[0].ip", "loopback");
+    assert_finding(
+        &y,
+        Severity::Warning,
+        "subsets[0].addresses[0].ip",
+        "loopback",
+    );
 }
 
-const SLICE_HEAD: &str =
-    "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ratings-abc\n  labels: {kubernetes.io/service-name: ratings}\n";
+const SLICE_HEAD: &str = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: ratings-abc\n  labels: {kubernetes.io/service-name: ratings}\n";
 
 #[test]
 fn endpoint_slices() {
     let y = format!("{SLICE_HEAD}addressType: IPv5 # <-\nendpoints: []\n");
     assert_error(&y, "addressType", "did you mean `IPv4`?");
     let y = format!("{SLICE_HEAD}addressType: IPv4\nendpoints:\n- addresses:\n  - fd00::1 # <-\n");
-    assert_error(&y, "endpoints[0].addresses[0]", "`fd00::1` is not an IPv4 address");
+    assert_error(
+        &y,
+        "endpoints[0].addresses[0]",
+        "`fd00::1` is not an IPv4 address",
+    );
     let y = format!("{SLICE_HEAD}addressType: IPv4\nendpoints:\n- addresses: [] # <-\n");
-    assert_error(&y, "endpoints[0].addresses", "must contain at least one address");
-    let y = format!("{SLICE_HEAD}addressType: FQDN\nendpoints:\n- addresses:\n  - not_a_name # <-\n");
-    assert_error(&y, "endpoints[0].addresses[0]", "is not a fully qualified domain name");
+    assert_error(
+        &y,
+        "endpoints[0].addresses",
+        "must contain at least one address",
+    );
+    let y =
+        format!("{SLICE_HEAD}addressType: FQDN\nendpoints:\n- addresses:\n  - not_a_name # <-\n");
+    assert_error(
+        &y,
+        "endpoints[0].addresses[0]",
+        "is not a fully qualified domain name",
+    );
     let y = format!(
         "{SLICE_HEAD}addressType: IPv4\nendpoints: []\nports:\n- {{name: http, port: 80}}\n- name: http # <-\n  port: 81\n"
     );
     assert_error(&y, "ports[1].name", "port name `http` is repeated");
-    let y = format!("{SLICE_HEAD}addressType: IPv4\nendpoints: []\nports:\n- name: http\n  protocol: HTTP # <-\n");
+    let y = format!(
+        "{SLICE_HEAD}addressType: IPv4\nendpoints: []\nports:\n- name: http\n  protocol: HTTP # <-\n"
+    );
     assert_error(&y, "ports[0].protocol", "protocol `HTTP` is not supported");
     let y = format!("{SLICE_HEAD}addresType: IPv4 # <-\nendpoints: []\n");
     assert_error(&y, "addresType", "unknown field `addresType`");

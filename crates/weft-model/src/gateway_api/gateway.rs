@@ -65,7 +65,9 @@ pub fn controller_name_problem(name: &str) -> Option<String> {
         ))
     };
     if name.len() > 253 {
-        return Some(format!("controllerName `{name}` is longer than 253 characters"));
+        return Some(format!(
+            "controllerName `{name}` is longer than 253 characters"
+        ));
     }
     let Some((domain, path)) = name.split_once('/') else {
         return shape();
@@ -94,7 +96,10 @@ impl Validate for GatewayClassSpec {
         {
             cx.error_at(
                 "description",
-                format!("description is {} characters long; at most 64 are allowed", d.chars().count()),
+                format!(
+                    "description is {} characters long; at most 64 are allowed",
+                    d.chars().count()
+                ),
             );
         }
     }
@@ -132,7 +137,11 @@ pub struct GatewaySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_scope: Option<GatewayDefaultScope>,
     /// Deprecated (experimental in v1.3–v1.4): moved to `tls.backend`.
-    #[serde(rename = "backendTLS", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "backendTLS",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub backend_tls: Option<GatewayBackendTls>,
 }
 
@@ -430,7 +439,11 @@ impl Validate for GatewayBackendTls {
     }
 }
 
-fn check_from_selector(cx: &mut Ctx, from: Option<FromNamespaces>, selector: &Option<LabelSelector>) {
+fn check_from_selector(
+    cx: &mut Ctx,
+    from: Option<FromNamespaces>,
+    selector: &Option<LabelSelector>,
+) {
     if from == Some(FromNamespaces::Selector) && selector.is_none() {
         cx.error_at("selector", "`selector` is required when `from` is Selector");
     }
@@ -445,7 +458,10 @@ impl Validate for GatewaySpec {
             check_required_name(cx, "gatewayClassName", &self.gateway_class_name);
         }
         if self.listeners.is_empty() {
-            cx.error_at("listeners", "`listeners` is required: a Gateway needs at least one listener");
+            cx.error_at(
+                "listeners",
+                "`listeners` is required: a Gateway needs at least one listener",
+            );
         }
         check_max_items(cx, "listeners", self.listeners.len(), 64);
         cx.list("listeners", &self.listeners);
@@ -475,7 +491,9 @@ impl Validate for GatewaySpec {
             && let Some(ns) = &al.namespaces
         {
             cx.field("allowedListeners", |cx| {
-                cx.field("namespaces", |cx| check_from_selector(cx, ns.from, &ns.selector))
+                cx.field("namespaces", |cx| {
+                    check_from_selector(cx, ns.from, &ns.selector)
+                })
             });
         }
         if let Some(tls) = &self.tls {
@@ -612,7 +630,9 @@ fn check_protocol(cx: &mut Ctx, p: &str) {
     match p.to_ascii_uppercase().as_str() {
         "GRPC" | "HTTP2" => msg.push_str("; gRPC and HTTP/2 are served on HTTP or HTTPS listeners"),
         _ => {
-            if let Some(s) = crate::validate::suggest(&p.to_ascii_uppercase(), CORE_PROTOCOLS.iter().copied()) {
+            if let Some(s) =
+                crate::validate::suggest(&p.to_ascii_uppercase(), CORE_PROTOCOLS.iter().copied())
+            {
                 msg.push_str(&format!("; did you mean `{s}`?"));
             }
         }
@@ -629,7 +649,10 @@ fn validate_listener_tls(cx: &mut Ctx, tls: &ListenerTlsConfig, proto: &str) {
         );
     }
     if proto == "TLS" && tls.mode.is_none() {
-        cx.error_at("mode", "`mode` is required for protocol TLS: set Passthrough or Terminate");
+        cx.error_at(
+            "mode",
+            "`mode` is required for protocol TLS: set Passthrough or Terminate",
+        );
     }
     if mode == TlsModeType::Terminate
         && matches!(proto, "HTTPS" | "TLS")

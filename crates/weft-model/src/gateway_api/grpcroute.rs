@@ -1,7 +1,9 @@
 //! GRPCRoute (`gateway.networking.k8s.io/v1`), following `apis/v1/grpcroute_types.go`.
 
 use super::gateway::GatewayDefaultScope;
-use super::httproute::{HttpHeaderFilter, HttpRequestMirrorFilter, SessionPersistence, check_filter_union};
+use super::httproute::{
+    HttpHeaderFilter, HttpRequestMirrorFilter, SessionPersistence, check_filter_union,
+};
 use super::shared::*;
 use crate::validate::{Ctx, Validate, check_max_items, check_regex};
 use serde::{Deserialize, Serialize};
@@ -126,7 +128,9 @@ pub struct GrpcRouteFilter {
 }
 
 /// The GRPCRoute filter types.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum GrpcRouteFilterType {
     #[default]
     RequestHeaderModifier,
@@ -225,7 +229,9 @@ fn is_grpc_service(s: &str) -> bool {
 /// A gRPC identifier (`^[A-Za-z_][A-Za-z_0-9]*$`).
 fn is_grpc_ident(s: &str) -> bool {
     let b = s.as_bytes();
-    !b.is_empty() && (b[0].is_ascii_alphabetic() || b[0] == b'_') && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    !b.is_empty()
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 impl Validate for GrpcRouteMatch {
@@ -278,7 +284,14 @@ impl Validate for GrpcRouteMatch {
             });
         }
         check_max_items(cx, "headers", self.headers.len(), 16);
-        check_unique(cx, "headers", "name", self.headers.iter().map(|h| h.name.as_str()), true, "header");
+        check_unique(
+            cx,
+            "headers",
+            "name",
+            self.headers.iter().map(|h| h.name.as_str()),
+            true,
+            "header",
+        );
         cx.each("headers", &self.headers, |cx, _, h| {
             check_header_name(cx, "name", &h.name, "header");
             check_len(cx, "value", &h.value, 1, 4096);
@@ -301,7 +314,10 @@ fn validate_grpc_filters(cx: &mut Ctx, filters: &[GrpcRouteFilter]) {
                 Some(j) if !repeatable => cx.index(i, |cx| {
                     cx.error_at(
                         "type",
-                        format!("a {} filter is already used at filters[{j}]: it cannot be repeated", t.as_str()),
+                        format!(
+                            "a {} filter is already used at filters[{j}]: it cannot be repeated",
+                            t.as_str()
+                        ),
                     )
                 }),
                 Some(_) => {}
@@ -313,12 +329,28 @@ fn validate_grpc_filters(cx: &mut Ctx, filters: &[GrpcRouteFilter]) {
     });
     cx.each("filters", filters, |cx, _, f| {
         let fields = [
-            ("requestHeaderModifier", T::RequestHeaderModifier, f.request_header_modifier.is_some()),
-            ("responseHeaderModifier", T::ResponseHeaderModifier, f.response_header_modifier.is_some()),
-            ("requestMirror", T::RequestMirror, f.request_mirror.is_some()),
+            (
+                "requestHeaderModifier",
+                T::RequestHeaderModifier,
+                f.request_header_modifier.is_some(),
+            ),
+            (
+                "responseHeaderModifier",
+                T::ResponseHeaderModifier,
+                f.response_header_modifier.is_some(),
+            ),
+            (
+                "requestMirror",
+                T::RequestMirror,
+                f.request_mirror.is_some(),
+            ),
             ("extensionRef", T::ExtensionRef, f.extension_ref.is_some()),
         ];
-        check_filter_union(cx, f.type_.map(T::as_str), &fields.map(|(field, t, set)| (field, t.as_str(), set)));
+        check_filter_union(
+            cx,
+            f.type_.map(T::as_str),
+            &fields.map(|(field, t, set)| (field, t.as_str(), set)),
+        );
         cx.opt("requestHeaderModifier", &f.request_header_modifier);
         cx.opt("responseHeaderModifier", &f.response_header_modifier);
         cx.opt("requestMirror", &f.request_mirror);

@@ -186,7 +186,9 @@ pub struct HttpRouteFilter {
 }
 
 /// The HTTPRoute filter types.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub enum HttpRouteFilterType {
     #[default]
     RequestHeaderModifier,
@@ -219,7 +221,10 @@ impl HttpRouteFilterType {
 
     /// True for filters that may appear more than once in a list.
     pub fn repeatable(self) -> bool {
-        matches!(self, Self::RequestMirror | Self::ExtensionRef | Self::ExternalAuth)
+        matches!(
+            self,
+            Self::RequestMirror | Self::ExtensionRef | Self::ExternalAuth
+        )
     }
 }
 
@@ -463,10 +468,18 @@ backend_object_ref!(HttpBackendRef);
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HttpRouteTimeouts {
     /// Time for the gateway to answer the whole request.
-    #[serde(default, deserialize_with = "de_gep2257", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_gep2257",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request: Option<Duration>,
     /// Time for one request to a backend (at most `request`).
-    #[serde(default, deserialize_with = "de_gep2257", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_gep2257",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub backend_request: Option<Duration>,
 }
 
@@ -481,7 +494,11 @@ pub struct HttpRouteRetry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
     /// Base interval between attempts.
-    #[serde(default, deserialize_with = "de_gep2257", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_gep2257",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub backoff: Option<Duration>,
 }
 
@@ -493,10 +510,18 @@ pub struct SessionPersistence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_name: Option<String>,
     /// Lifetime of a session.
-    #[serde(default, deserialize_with = "de_gep2257", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_gep2257",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub absolute_timeout: Option<Duration>,
     /// Idle time after which a session ends.
-    #[serde(default, deserialize_with = "de_gep2257", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_gep2257",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub idle_timeout: Option<Duration>,
     /// `Cookie` (default) or `Header`.
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -631,7 +656,13 @@ impl Validate for SessionPersistence {
         if let Some(n) = &self.session_name
             && n.len() > 128
         {
-            cx.error_at("sessionName", format!("sessionName is {} characters long; at most 128 are allowed", n.len()));
+            cx.error_at(
+                "sessionName",
+                format!(
+                    "sessionName is {} characters long; at most 128 are allowed",
+                    n.len()
+                ),
+            );
         }
         if self
             .cookie_config
@@ -654,7 +685,14 @@ impl Validate for HttpRouteMatch {
             cx.field("path", |cx| check_path_match(cx, p));
         }
         check_max_items(cx, "headers", self.headers.len(), 16);
-        check_unique(cx, "headers", "name", self.headers.iter().map(|h| h.name.as_str()), true, "header");
+        check_unique(
+            cx,
+            "headers",
+            "name",
+            self.headers.iter().map(|h| h.name.as_str()),
+            true,
+            "header",
+        );
         cx.each("headers", &self.headers, |cx, _, h| {
             check_header_name(cx, "name", &h.name, "header");
             check_len(cx, "value", &h.value, 1, 4096);
@@ -705,7 +743,9 @@ pub fn path_value_problem(path: &str) -> Option<String> {
                 i += 3;
                 continue;
             }
-            return Some(format!("path `{path}` has a `%` that is not followed by two hex digits"));
+            return Some(format!(
+                "path `{path}` has a `%` that is not followed by two hex digits"
+            ));
         }
         if !(c.is_ascii_alphanumeric() || b"-/._~!$&'()*+,;=:@".contains(&c)) {
             let ch = path[i..].chars().next().unwrap_or('?');
@@ -724,13 +764,23 @@ fn check_path_match(cx: &mut Ctx, p: &HttpPathMatch) {
         return;
     };
     if value.len() > 1024 {
-        cx.error_at("value", format!("path is {} characters long; at most 1024 are allowed", value.len()));
+        cx.error_at(
+            "value",
+            format!(
+                "path is {} characters long; at most 1024 are allowed",
+                value.len()
+            ),
+        );
         return;
     }
     match ty {
         PathMatchType::Exact | PathMatchType::PathPrefix => {
             if let Some(problem) = path_value_problem(value) {
-                let kind = if ty == PathMatchType::Exact { "Exact" } else { "PathPrefix" };
+                let kind = if ty == PathMatchType::Exact {
+                    "Exact"
+                } else {
+                    "PathPrefix"
+                };
                 cx.error_at("value", format!("{problem} (match type {kind})"));
             }
         }
@@ -742,7 +792,10 @@ fn check_path_match(cx: &mut Ctx, p: &HttpPathMatch) {
 fn single_prefix_match(matches: &[HttpRouteMatch]) -> bool {
     match matches {
         [] => true,
-        [m] => m.path.as_ref().is_none_or(|p| p.type_.unwrap_or_default() == PathMatchType::PathPrefix),
+        [m] => m
+            .path
+            .as_ref()
+            .is_none_or(|p| p.type_.unwrap_or_default() == PathMatchType::PathPrefix),
         _ => false,
     }
 }
@@ -777,16 +830,34 @@ fn validate_http_filters(cx: &mut Ctx, filters: &[HttpRouteFilter], matches: &[H
             });
         }
     });
-    cx.each("filters", filters, |cx, _, f| validate_http_filter(cx, f, matches));
+    cx.each("filters", filters, |cx, _, f| {
+        validate_http_filter(cx, f, matches)
+    });
 }
 
 fn validate_http_filter(cx: &mut Ctx, f: &HttpRouteFilter, matches: &[HttpRouteMatch]) {
     use HttpRouteFilterType as T;
     let fields = [
-        ("requestHeaderModifier", T::RequestHeaderModifier, f.request_header_modifier.is_some()),
-        ("responseHeaderModifier", T::ResponseHeaderModifier, f.response_header_modifier.is_some()),
-        ("requestMirror", T::RequestMirror, f.request_mirror.is_some()),
-        ("requestRedirect", T::RequestRedirect, f.request_redirect.is_some()),
+        (
+            "requestHeaderModifier",
+            T::RequestHeaderModifier,
+            f.request_header_modifier.is_some(),
+        ),
+        (
+            "responseHeaderModifier",
+            T::ResponseHeaderModifier,
+            f.response_header_modifier.is_some(),
+        ),
+        (
+            "requestMirror",
+            T::RequestMirror,
+            f.request_mirror.is_some(),
+        ),
+        (
+            "requestRedirect",
+            T::RequestRedirect,
+            f.request_redirect.is_some(),
+        ),
         ("urlRewrite", T::UrlRewrite, f.url_rewrite.is_some()),
         ("cors", T::Cors, f.cors.is_some()),
         ("externalAuth", T::ExternalAuth, f.external_auth.is_some()),
@@ -815,7 +886,9 @@ fn validate_http_filter(cx: &mut Ctx, f: &HttpRouteFilter, matches: &[HttpRouteM
             {
                 cx.error_at(
                     "statusCode",
-                    format!("status code {code} is not a redirect status: use 301, 302, 303, 307 or 308"),
+                    format!(
+                        "status code {code} is not a redirect status: use 301, 302, 303, 307 or 308"
+                    ),
                 );
             }
             if let Some(p) = &r.path {
@@ -853,7 +926,10 @@ pub(crate) fn check_filter_union(cx: &mut Ctx, ty: Option<&str>, fields: &[(&str
     };
     for (field, t, set) in fields {
         if *t == ty && !set {
-            cx.error_at(field, format!("`{field}` is required when the filter type is {ty}"));
+            cx.error_at(
+                field,
+                format!("`{field}` is required when the filter type is {ty}"),
+            );
         } else if *t != ty && *set {
             cx.error_at(
                 field,
@@ -901,16 +977,25 @@ impl Validate for HttpHeaderFilter {
 }
 
 fn check_path_modifier(cx: &mut Ctx, p: &HttpPathModifier, matches: &[HttpRouteMatch]) {
-    for v in [&p.replace_full_path, &p.replace_prefix_match].into_iter().flatten() {
+    for v in [&p.replace_full_path, &p.replace_prefix_match]
+        .into_iter()
+        .flatten()
+    {
         if v.len() > 1024 {
-            cx.error(format!("path is {} characters long; at most 1024 are allowed", v.len()));
+            cx.error(format!(
+                "path is {} characters long; at most 1024 are allowed",
+                v.len()
+            ));
         }
     }
     match p.type_ {
         None => cx.require("type", false),
         Some(HttpPathModifierType::ReplaceFullPath) => {
             if p.replace_full_path.is_none() {
-                cx.error_at("replaceFullPath", "`replaceFullPath` is required when type is ReplaceFullPath");
+                cx.error_at(
+                    "replaceFullPath",
+                    "`replaceFullPath` is required when type is ReplaceFullPath",
+                );
             }
             if p.replace_prefix_match.is_some() {
                 cx.error_at(
@@ -921,7 +1006,10 @@ fn check_path_modifier(cx: &mut Ctx, p: &HttpPathModifier, matches: &[HttpRouteM
         }
         Some(HttpPathModifierType::ReplacePrefixMatch) => {
             if p.replace_prefix_match.is_none() {
-                cx.error_at("replacePrefixMatch", "`replacePrefixMatch` is required when type is ReplacePrefixMatch");
+                cx.error_at(
+                    "replacePrefixMatch",
+                    "`replacePrefixMatch` is required when type is ReplacePrefixMatch",
+                );
             } else if !single_prefix_match(matches) {
                 cx.error_at(
                     "replacePrefixMatch",
@@ -947,7 +1035,10 @@ impl Validate for HttpRequestMirrorFilter {
         if let Some(p) = self.percent
             && !(0..=100).contains(&p)
         {
-            cx.error_at("percent", format!("percent {p} is out of range: it must be between 0 and 100"));
+            cx.error_at(
+                "percent",
+                format!("percent {p} is out of range: it must be between 0 and 100"),
+            );
         }
         if self.percent.is_some() && self.fraction.is_some() {
             cx.error("only one of `percent` and `fraction` may be set");
@@ -999,19 +1090,26 @@ fn origin_problem(origin: &str) -> Option<String> {
         None => (rest, None),
     };
     if host.is_empty()
-        || !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '*' || c == '_')
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '*' || c == '_')
     {
         return bad();
     }
     if let Some(p) = port
-        && !(p.len() <= 5 && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (1..=65535).contains(&p.parse::<u32>().unwrap_or(0)))
+        && !(p.len() <= 5
+            && !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (1..=65535).contains(&p.parse::<u32>().unwrap_or(0)))
     {
         return bad();
     }
     None
 }
 
-const CORS_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*"];
+const CORS_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*",
+];
 
 impl Validate for HttpCorsFilter {
     fn validate(&self, cx: &mut Ctx) {
@@ -1035,7 +1133,10 @@ impl Validate for HttpCorsFilter {
                 cx.error(msg);
             }
         });
-        for (name, list) in [("allowHeaders", &self.allow_headers), ("exposeHeaders", &self.expose_headers)] {
+        for (name, list) in [
+            ("allowHeaders", &self.allow_headers),
+            ("exposeHeaders", &self.expose_headers),
+        ] {
             check_max_items(cx, name, list.len(), 64);
             if name == "allowHeaders" {
                 check_wildcard_alone(cx, name, list);
@@ -1049,7 +1150,10 @@ impl Validate for HttpCorsFilter {
         if let Some(age) = self.max_age
             && age < 1
         {
-            cx.error_at("maxAge", format!("maxAge {age} must be at least 1 (seconds)"));
+            cx.error_at(
+                "maxAge",
+                format!("maxAge {age} must be at least 1 (seconds)"),
+            );
         }
     }
 }
@@ -1080,13 +1184,21 @@ impl Validate for HttpExternalAuthFilter {
             Some(b) => cx.field("backendRef", |cx| b.validate(cx)),
         }
         if let Some(g) = &self.grpc {
-            cx.field("grpc", |cx| check_header_list(cx, "allowedHeaders", &g.allowed_headers));
+            cx.field("grpc", |cx| {
+                check_header_list(cx, "allowedHeaders", &g.allowed_headers)
+            });
         }
         if let Some(h) = &self.http {
             cx.field("http", |cx| {
                 if let Some(p) = h.path.as_deref().filter(|p| !p.is_empty()) {
                     if p.len() > 1024 {
-                        cx.error_at("path", format!("path is {} characters long; at most 1024 are allowed", p.len()));
+                        cx.error_at(
+                            "path",
+                            format!(
+                                "path is {} characters long; at most 1024 are allowed",
+                                p.len()
+                            ),
+                        );
                     } else if let Some(problem) = path_chars_problem(p) {
                         cx.error_at("path", problem);
                     }
@@ -1099,7 +1211,12 @@ impl Validate for HttpExternalAuthFilter {
             && let Some(m) = fb.max_size
             && m < 0
         {
-            cx.field("forwardBody", |cx| cx.error_at("maxSize", format!("maxSize {m} is negative: use 0 to send no body")));
+            cx.field("forwardBody", |cx| {
+                cx.error_at(
+                    "maxSize",
+                    format!("maxSize {m} is negative: use 0 to send no body"),
+                )
+            });
         }
     }
 }
@@ -1108,7 +1225,13 @@ impl Validate for HttpExternalAuthFilter {
 fn path_chars_problem(p: &str) -> Option<String> {
     path_value_problem(&format!("/{}", p.trim_start_matches('/')))
         .filter(|m| m.contains("percent") || m.contains("hex"))
-        .map(|m| m.replacen(&format!("`/{}`", p.trim_start_matches('/')), &format!("`{p}`"), 1))
+        .map(|m| {
+            m.replacen(
+                &format!("`/{}`", p.trim_start_matches('/')),
+                &format!("`{p}`"),
+                1,
+            )
+        })
 }
 
 fn check_header_list(cx: &mut Ctx, name: &str, list: &[String]) {
@@ -1126,20 +1249,41 @@ mod tests {
 
     #[test]
     fn paths() {
-        for ok in ["/", "/productpage", "/api/v1/", "/a%20b", "/static/*.css", "/~user"] {
+        for ok in [
+            "/",
+            "/productpage",
+            "/api/v1/",
+            "/a%20b",
+            "/static/*.css",
+            "/~user",
+        ] {
             assert_eq!(path_value_problem(ok), None, "{ok}");
         }
-        for bad in ["foo", "//a", "/a/./b", "/a/../b", "/a%2fb", "/a#b", "/a/..", "/a/.", "/a b", "/a%2", "/a%zz"] {
+        for bad in [
+            "foo", "//a", "/a/./b", "/a/../b", "/a%2fb", "/a#b", "/a/..", "/a/.", "/a b", "/a%2",
+            "/a%zz",
+        ] {
             assert!(path_value_problem(bad).is_some(), "{bad}");
         }
     }
 
     #[test]
     fn origins() {
-        for ok in ["*", "https://www.example.com", "http://*.example.com:8080", "https://*"] {
+        for ok in [
+            "*",
+            "https://www.example.com",
+            "http://*.example.com:8080",
+            "https://*",
+        ] {
             assert_eq!(origin_problem(ok), None, "{ok}");
         }
-        for bad in ["www.example.com", "ftp://a.com", "https://a.com/path", "https://a.com:99999", "https://"] {
+        for bad in [
+            "www.example.com",
+            "ftp://a.com",
+            "https://a.com/path",
+            "https://a.com:99999",
+            "https://",
+        ] {
             assert!(origin_problem(bad).is_some(), "{bad}");
         }
     }

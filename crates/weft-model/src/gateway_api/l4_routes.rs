@@ -64,18 +64,34 @@ pub struct TlsRouteRule {
 }
 
 /// Rules of an L4 route: 1 to 16, names unique, each with 1 to 16 backends.
-fn validate_l4_rules<'a>(cx: &mut Ctx, rules: impl ExactSizeIterator<Item = (&'a Option<String>, &'a [BackendRef])> + Clone) {
+fn validate_l4_rules<'a>(
+    cx: &mut Ctx,
+    rules: impl ExactSizeIterator<Item = (&'a Option<String>, &'a [BackendRef])> + Clone,
+) {
     if rules.len() == 0 {
-        cx.error_at("rules", "`rules` is required: a route needs at least one rule with backendRefs");
+        cx.error_at(
+            "rules",
+            "`rules` is required: a route needs at least one rule with backendRefs",
+        );
     }
     check_max_items(cx, "rules", rules.len(), 16);
-    check_unique(cx, "rules", "name", rules.clone().map(|r| r.0.as_deref().unwrap_or("")), false, "rule name");
+    check_unique(
+        cx,
+        "rules",
+        "name",
+        rules.clone().map(|r| r.0.as_deref().unwrap_or("")),
+        false,
+        "rule name",
+    );
     cx.field("rules", |cx| {
         for (i, (name, backends)) in rules.enumerate() {
             cx.index(i, |cx| {
                 opt_check(cx, "name", name, check_section_name);
                 if backends.is_empty() {
-                    cx.error_at("backendRefs", "`backendRefs` is required: list at least one backend");
+                    cx.error_at(
+                        "backendRefs",
+                        "`backendRefs` is required: list at least one backend",
+                    );
                 }
                 check_max_items(cx, "backendRefs", backends.len(), 16);
                 cx.list("backendRefs", backends);
@@ -87,7 +103,12 @@ fn validate_l4_rules<'a>(cx: &mut Ctx, rules: impl ExactSizeIterator<Item = (&'a
 impl Validate for TcpRouteSpec {
     fn validate(&self, cx: &mut Ctx) {
         validate_parent_refs(cx, &self.parent_refs);
-        validate_l4_rules(cx, self.rules.iter().map(|r| (&r.name, r.backend_refs.as_slice())));
+        validate_l4_rules(
+            cx,
+            self.rules
+                .iter()
+                .map(|r| (&r.name, r.backend_refs.as_slice())),
+        );
     }
 }
 
@@ -95,6 +116,11 @@ impl Validate for TlsRouteSpec {
     fn validate(&self, cx: &mut Ctx) {
         validate_parent_refs(cx, &self.parent_refs);
         check_route_hostnames(cx, &self.hostnames, 16);
-        validate_l4_rules(cx, self.rules.iter().map(|r| (&r.name, r.backend_refs.as_slice())));
+        validate_l4_rules(
+            cx,
+            self.rules
+                .iter()
+                .map(|r| (&r.name, r.backend_refs.as_slice())),
+        );
     }
 }

@@ -20,6 +20,7 @@ pub use httproute::*;
 pub use l4_routes::*;
 pub use reference_grant::*;
 pub use shared::{
-    BackendObjectReference, BackendRef, GATEWAY_GROUP, LabelSelector, LabelSelectorRequirement, LocalObjectReference,
-    ObjectReference, ParentReference, SecretObjectReference, SelectorOperator, gep2257_problem, hostname_problem,
+    BackendObjectReference, BackendRef, GATEWAY_GROUP, LabelSelector, LabelSelectorRequirement,
+    LocalObjectReference, ObjectReference, ParentReference, SecretObjectReference,
+    SelectorOperator, gep2257_problem, hostname_problem,
 };

@@ -50,9 +50,15 @@ pub struct ReferenceGrantTo {
 
 impl Validate for ReferenceGrantSpec {
     fn validate(&self, cx: &mut Ctx) {
-        for (name, len, what) in [("from", self.from.len(), "trusted referrer"), ("to", self.to.len(), "kind that may be referred to")] {
+        for (name, len, what) in [
+            ("from", self.from.len(), "trusted referrer"),
+            ("to", self.to.len(), "kind that may be referred to"),
+        ] {
             if len == 0 {
-                cx.error_at(name, format!("`{name}` is required: list at least one {what}"));
+                cx.error_at(
+                    name,
+                    format!("`{name}` is required: list at least one {what}"),
+                );
             }
             check_max_items(cx, name, len, 16);
         }

@@ -5,7 +5,9 @@
 //! `object_reference_types.go`); the checks are the CRD's OpenAPI patterns and CEL rules.
 
 use crate::common::Duration;
-use crate::validate::{Ctx, Validate, check_max_items, is_dns1123_label, is_dns1123_subdomain, label_key_problem};
+use crate::validate::{
+    Ctx, Validate, check_max_items, is_dns1123_label, is_dns1123_subdomain, label_key_problem,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,8 +80,10 @@ pub(crate) fn validate_parent_refs(cx: &mut Ctx, refs: &[ParentReference]) {
             p.name.clone(),
         )
     };
-    let mut seen: BTreeMap<(String, String, String, String), Vec<(usize, Option<&str>, Option<u32>)>> =
-        BTreeMap::new();
+    // (group, kind, namespace, name) -> earlier references: (index, sectionName, port).
+    type ParentKey = (String, String, String, String);
+    type Earlier<'a> = Vec<(usize, Option<&'a str>, Option<u32>)>;
+    let mut seen: BTreeMap<ParentKey, Earlier> = BTreeMap::new();
     for (i, p) in refs.iter().enumerate() {
         let section = p.section_name.as_deref().filter(|s| !s.is_empty());
         let port = p.port.filter(|p| *p != 0);
@@ -148,7 +152,8 @@ pub struct BackendObjectReference {
 impl BackendObjectReference {
     /// True when this refers to a core `Service` (the defaults), which needs a port.
     pub fn is_service(&self) -> bool {
-        self.group.as_deref().unwrap_or("").is_empty() && self.kind.as_deref().unwrap_or("Service") == "Service"
+        self.group.as_deref().unwrap_or("").is_empty()
+            && self.kind.as_deref().unwrap_or("Service") == "Service"
     }
 }
 
@@ -228,9 +233,15 @@ impl Validate for BackendRef {
 pub(crate) fn check_weight(cx: &mut Ctx, weight: Option<i32>) {
     if let Some(w) = weight {
         if w < 0 {
-            cx.error_at("weight", format!("weight {w} is negative: weights must be between 0 and 1000000"));
+            cx.error_at(
+                "weight",
+                format!("weight {w} is negative: weights must be between 0 and 1000000"),
+            );
         } else if w > 1_000_000 {
-            cx.error_at("weight", format!("weight {w} is too large: weights must be between 0 and 1000000"));
+            cx.error_at(
+                "weight",
+                format!("weight {w} is too large: weights must be between 0 and 1000000"),
+            );
         }
     }
 }
@@ -372,7 +383,9 @@ impl LabelSelector {
 
 impl Validate for LabelSelector {
     fn validate(&self, cx: &mut Ctx) {
-        cx.field("matchLabels", |cx| crate::validate::check_labels(cx, &self.match_labels));
+        cx.field("matchLabels", |cx| {
+            crate::validate::check_labels(cx, &self.match_labels)
+        });
         cx.each("matchExpressions", &self.match_expressions, |cx, _, e| {
             if e.key.is_empty() {
                 cx.require("key", false);
@@ -383,7 +396,10 @@ impl Validate for LabelSelector {
                 None => cx.require("operator", false),
                 Some(op @ (SelectorOperator::In | SelectorOperator::NotIn)) => {
                     if e.values.is_empty() {
-                        cx.error_at("values", format!("operator {op:?} needs at least one value"));
+                        cx.error_at(
+                            "values",
+                            format!("operator {op:?} needs at least one value"),
+                        );
                     }
                 }
                 Some(op) => {
@@ -455,7 +471,9 @@ pub(crate) fn de_gep2257<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Durat
             Duration::parse(s).map(Some).map_err(E::custom)
         }
         fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
-            Err(E::custom(format!("duration `{n}` is missing a unit: write it as {n}s or {n}ms")))
+            Err(E::custom(format!(
+                "duration `{n}` is missing a unit: write it as {n}s or {n}ms"
+            )))
         }
         fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
             Err(E::custom(format!("duration `{n}` is missing a unit")))
@@ -508,7 +526,10 @@ pub(crate) fn check_required_kind(cx: &mut Ctx, name: &str, v: &str) {
 /// A required group (which may be `""`, the core group, but must be written).
 pub(crate) fn check_required_group(cx: &mut Ctx, name: &str, v: &Option<String>) {
     match v {
-        None => cx.error_at(name, format!("`{name}` is required (write `\"\"` for the Kubernetes core group)")),
+        None => cx.error_at(
+            name,
+            format!("`{name}` is required (write `\"\"` for the Kubernetes core group)"),
+        ),
         Some(g) => cx.field(name, |cx| check_group(cx, g)),
     }
 }
@@ -567,16 +588,24 @@ pub fn hostname_problem(h: &str, wildcard: bool) -> Option<String> {
         return Some(format!("hostname `{h}` is longer than 253 characters"));
     }
     if h.parse::<std::net::IpAddr>().is_ok() {
-        return Some(format!("hostname `{h}` is an IP address: Gateway API hostnames must be DNS names"));
+        return Some(format!(
+            "hostname `{h}` is an IP address: Gateway API hostnames must be DNS names"
+        ));
     }
     let rest = match h.strip_prefix("*.") {
         Some(r) if wildcard => r,
-        Some(_) => return Some(format!("hostname `{h}` must not contain a wildcard here: give a precise name")),
+        Some(_) => {
+            return Some(format!(
+                "hostname `{h}` must not contain a wildcard here: give a precise name"
+            ));
+        }
         None => h,
     };
     if rest.contains('*') {
         return Some(if wildcard {
-            format!("hostname `{h}` has a wildcard in the wrong place: `*` may only be the whole first label, as in `*.example.com`")
+            format!(
+                "hostname `{h}` has a wildcard in the wrong place: `*` may only be the whole first label, as in `*.example.com`"
+            )
         } else {
             format!("hostname `{h}` must not contain a wildcard here: give a precise name")
         });
@@ -585,7 +614,10 @@ pub fn hostname_problem(h: &str, wildcard: bool) -> Option<String> {
         return Some(format!("hostname `{h}` must not end with a dot"));
     }
     if rest.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Some(format!("hostname `{h}` must be lower case (`{}`)", h.to_ascii_lowercase()));
+        return Some(format!(
+            "hostname `{h}` must be lower case (`{}`)",
+            h.to_ascii_lowercase()
+        ));
     }
     for label in rest.split('.') {
         if !is_dns1123_label(label) {
@@ -623,13 +655,19 @@ pub(crate) fn header_name_problem(name: &str, what: &str) -> Option<String> {
         return Some(format!("{what} name must not be empty"));
     }
     if name.len() > 256 {
-        return Some(format!("{what} name `{name}` is longer than 256 characters"));
+        return Some(format!(
+            "{what} name `{name}` is longer than 256 characters"
+        ));
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(*c)))
     {
-        let hint = if c == ':' { " (HTTP/2 pseudo-headers such as `:authority` cannot be used here)" } else { "" };
+        let hint = if c == ':' {
+            " (HTTP/2 pseudo-headers such as `:authority` cannot be used here)"
+        } else {
+            ""
+        };
         return Some(format!(
             "{what} name `{name}` contains `{c}`: only letters, digits and !#$%&'*+-.^_`|~ are allowed{hint}"
         ));
@@ -655,14 +693,32 @@ pub(crate) fn check_len(cx: &mut Ctx, name: &str, v: &str, min: usize, max: usiz
             cx.error_at(name, format!("`{name}` must be at least {min} characters"));
         }
     } else if v.len() > max {
-        cx.error_at(name, format!("`{name}` is {} characters long; at most {max} are allowed", v.len()));
+        cx.error_at(
+            name,
+            format!(
+                "`{name}` is {} characters long; at most {max} are allowed",
+                v.len()
+            ),
+        );
     }
 }
 
 /// Map keys that must be Kubernetes qualified names (`example.com/option`), with a limit.
-pub(crate) fn check_qualified_keys(cx: &mut Ctx, name: &str, map: &BTreeMap<String, String>, max: usize, value_max: usize) {
+pub(crate) fn check_qualified_keys(
+    cx: &mut Ctx,
+    name: &str,
+    map: &BTreeMap<String, String>,
+    max: usize,
+    value_max: usize,
+) {
     if map.len() > max {
-        cx.error_at(name, format!("`{name}` has {} entries; at most {max} are allowed", map.len()));
+        cx.error_at(
+            name,
+            format!(
+                "`{name}` has {} entries; at most {max} are allowed",
+                map.len()
+            ),
+        );
     }
     cx.field(name, |cx| {
         for (k, v) in map {
@@ -670,7 +726,10 @@ pub(crate) fn check_qualified_keys(cx: &mut Ctx, name: &str, map: &BTreeMap<Stri
                 if let Some(p) = label_key_problem(k) {
                     cx.error(p.replacen("label key", "key", 1));
                 } else if v.len() > value_max {
-                    cx.error(format!("value is {} characters long; at most {value_max} are allowed", v.len()));
+                    cx.error(format!(
+                        "value is {} characters long; at most {value_max} are allowed",
+                        v.len()
+                    ));
                 }
             });
         }
@@ -708,7 +767,10 @@ pub(crate) fn check_unique<'a>(
 /// A list used as a set where `*` must stand alone (CORS lists).
 pub(crate) fn check_wildcard_alone(cx: &mut Ctx, name: &str, items: &[String]) {
     if items.len() > 1 && items.iter().any(|s| s == "*") {
-        cx.error_at(name, format!("`{name}` contains `*` alongside other entries: `*` must stand alone"));
+        cx.error_at(
+            name,
+            format!("`{name}` contains `*` alongside other entries: `*` must stand alone"),
+        );
     }
     let mut seen = BTreeSet::new();
     cx.field(name, |cx| {
@@ -729,17 +791,41 @@ mod tests {
         for ok in ["10s", "500ms", "1h", "1h30m", "0s", "99999ms", "1h2m3s4ms"] {
             assert_eq!(gep2257_problem(ok), None, "{ok}");
         }
-        for bad in ["", "1.5s", "10", "100000s", "1d", "1h2m3s4ms5s", "-1s", "1us"] {
+        for bad in [
+            "",
+            "1.5s",
+            "10",
+            "100000s",
+            "1d",
+            "1h2m3s4ms5s",
+            "-1s",
+            "1us",
+        ] {
             assert!(gep2257_problem(bad).is_some(), "{bad}");
         }
     }
 
     #[test]
     fn hostnames() {
-        for ok in ["example.com", "*.example.com", "foo-bar.example.com", "localhost"] {
+        for ok in [
+            "example.com",
+            "*.example.com",
+            "foo-bar.example.com",
+            "localhost",
+        ] {
             assert_eq!(hostname_problem(ok, true), None, "{ok}");
         }
-        for bad in ["", "Example.com", "1.2.3.4", "::1", "foo.*.com", "*foo.com", "foo.com.", "-a.com", "a_b.com"] {
+        for bad in [
+            "",
+            "Example.com",
+            "1.2.3.4",
+            "::1",
+            "foo.*.com",
+            "*foo.com",
+            "foo.com.",
+            "-a.com",
+            "a_b.com",
+        ] {
             assert!(hostname_problem(bad, true).is_some(), "{bad}");
         }
         assert!(hostname_problem("*.example.com", false).is_some());
@@ -748,7 +834,11 @@ mod tests {
     #[test]
     fn header_names() {
         assert_eq!(header_name_problem("X-Forwarded-For", "header"), None);
-        assert!(header_name_problem(":authority", "header").unwrap().contains("pseudo-headers"));
+        assert!(
+            header_name_problem(":authority", "header")
+                .unwrap()
+                .contains("pseudo-headers")
+        );
         assert!(header_name_problem("a b", "header").is_some());
     }
 
@@ -763,7 +853,11 @@ mod tests {
             }],
         };
         let labels = |v: &str| -> BTreeMap<String, String> {
-            [("app".to_string(), "reviews".to_string()), ("version".to_string(), v.to_string())].into()
+            [
+                ("app".to_string(), "reviews".to_string()),
+                ("version".to_string(), v.to_string()),
+            ]
+            .into()
         };
         assert!(sel.matches(&labels("v1")));
         assert!(!sel.matches(&labels("v3")));
