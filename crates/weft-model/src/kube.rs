@@ -293,6 +293,48 @@ pub fn upgrade_deployment(value: &Value) -> Value {
     v
 }
 
+/// Rewrites a `discovery.k8s.io/v1beta1` EndpointSlice into `discovery.k8s.io/v1`, as
+/// the API server converts it: each endpoint's `topology` becomes `deprecatedTopology`,
+/// minus the zone label (moved to `zone`) and the hostname label when it equals
+/// `nodeName`. Any other value is returned unchanged.
+///
+/// The loader reads v1beta1 EndpointSlices with a deprecation warning; it must pass them
+/// through this function before decoding, as it does Deployments with
+/// [`upgrade_deployment`].
+pub fn upgrade_endpoint_slice(value: &Value) -> Value {
+    const ZONE: &str = "topology.kubernetes.io/zone";
+    const HOSTNAME: &str = "kubernetes.io/hostname";
+    let mut v = value.clone();
+    if v.get("apiVersion").and_then(Value::as_str) != Some("discovery.k8s.io/v1beta1") {
+        return v;
+    }
+    let Some(obj) = v.as_object_mut() else {
+        return v;
+    };
+    obj.insert("apiVersion".into(), json!("discovery.k8s.io/v1"));
+    let Some(endpoints) = obj.get_mut("endpoints").and_then(Value::as_array_mut) else {
+        return v;
+    };
+    for e in endpoints.iter_mut().filter_map(Value::as_object_mut) {
+        let Some(topology) = e.remove("topology") else {
+            continue;
+        };
+        let Some(mut topology) = topology.as_object().cloned() else {
+            continue;
+        };
+        if let Some(zone) = topology.remove(ZONE) {
+            e.insert("zone".into(), zone);
+        }
+        if topology.get(HOSTNAME).is_some() && topology.get(HOSTNAME) == e.get("nodeName") {
+            topology.remove(HOSTNAME);
+        }
+        if !topology.is_empty() {
+            e.insert("deprecatedTopology".into(), Value::Object(topology));
+        }
+    }
+    v
+}
+
 // ---------------------------------------------------------------------------------------
 // Shared checks
 // ---------------------------------------------------------------------------------------
@@ -1044,6 +1086,22 @@ mod tests {
         assert!(port_name_problem("a--b").is_some());
         assert!(port_name_problem("-a").is_some());
         assert!(port_name_problem("very-long-port-name").is_some());
+    }
+
+    #[test]
+    fn upgrades_v1beta1_endpoint_slices() {
+        let v = json!({
+            "apiVersion": "discovery.k8s.io/v1beta1", "kind": "EndpointSlice",
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": "node-1",
+                "topology": {"kubernetes.io/hostname": "node-1", "topology.kubernetes.io/zone": "z1", "rack": "r1"}}]
+        });
+        let u = upgrade_endpoint_slice(&v);
+        assert_eq!(u["apiVersion"], "discovery.k8s.io/v1");
+        let e = &u["endpoints"][0];
+        assert_eq!(e["zone"], "z1");
+        assert_eq!(e["deprecatedTopology"], json!({"rack": "r1"}));
+        assert!(e.get("topology").is_none());
     }
 
     #[test]

@@ -246,8 +246,11 @@ pub struct RouteNamespaces {
 /// Where routes (or ListenerSets) may attach from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromNamespaces {
+    /// Any namespace.
     All,
+    /// Namespaces whose labels match `selector`.
     Selector,
+    /// The Gateway's own namespace.
     #[default]
     Same,
     /// No ListenerSets (only valid in `allowedListeners`).

@@ -132,10 +132,14 @@ pub struct GrpcRouteFilter {
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub enum GrpcRouteFilterType {
+    /// Edits request headers (`requestHeaderModifier`).
     #[default]
     RequestHeaderModifier,
+    /// Edits response headers (`responseHeaderModifier`).
     ResponseHeaderModifier,
+    /// Mirrors requests (`requestMirror`); may be repeated.
     RequestMirror,
+    /// An implementation-specific filter (`extensionRef`); may be repeated.
     ExtensionRef,
 }
 

@@ -113,8 +113,10 @@ pub struct HttpHeaderMatch {
 /// How a header or query parameter value is compared.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HeaderMatchType {
+    /// The whole value, case-sensitive.
     #[default]
     Exact,
+    /// A regular expression (RE2 in weft).
     RegularExpression,
 }
 
@@ -190,17 +192,24 @@ pub struct HttpRouteFilter {
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
 pub enum HttpRouteFilterType {
+    /// Edits request headers (`requestHeaderModifier`).
     #[default]
     RequestHeaderModifier,
+    /// Edits response headers (`responseHeaderModifier`).
     ResponseHeaderModifier,
+    /// Mirrors requests (`requestMirror`); may be repeated.
     RequestMirror,
+    /// Redirects (`requestRedirect`); not with URLRewrite or backendRefs.
     RequestRedirect,
+    /// Rewrites host and path (`urlRewrite`); not with RequestRedirect.
     #[serde(rename = "URLRewrite")]
     UrlRewrite,
+    /// An implementation-specific filter (`extensionRef`); may be repeated.
     ExtensionRef,
+    /// CORS (`cors`).
     #[serde(rename = "CORS")]
     Cors,
-    /// Experimental channel.
+    /// External authentication (`externalAuth`); experimental channel.
     ExternalAuth,
 }
 
@@ -273,8 +282,10 @@ pub struct HttpPathModifier {
 /// How a path is modified.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HttpPathModifierType {
+    /// Replace the whole path with `replaceFullPath`.
     #[default]
     ReplaceFullPath,
+    /// Replace the matched PathPrefix with `replacePrefixMatch`.
     ReplacePrefixMatch,
 }
 
@@ -534,8 +545,10 @@ pub struct SessionPersistence {
 /// How a session is carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionPersistenceType {
+    /// A cookie carries the session.
     #[default]
     Cookie,
+    /// A header carries the session.
     Header,
 }
 
@@ -551,7 +564,9 @@ pub struct CookieConfig {
 /// Cookie lifetime.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CookieLifetimeType {
+    /// The cookie expires after `absoluteTimeout`.
     Permanent,
+    /// The cookie ends with the browser session.
     #[default]
     Session,
 }

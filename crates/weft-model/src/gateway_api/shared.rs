@@ -358,10 +358,14 @@ pub struct LabelSelectorRequirement {
 /// A label selector operator.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SelectorOperator {
+    /// The label's value is one of `values`.
     #[default]
     In,
+    /// The label is absent or its value is none of `values`.
     NotIn,
+    /// The label is present.
     Exists,
+    /// The label is absent.
     DoesNotExist,
 }
 
