@@ -593,11 +593,12 @@ fn validate_service_ports(cx: &mut Ctx, ports: &[ServicePort], ty: &str) {
             port_protos.insert((p.port, proto.to_string()), i);
         }
         match &p.target_port {
-            Some(IntOrString::Int(t)) if !(1..=65535).contains(t) => cx.error_at(
+            // 0 and "" mean "same as `port`" (the API server defaults them).
+            Some(IntOrString::Int(t)) if !(0..=65535).contains(t) => cx.error_at(
                 "targetPort",
                 format!("targetPort {t} is out of range: it must be between 1 and 65535, or a container port name"),
             ),
-            Some(IntOrString::String(n)) => {
+            Some(IntOrString::String(n)) if !n.is_empty() => {
                 if let Some(problem) = port_name_problem(n) {
                     cx.error_at("targetPort", problem);
                 }
@@ -629,9 +630,9 @@ fn check_istio_port_names(cx: &mut Ctx, ports: &[ServicePort], ty: &str) {
             );
         } else if proto == Protocol::Unsupported {
             let target = match &p.target_port {
-                Some(IntOrString::Int(t)) => t.to_string(),
-                Some(IntOrString::String(s)) => s.clone(),
-                None => p.port.to_string(),
+                Some(IntOrString::Int(t)) if *t != 0 => t.to_string(),
+                Some(IntOrString::String(s)) if !s.is_empty() => s.clone(),
+                _ => p.port.to_string(),
             };
             let field = if p.app_protocol.is_some() { "appProtocol" } else { "name" };
             let what = match (&p.app_protocol, name) {

@@ -1529,6 +1529,11 @@ fn service_ports() {
         "spec.ports[0].targetPort",
         "port name `HTTP_port` is invalid",
     );
+    // targetPort 0 means "the same as port".
+    assert_valid(
+        &format!("{SVC_HEAD}  ports:\n  - {{port: 9080, name: http, targetPort: 0}}\n"),
+        1,
+    );
     let y = format!("{SVC_HEAD}  ports:\n  - port: 9080\n    name: Http # <-\n");
     assert_error(&y, "spec.ports[0].name", "port name `Http` is invalid");
     let y = format!(
