@@ -1782,3 +1782,25 @@ fn endpoint_slices() {
     let y = format!("{SLICE_HEAD}addresType: IPv4 # <-\nendpoints: []\n");
     assert_error(&y, "addresType", "unknown field `addresType`");
 }
+
+#[test]
+fn typos_in_other_kinds() {
+    let y = format!(
+        "{GRPC_HEAD}  - matches:\n    - method:\n        servce: helloworld.Greeter # <-\n    backendRefs: [{{name: s, port: 50051}}]\n"
+    );
+    assert_error(
+        &y,
+        "spec.rules[0].matches[0].method.servce",
+        "did you mean `service`?",
+    );
+    let y = "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata:\n  name: t\nspec:\n  rules:\n  - backendRefs:\n    - name: db\n      prot: 5432 # <-\n";
+    assert_error(
+        y,
+        "spec.rules[0].backendRefs[0].prot",
+        "did you mean `port`?",
+    );
+    let y = format!(
+        "{EP_HEAD}- addresses:\n  - ip: 10.0.0.1\n  prots: # <-\n  - {{port: 9080, name: http}}\n"
+    );
+    assert_error(&y, "subsets[0].prots", "unknown field `prots`");
+}
