@@ -357,6 +357,34 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+// ---------------------------------------------------------------------------------------
+// Shared helpers added with the Gateway API and Kubernetes models (branch model-gwapi).
+// ---------------------------------------------------------------------------------------
+
+impl Ctx {
+    /// Runs `f` with the path reset to the document root, then restores it.
+    ///
+    /// Kubernetes objects (Service, Pod, ...) are validated whole, and their fields live at
+    /// the top of the document (`spec.ports`, `subsets`), not under the `spec` root that
+    /// [`Ctx::new`] is given for custom resources.
+    pub fn at_root<R>(&mut self, f: impl FnOnce(&mut Ctx) -> R) -> R {
+        let saved = std::mem::replace(&mut self.path, FieldPath::root());
+        let r = f(self);
+        self.path = saved;
+        r
+    }
+}
+
+/// At most `max` items in the list `name` (a CRD `maxItems`), reported on the list.
+pub fn check_max_items(cx: &mut Ctx, name: &str, len: usize, max: usize) {
+    if len > max {
+        cx.error_at(
+            name,
+            format!("`{name}` has {len} entries; at most {max} are allowed"),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

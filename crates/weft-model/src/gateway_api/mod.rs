@@ -1,81 +1,26 @@
-//! PLACEHOLDER: replaced by the full types and validation.
+//! Kubernetes Gateway API (`gateway.networking.k8s.io`): the spec types of GatewayClass,
+//! Gateway, HTTPRoute, GRPCRoute, ReferenceGrant (v1) and TCPRoute, TLSRoute (v1alpha2),
+//! with the checks of the CRDs' OpenAPI schemas and CEL rules and of the project's
+//! validating webhook.
+//!
+//! Field lists follow the current release's Go types (`sigs.k8s.io/gateway-api/apis/v1`,
+//! standard and experimental channel). Required fields are modelled as defaulted fields
+//! and checked during validation, so one document reports every missing field at once.
 
-use crate::validate::{Ctx, Validate};
-use serde::{Deserialize, Serialize};
+mod gateway;
+mod grpcroute;
+mod httproute;
+mod l4_routes;
+mod reference_grant;
+mod shared;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GatewayClassSpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for GatewayClassSpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GatewaySpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for GatewaySpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HttpRouteSpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for HttpRouteSpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct GrpcRouteSpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for GrpcRouteSpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReferenceGrantSpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for ReferenceGrantSpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TcpRouteSpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for TcpRouteSpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TlsRouteSpec {
-    #[serde(flatten)]
-    pub rest: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Validate for TlsRouteSpec {
-    fn validate(&self, _cx: &mut Ctx) {}
-}
+pub use gateway::*;
+pub use grpcroute::*;
+pub use httproute::*;
+pub use l4_routes::*;
+pub use reference_grant::*;
+pub use shared::{
+    BackendObjectReference, BackendRef, GATEWAY_GROUP, LabelSelector, LabelSelectorRequirement,
+    LocalObjectReference, ObjectReference, ParentReference, SecretObjectReference,
+    SelectorOperator, gep2257_problem, hostname_problem,
+};
