@@ -193,6 +193,7 @@ pub fn analyze(resources: &[Resource]) -> Vec<Diagnostic> {
     virtual_service_checks(resources, &reg, &mut f);
     destination_rule_checks(resources, &reg, &mut f);
     istio_checks(resources, &reg, &mut f);
+    gateway_api_checks(resources, &reg, &mut f);
     f.out
 }
 
@@ -698,6 +699,181 @@ fn destination_rule_checks(resources: &[Resource], reg: &Registry, f: &mut Findi
                         subset.name, selector_string(&selector)
                     ));
                 }
+            }
+        }
+    }
+}
+
+/// A Gateway API reference: group, kind, namespace (if written), name, and where it sits.
+struct ApiRef<'a> {
+    path: String,
+    group: &'a str,
+    kind: &'a str,
+    namespace: Option<&'a str>,
+    name: &'a str,
+    section: Option<&'a str>,
+}
+
+const GATEWAY_API_GROUP: &str = "gateway.networking.k8s.io";
+
+/// GatewayClasses weft provides itself.
+pub const BUILTIN_GATEWAY_CLASSES: &[&str] = &["weft", "istio"];
+
+fn parent_refs(refs: &[crate::gateway_api::ParentReference]) -> Vec<ApiRef<'_>> {
+    refs.iter()
+        .enumerate()
+        .map(|(i, p)| ApiRef {
+            path: format!("spec.parentRefs[{i}]"),
+            group: p.group.as_deref().unwrap_or(GATEWAY_API_GROUP),
+            kind: p.kind.as_deref().unwrap_or("Gateway"),
+            namespace: p.namespace.as_deref(),
+            name: &p.name,
+            section: p.section_name.as_deref(),
+        })
+        .collect()
+}
+
+/// Parent and backend references of a Gateway API route.
+fn route_refs(spec: &Spec) -> (Vec<ApiRef<'_>>, Vec<ApiRef<'_>>) {
+    macro_rules! backends {
+        ($rules:expr) => {{
+            let mut out = Vec::new();
+            for (i, rule) in $rules.iter().enumerate() {
+                for (j, b) in rule.backend_refs.iter().enumerate() {
+                    out.push(ApiRef {
+                        path: format!("spec.rules[{i}].backendRefs[{j}]"),
+                        group: b.group.as_deref().unwrap_or(""),
+                        kind: b.kind.as_deref().unwrap_or("Service"),
+                        namespace: b.namespace.as_deref(),
+                        name: &b.name,
+                        section: None,
+                    });
+                }
+            }
+            out
+        }};
+    }
+    match spec {
+        Spec::HttpRoute(r) => (parent_refs(&r.parent_refs), backends!(r.rules)),
+        Spec::GrpcRoute(r) => (parent_refs(&r.parent_refs), backends!(r.rules)),
+        Spec::TcpRoute(r) => (parent_refs(&r.parent_refs), backends!(r.rules)),
+        Spec::TlsRoute(r) => (parent_refs(&r.parent_refs), backends!(r.rules)),
+        _ => (Vec::new(), Vec::new()),
+    }
+}
+
+/// True when a ReferenceGrant in `to_ns` lets `from_kind` routes of `from_ns` refer to
+/// the Service `name`.
+fn reference_granted(
+    resources: &[Resource],
+    from_kind: &str,
+    from_ns: &str,
+    to_ns: &str,
+    to_kind: &str,
+    name: &str,
+) -> bool {
+    resources.iter().any(|r| {
+        let Spec::ReferenceGrant(g) = &r.spec else {
+            return false;
+        };
+        r.namespace() == to_ns
+            && g.from.iter().any(|f| {
+                f.group.as_deref().unwrap_or("") == GATEWAY_API_GROUP
+                    && f.kind == from_kind
+                    && f.namespace == from_ns
+            })
+            && g.to.iter().any(|t| {
+                t.group.as_deref().unwrap_or("").is_empty()
+                    && t.kind == to_kind
+                    && t.name.as_deref().is_none_or(|n| n == name)
+            })
+    })
+}
+
+fn gateway_api_checks(resources: &[Resource], reg: &Registry, f: &mut Findings) {
+    let k8s_gateway = |ns: &str, name: &str| {
+        resources.iter().find_map(|r| match &r.spec {
+            Spec::KubeGateway(g) if r.namespace() == ns && r.name() == name => Some(g),
+            _ => None,
+        })
+    };
+    for r in resources {
+        let ns = r.namespace();
+        if let Spec::KubeGateway(g) = &r.spec {
+            let class_known = BUILTIN_GATEWAY_CLASSES.contains(&g.gateway_class_name.as_str())
+                || resources.iter().any(|c| {
+                    matches!(c.spec, Spec::GatewayClass(_)) && c.name() == g.gateway_class_name
+                });
+            if !class_known {
+                f.push(
+                    r,
+                    Severity::Error,
+                    codes::REFERENCED_RESOURCE_NOT_FOUND,
+                    "spec.gatewayClassName",
+                    format!(
+                        "Referenced GatewayClass not found: \"{}\" (weft provides: {})",
+                        g.gateway_class_name,
+                        BUILTIN_GATEWAY_CLASSES.join(", ")
+                    ),
+                );
+            }
+        }
+        let (parents, backends) = route_refs(&r.spec);
+        for p in parents {
+            let pns = p.namespace.unwrap_or(ns);
+            if p.group == GATEWAY_API_GROUP && p.kind == "Gateway" {
+                match k8s_gateway(pns, p.name) {
+                    None => f.push(
+                        r,
+                        Severity::Error,
+                        codes::REFERENCED_RESOURCE_NOT_FOUND,
+                        &p.path,
+                        format!("Referenced gateway not found: \"{pns}/{}\"", p.name),
+                    ),
+                    Some(g) => {
+                        if let Some(section) = p.section
+                            && !g.listeners.iter().any(|l| l.name == section)
+                        {
+                            f.push(r, Severity::Error, codes::REFERENCED_RESOURCE_NOT_FOUND, &format!("{}.sectionName", p.path), format!(
+                                "Referenced listener not found: Gateway {pns}/{} has no listener named \"{section}\"",
+                                p.name
+                            ));
+                        }
+                    }
+                }
+            } else if p.group.is_empty() && p.kind == "Service" {
+                let host = format!("{}.{pns}.{DOMAIN_SUFFIX}", p.name);
+                if !reg.services.is_empty() && reg.service(&host).is_none() {
+                    f.push(
+                        r,
+                        Severity::Error,
+                        codes::REFERENCED_RESOURCE_NOT_FOUND,
+                        &p.path,
+                        format!("Referenced service not found: \"{pns}/{}\"", p.name),
+                    );
+                }
+            }
+        }
+        for b in backends {
+            if !(b.group.is_empty() && b.kind == "Service") {
+                continue;
+            }
+            let bns = b.namespace.unwrap_or(ns);
+            let host = format!("{}.{bns}.{DOMAIN_SUFFIX}", b.name);
+            if !reg.services.is_empty() && reg.service(&host).is_none() {
+                f.push(
+                    r,
+                    Severity::Error,
+                    codes::REFERENCED_RESOURCE_NOT_FOUND,
+                    &format!("{}.name", b.path),
+                    format!("Referenced backend not found: Service \"{bns}/{}\"", b.name),
+                );
+            }
+            if bns != ns && !reference_granted(resources, r.kind.kind, ns, bns, "Service", b.name) {
+                f.out.push(r.diagnostic(Severity::Error, &format!("{}.namespace", b.path), format!(
+                    "reference to Service {bns}/{} is not permitted (RefNotPermitted): no ReferenceGrant in namespace {bns} allows {} from namespace {ns}",
+                    b.name, r.kind.kind
+                )));
             }
         }
     }

@@ -58,7 +58,7 @@ kinds! {
     GRPC_ROUTE: "gateway.networking.k8s.io" "GRPCRoute" "grpcroutes" ["v1", "v1alpha2"] [] true;
     REFERENCE_GRANT: "gateway.networking.k8s.io" "ReferenceGrant" "referencegrants" ["v1", "v1beta1", "v1alpha2"] [] true;
     TCP_ROUTE: "gateway.networking.k8s.io" "TCPRoute" "tcproutes" ["v1alpha2"] [] true;
-    TLS_ROUTE: "gateway.networking.k8s.io" "TLSRoute" "tlsroutes" ["v1alpha2"] [] true;
+    TLS_ROUTE: "gateway.networking.k8s.io" "TLSRoute" "tlsroutes" ["v1", "v1alpha2"] [] true;
     NAMESPACE: "" "Namespace" "namespaces" ["v1"] [] false;
     SERVICE: "" "Service" "services" ["v1"] [] true;
     ENDPOINTS: "" "Endpoints" "endpoints" ["v1"] [] true;
@@ -778,7 +778,8 @@ fn decode_kube(info: &KindInfo, value: &Value, cx: &mut DocCx<'_>) -> Option<(Ob
     } else if is(&POD) {
         go(value, cx, Spec::Pod)
     } else if is(&ENDPOINT_SLICE) {
-        go(value, cx, Spec::EndpointSlice)
+        let upgraded = kube::upgrade_endpoint_slice(value);
+        go(&upgraded, cx, Spec::EndpointSlice)
     } else if is(&DEPLOYMENT) {
         let upgraded = kube::upgrade_deployment(value);
         go(&upgraded, cx, Spec::Deployment)

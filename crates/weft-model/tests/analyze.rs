@@ -205,6 +205,64 @@ const REGISTRY_CASES: &[Case] = &[
         yaml: "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext}\nspec:\n  hosts: [api.example.com]\n  ports: [{number: 443, name: https, protocol: TLS}]\n  resolution: DNS\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ext}\nspec:\n  hosts: [api.example.com]\n  tls:\n  - match: [{sniHosts: [api.example.com]}]\n    route:\n    - destination: {host: api.example.com}\n",
         expect: &[],
     },
+    Case {
+        name: "HTTPRoute to a gateway that does not exist",
+        yaml: "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs:\n  - name: nogw\n  rules:\n  - backendRefs:\n    - {name: reviews, port: 9080}\n",
+        expect: &[(
+            "IST0101",
+            Severity::Error,
+            13,
+            "spec.parentRefs[0]",
+            "Referenced gateway not found: \"default/nogw\"",
+        )],
+    },
+    Case {
+        name: "HTTPRoute to a listener the gateway lacks, and to a missing backend",
+        yaml: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: istio\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs:\n  - name: gw\n    sectionName: https\n  rules:\n  - backendRefs:\n    - {name: reviewz, port: 9080}\n",
+        expect: &[
+            (
+                "IST0101",
+                Severity::Error,
+                22,
+                "spec.parentRefs[0].sectionName",
+                "has no listener named \"https\"",
+            ),
+            (
+                "IST0101",
+                Severity::Error,
+                25,
+                "spec.rules[0].backendRefs[0].name",
+                "Referenced backend not found: Service \"default/reviewz\"",
+            ),
+        ],
+    },
+    Case {
+        name: "cross-namespace backend without a ReferenceGrant",
+        yaml: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: istio\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs:\n  - {name: gw, namespace: default}\n  rules:\n  - backendRefs:\n    - {name: reviews, namespace: default, port: 9080}\n",
+        expect: &[(
+            "",
+            Severity::Error,
+            24,
+            "spec.rules[0].backendRefs[0].namespace",
+            "not permitted (RefNotPermitted)",
+        )],
+    },
+    Case {
+        name: "cross-namespace backend allowed by a ReferenceGrant",
+        yaml: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: istio\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs:\n  - {name: gw, namespace: default}\n  rules:\n  - backendRefs:\n    - {name: reviews, namespace: default, port: 9080}\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: allow-web}\nspec:\n  from:\n  - {group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}\n  to:\n  - {group: '', kind: Service}\n",
+        expect: &[],
+    },
+    Case {
+        name: "gateway with an unknown class",
+        yaml: "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  gatewayClassName: nginx\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n",
+        expect: &[(
+            "IST0101",
+            Severity::Error,
+            12,
+            "spec.gatewayClassName",
+            "Referenced GatewayClass not found: \"nginx\"",
+        )],
+    },
 ];
 
 fn run(c: &Case, yaml: &str) {
