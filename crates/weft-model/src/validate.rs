@@ -236,8 +236,8 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
 }
 
-fn is_host_label(s: &str) -> bool {
-    // Hostnames are case-insensitive; Istio accepts upper case in hosts.
+/// Istio's DNS-1123 label: 1-63 letters (either case), digits and `-`, alphanumeric at both ends.
+pub fn is_istio_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -245,41 +245,86 @@ fn is_host_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// Why `host` is not a valid (optionally wildcarded) DNS name, if it is not.
-///
-/// Accepts `*`, `*.example.com`, `reviews`, `reviews.default.svc.cluster.local`; like
-/// Istio, a `*` may appear only as the whole first label.
-pub fn host_problem(host: &str) -> Option<String> {
-    if host.is_empty() {
-        return Some("host must not be empty".into());
+/// A first label that may carry a wildcard: `*`, `*foo`, `*-foo`, or a plain label.
+fn is_wildcard_label(s: &str) -> bool {
+    if s.len() > 63 {
+        return false;
     }
-    if host == "*" {
-        return None;
+    if s == "*" {
+        return true;
     }
-    if host.len() > 255 {
-        return Some(format!("host `{host}` is longer than 255 characters"));
+    let rest = s
+        .strip_prefix("*-")
+        .or_else(|| s.strip_prefix('*'))
+        .unwrap_or(s);
+    is_istio_dns_label(rest)
+}
+
+const LABEL_RULE: &str =
+    "each label must be 1-63 letters, digits or '-', starting and ending with a letter or digit";
+
+pub(crate) fn length_reason(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("it is empty".into())
+    } else if name.len() > 255 {
+        Some(format!(
+            "it is {} characters long; the limit is 255",
+            name.len()
+        ))
+    } else {
+        None
     }
-    let rest = host.strip_prefix("*.").unwrap_or(host);
-    let rest = rest.strip_suffix('.').unwrap_or(rest);
-    if rest.contains('*') {
-        return Some(format!(
-            "host `{host}` has a wildcard in the wrong place: only a leading `*.` (or `*` alone) is allowed"
-        ));
+}
+
+/// Why the dot-separated `labels` (all of `whole`, or all but its first label) are not
+/// valid DNS labels: each a DNS-1123 label, the last not all digits, a trailing dot allowed.
+fn dns_labels_reason(labels: &str) -> Option<String> {
+    let parts: Vec<&str> = labels.split('.').collect();
+    let last = parts[parts.len() - 1];
+    if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!("its last label `{last}` is all digits"));
     }
-    for label in rest.split('.') {
-        if !is_host_label(label) {
-            return Some(format!(
-                "host `{host}` is not a valid DNS name: label `{label}` must be 1-63 letters, digits or '-', not starting or ending with '-'"
-            ));
+    for (i, label) in parts.iter().enumerate() {
+        if i == parts.len() - 1 && label.is_empty() && parts.len() > 1 {
+            break; // `istio.io.` is an unambiguous fully qualified name
+        }
+        if !is_istio_dns_label(label) {
+            return Some(format!("label `{label}` is invalid: {LABEL_RULE}"));
         }
     }
     None
 }
 
+/// Why `domain` is not a valid DNS name with an optional wildcard in its first label
+/// (Istio's `ValidateWildcardDomain`), if it is not. Short names (`reviews`) and `*` are valid.
+pub fn wildcard_host_reason(domain: &str) -> Option<String> {
+    if let Some(r) = length_reason(domain) {
+        return Some(r);
+    }
+    let (first, rest) = match domain.split_once('.') {
+        Some((f, r)) => (f, Some(r)),
+        None => (domain, None),
+    };
+    if !is_wildcard_label(first) {
+        return Some(format!(
+            "label `{first}` is invalid: {LABEL_RULE} (only the first label may start with `*` or `*-`)"
+        ));
+    }
+    rest.and_then(dns_labels_reason)
+}
+
+/// Why `name` is not a valid DNS name without wildcards (Istio's `ValidateFQDN`), if it is not.
+pub fn fqdn_reason(name: &str) -> Option<String> {
+    if let Some(r) = length_reason(name) {
+        return Some(r);
+    }
+    dns_labels_reason(name)
+}
+
 /// A host (DNS name, optionally with a leading wildcard).
 pub fn check_host(cx: &mut Ctx, host: &str) {
-    if let Some(p) = host_problem(host) {
-        cx.error(p);
+    if let Some(p) = wildcard_host_reason(host) {
+        cx.error(format!("host `{host}` is not a valid DNS name: {p}"));
     }
 }
 
@@ -398,10 +443,10 @@ mod tests {
             "reviews.default.svc.cluster.local",
             "Foo.com",
         ] {
-            assert_eq!(host_problem(ok), None, "{ok}");
+            assert_eq!(wildcard_host_reason(ok), None, "{ok}");
         }
-        for bad in ["", "*foo.com", "foo.*.com", "foo..com", "-a.com", "a_b.com"] {
-            assert!(host_problem(bad).is_some(), "{bad}");
+        for bad in ["", "foo.*.com", "foo..com", "-a.com", "a_b.com", "a.123"] {
+            assert!(wildcard_host_reason(bad).is_some(), "{bad}");
         }
     }
 

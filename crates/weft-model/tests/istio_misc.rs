@@ -971,7 +971,7 @@ spec:
         "bad-host",
         E,
         "spec.hosts[0]",
-        "label `foo_bar` must be",
+        "label `foo_bar` is invalid",
         r#"apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: se}

@@ -1,6 +1,7 @@
 //! GRPCRoute (`gateway.networking.k8s.io/v1`), following `apis/v1/grpcroute_types.go`.
 
 use super::gateway::GatewayDefaultScope;
+use super::httproute::check_route_spec;
 use super::httproute::{
     HttpHeaderFilter, HttpRequestMirrorFilter, SessionPersistence, check_filter_union,
 };
@@ -186,24 +187,14 @@ backend_object_ref!(GrpcBackendRef);
 
 impl Validate for GrpcRouteSpec {
     fn validate(&self, cx: &mut Ctx) {
-        validate_parent_refs(cx, &self.parent_refs);
-        check_route_hostnames(cx, &self.hostnames, 16);
-        check_max_items(cx, "rules", self.rules.len(), 16);
-        check_unique(
+        check_route_spec(
             cx,
-            "rules",
-            "name",
-            self.rules.iter().map(|r| r.name.as_deref().unwrap_or("")),
-            false,
-            "rule name",
+            &self.parent_refs,
+            &self.hostnames,
+            self.rules
+                .iter()
+                .map(|r| (r.name.as_deref(), r.matches.len())),
         );
-        let total: usize = self.rules.iter().map(|r| r.matches.len()).sum();
-        if total > 128 {
-            cx.error_at(
-                "rules",
-                format!("the rules have {total} matches in total; at most 128 are allowed across all rules of a route"),
-            );
-        }
         cx.list("rules", &self.rules);
     }
 }

@@ -575,26 +575,44 @@ pub enum CookieLifetimeType {
 // Validation
 // ---------------------------------------------------------------------------------------
 
+/// The rules every HTTP-level route (HTTPRoute, GRPCRoute) shares: parents, hostnames, at
+/// most 16 uniquely named rules and at most 128 matches across them.
+pub(crate) fn check_route_spec<'a>(
+    cx: &mut Ctx,
+    parent_refs: &[ParentReference],
+    hostnames: &[String],
+    rules: impl Iterator<Item = (Option<&'a str>, usize)> + Clone,
+) {
+    validate_parent_refs(cx, parent_refs);
+    check_route_hostnames(cx, hostnames, 16);
+    check_max_items(cx, "rules", rules.clone().count(), 16);
+    check_unique(
+        cx,
+        "rules",
+        "name",
+        rules.clone().map(|(name, _)| name.unwrap_or("")),
+        false,
+        "rule name",
+    );
+    let total: usize = rules.map(|(_, matches)| matches).sum();
+    if total > 128 {
+        cx.error_at(
+            "rules",
+            format!("the rules have {total} matches in total; at most 128 are allowed across all rules of a route"),
+        );
+    }
+}
+
 impl Validate for HttpRouteSpec {
     fn validate(&self, cx: &mut Ctx) {
-        validate_parent_refs(cx, &self.parent_refs);
-        check_route_hostnames(cx, &self.hostnames, 16);
-        check_max_items(cx, "rules", self.rules.len(), 16);
-        check_unique(
+        check_route_spec(
             cx,
-            "rules",
-            "name",
-            self.rules.iter().map(|r| r.name.as_deref().unwrap_or("")),
-            false,
-            "rule name",
+            &self.parent_refs,
+            &self.hostnames,
+            self.rules
+                .iter()
+                .map(|r| (r.name.as_deref(), r.matches.len())),
         );
-        let total: usize = self.rules.iter().map(|r| r.matches.len()).sum();
-        if total > 128 {
-            cx.error_at(
-                "rules",
-                format!("the rules have {total} matches in total; at most 128 are allowed across all rules of a route"),
-            );
-        }
         cx.list("rules", &self.rules);
     }
 }

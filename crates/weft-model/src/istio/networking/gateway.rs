@@ -290,7 +290,7 @@ impl Validate for Server {
                 "tls",
                 format!(
                     "a server with protocol {} must have `tls` settings (mode SIMPLE, MUTUAL, PASSTHROUGH, ...)",
-                    protocol.name()
+                    protocol.as_str()
                 ),
             ),
             Some(tls) if !protocol.is_tls() => {
@@ -302,7 +302,7 @@ impl Validate for Server {
                             "tls",
                             format!(
                                 "a plain-text {} server cannot terminate TLS: only `httpsRedirect` may be set; use protocol HTTPS to terminate TLS",
-                                protocol.name()
+                                protocol.as_str()
                             ),
                         );
                     }
@@ -311,7 +311,7 @@ impl Validate for Server {
                         "tls",
                         format!(
                             "a {} server cannot have `tls` settings: only HTTPS and TLS servers use them",
-                            protocol.name()
+                            protocol.as_str()
                         ),
                     );
                 }
@@ -322,7 +322,7 @@ impl Validate for Server {
             cx.field("tls", |cx| {
                 cx.warn_at(
                     "httpsRedirect",
-                    format!("`httpsRedirect` only applies to HTTP servers; it has no effect on a {} server", protocol.name()),
+                    format!("`httpsRedirect` only applies to HTTP servers; it has no effect on a {} server", protocol.as_str()),
                 )
             });
         }
@@ -567,7 +567,7 @@ impl Validate for ServerTlsSettings {
 /// addresses, host forms, selectors and `exportTo`.
 pub(crate) mod mesh_checks {
     use crate::validate::{
-        Ctx, check_port, host_problem, is_dns1123_label, is_label_value, label_key_problem,
+        Ctx, check_port, is_dns1123_label, is_label_value, label_key_problem, wildcard_host_reason,
     };
     use std::collections::{BTreeMap, BTreeSet};
     use std::net::IpAddr;
@@ -575,89 +575,11 @@ pub(crate) mod mesh_checks {
     /// Prefix of unix domain socket addresses.
     pub const UNIX_PREFIX: &str = "unix://";
 
-    /// A port protocol, as Istio parses it (case-insensitive).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum Protocol {
-        Tcp,
-        Udp,
-        Grpc,
-        GrpcWeb,
-        Http,
-        HttpProxy,
-        Http2,
-        Https,
-        Tls,
-        Mongo,
-        Redis,
-        MySql,
-    }
-
-    impl Protocol {
-        pub fn name(self) -> &'static str {
-            match self {
-                Protocol::Tcp => "TCP",
-                Protocol::Udp => "UDP",
-                Protocol::Grpc => "GRPC",
-                Protocol::GrpcWeb => "GRPC-WEB",
-                Protocol::Http => "HTTP",
-                Protocol::HttpProxy => "HTTP_PROXY",
-                Protocol::Http2 => "HTTP2",
-                Protocol::Https => "HTTPS",
-                Protocol::Tls => "TLS",
-                Protocol::Mongo => "MONGO",
-                Protocol::Redis => "REDIS",
-                Protocol::MySql => "MYSQL",
-            }
-        }
-
-        /// Carried over HTTP (HTTP/1.1, HTTP/2, gRPC).
-        pub fn is_http(self) -> bool {
-            matches!(
-                self,
-                Protocol::Http
-                    | Protocol::Http2
-                    | Protocol::HttpProxy
-                    | Protocol::Grpc
-                    | Protocol::GrpcWeb
-            )
-        }
-
-        /// Carried over TLS.
-        pub fn is_tls(self) -> bool {
-            matches!(self, Protocol::Https | Protocol::Tls)
-        }
-
-        /// Opaque TCP-level protocols (no HTTP routing).
-        pub fn is_tcp(self) -> bool {
-            matches!(
-                self,
-                Protocol::Tcp
-                    | Protocol::Https
-                    | Protocol::Tls
-                    | Protocol::Mongo
-                    | Protocol::Redis
-                    | Protocol::MySql
-            )
-        }
-    }
+    pub use crate::kube::Protocol;
 
     /// Parses a protocol name like Istio does (case-insensitive); `None` if unsupported.
     pub fn parse_protocol(s: &str) -> Option<Protocol> {
-        Some(match s.to_ascii_lowercase().as_str() {
-            "tcp" => Protocol::Tcp,
-            "udp" => Protocol::Udp,
-            "grpc" => Protocol::Grpc,
-            "grpc-web" => Protocol::GrpcWeb,
-            "http" => Protocol::Http,
-            "http_proxy" => Protocol::HttpProxy,
-            "http2" => Protocol::Http2,
-            "https" => Protocol::Https,
-            "tls" => Protocol::Tls,
-            "mongo" => Protocol::Mongo,
-            "redis" => Protocol::Redis,
-            "mysql" => Protocol::MySql,
-            _ => return None,
-        })
+        Some(Protocol::parse(s)).filter(|p| *p != Protocol::Unsupported)
     }
 
     /// An optional protocol (empty means "detect"): reports an unsupported one.
@@ -734,7 +656,7 @@ pub(crate) mod mesh_checks {
     /// Why `host` is not a DNS name with an optional leading wildcard label (Istio's
     /// `ValidateWildcardDomain`, plus its rejection of partial wildcards).
     pub fn wildcard_domain_problem(host: &str) -> Option<String> {
-        if let Some(p) = host_problem(host) {
+        if let Some(p) = wildcard_host_reason(host) {
             return Some(p);
         }
         let trimmed = host.strip_suffix('.').unwrap_or(host);
