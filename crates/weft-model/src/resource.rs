@@ -396,9 +396,41 @@ fn explain_serde_error(path: &FieldPath, err: &str) -> (FieldPath, String) {
         return (p, msg);
     }
     if let Some(rest) = err.strip_prefix("invalid type: ") {
-        return (p, format!("wrong type: got {rest}"));
+        let (got, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        return (
+            p,
+            format!(
+                "wrong type: got {got}, expected {}",
+                plain_expected(expected)
+            ),
+        );
+    }
+    if let Some(rest) = err.strip_prefix("invalid value: integer `") {
+        let (value, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected = tail.trim_start_matches(", expected ");
+        return (
+            p,
+            format!(
+                "{value} is out of range: expected {}",
+                plain_expected(expected)
+            ),
+        );
     }
     (p, err.to_string())
+}
+
+/// serde's names for primitive types, in the words a YAML author uses.
+fn plain_expected(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more".to_string(),
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".to_string(),
+        "f32" | "f64" => "a number".to_string(),
+        "a string" | "a borrowed string" => "a string".to_string(),
+        "a boolean" => "true or false".to_string(),
+        "a sequence" => "a list".to_string(),
+        "a map" => "a mapping".to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn serde_path(path: &serde_path_to_error::Path) -> FieldPath {
