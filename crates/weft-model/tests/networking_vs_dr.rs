@@ -2375,7 +2375,7 @@ fn destination_rule_traffic_policy_rules() {
             tp("    outlierDetection:\n      consecutive5xxErrors: -1\n"),
             "spec.trafficPolicy.outlierDetection.consecutive5xxErrors",
             8,
-            "integer `-1`, expected u32",
+            "-1 is out of range: expected a whole number, 0 or more",
         ),
         err(
             "retry budget percent",
