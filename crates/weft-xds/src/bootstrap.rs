@@ -4,6 +4,7 @@
 //! unknown fields rejected, `"@type"` resolved against Envoy's descriptors) → protobuf bytes →
 //! the envoy-types `Bootstrap`. Errors carry the field path via `serde_path_to_error`.
 
+use crate::support::{Support, Unsupported, find_unsupported};
 use crate::{XdsError, descriptors, type_url};
 use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage, SerializeOptions};
@@ -39,22 +40,42 @@ pub struct LoadedBootstrap {
     /// The bootstrap re-serialized by the protobuf JSON mapping (snake_case field names,
     /// defaults omitted), so it reflects what was understood rather than what was typed.
     pub json: serde_json::Value,
+    /// Set fields outside the consumer's [`Support`] table (empty when none was given).
+    pub unsupported: Vec<Unsupported>,
 }
 
-/// Reads and parses a bootstrap file; the format comes from the extension.
-pub fn load_file(path: &Path) -> Result<LoadedBootstrap, XdsError> {
+/// Reads and parses a bootstrap file; the format comes from the extension. With `support`,
+/// fields outside it are listed in [`LoadedBootstrap::unsupported`].
+pub fn load_file(path: &Path, support: Option<&Support>) -> Result<LoadedBootstrap, XdsError> {
     let text = std::fs::read_to_string(path).map_err(|source| XdsError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, Format::from_path(path))
+    parse(&text, Format::from_path(path), support)
 }
 
-/// Parses a bootstrap document.
-pub fn parse(text: &str, format: Format) -> Result<LoadedBootstrap, XdsError> {
+/// Parses a bootstrap document; see [`load_file`] for `support`.
+pub fn parse(
+    text: &str,
+    format: Format,
+    support: Option<&Support>,
+) -> Result<LoadedBootstrap, XdsError> {
     let value = to_json_value(text, format)?;
-    decode_json::<Bootstrap>(BOOTSTRAP, value)
-        .map(|(bootstrap, json)| LoadedBootstrap { bootstrap, json })
+    decode_json::<Bootstrap>(BOOTSTRAP, value, support).map(|d| LoadedBootstrap {
+        bootstrap: d.message,
+        json: d.json,
+        unsupported: d.unsupported,
+    })
+}
+
+/// The result of [`decode_json`].
+#[derive(Debug, Clone)]
+pub struct Decoded<M> {
+    pub message: M,
+    /// Canonical protobuf JSON of `message`.
+    pub json: serde_json::Value,
+    /// Set fields outside the given [`Support`].
+    pub unsupported: Vec<Unsupported>,
 }
 
 /// Parses YAML or JSON text into an untyped JSON value.
@@ -73,11 +94,13 @@ pub fn to_json_value(text: &str, format: Format) -> Result<serde_json::Value, Xd
 
 /// Decodes a protobuf-JSON value as `message` (a full name such as
 /// `envoy.config.cluster.v3.Cluster`) into its envoy-types struct `M`. Also returns the
-/// canonical JSON. Unknown fields and unknown `@type`s are errors naming their path.
+/// canonical JSON and, given `support`, the set fields it does not cover. Unknown fields and
+/// unknown `@type`s are errors naming their path.
 pub fn decode_json<M: Message + Default>(
     message: &str,
     value: serde_json::Value,
-) -> Result<(M, serde_json::Value), XdsError> {
+    support: Option<&Support>,
+) -> Result<Decoded<M>, XdsError> {
     let mut types = vec![message.to_owned()];
     collect_any_types(&value, &mut types);
     let pool = descriptors::pool_for(types.iter().map(String::as_str))?;
@@ -104,7 +127,14 @@ pub fn decode_json<M: Message + Default>(
             type_name: message.to_owned(),
             source,
         })?;
-    Ok((decoded, canonical))
+    let unsupported = support
+        .map(|s| find_unsupported(&pool, s, &dynamic))
+        .unwrap_or_default();
+    Ok(Decoded {
+        message: decoded,
+        json: canonical,
+        unsupported,
+    })
 }
 
 /// Every `"@type"` named anywhere in the document, as message names.
@@ -166,7 +196,7 @@ static_resources:
 
     #[test]
     fn parses_the_benchmark_bootstrap_with_typed_any() {
-        let loaded = parse(BENCH, Format::Yaml).expect("bench bootstrap parses");
+        let loaded = parse(BENCH, Format::Yaml, None).expect("bench bootstrap parses");
         let sr = loaded.bootstrap.static_resources.expect("static_resources");
         assert_eq!(sr.listeners.len(), 1);
         assert_eq!(sr.clusters[0].name, "upstream");
@@ -194,7 +224,7 @@ static_resources:
     fn json_and_camel_case_are_accepted() {
         let doc =
             r#"{"staticResources": {"clusters": [{"name": "c", "connectTimeout": "0.25s"}]}}"#;
-        let loaded = parse(doc, Format::Json).expect("json parses");
+        let loaded = parse(doc, Format::Json, None).expect("json parses");
         let c = &loaded.bootstrap.static_resources.expect("sr").clusters[0];
         assert_eq!(c.connect_timeout.expect("t").nanos, 250_000_000);
     }
@@ -202,7 +232,7 @@ static_resources:
     #[test]
     fn unknown_field_is_rejected_with_its_path() {
         let doc = "static_resources:\n  clusters:\n  - name: c\n    conect_timeout: 1s\n";
-        let err = parse(doc, Format::Yaml).expect_err("typo rejected");
+        let err = parse(doc, Format::Yaml, None).expect_err("typo rejected");
         let XdsError::Invalid { field, message } = &err else {
             panic!("expected Invalid, got {err}")
         };
@@ -213,7 +243,7 @@ static_resources:
     #[test]
     fn bad_value_names_the_field() {
         let doc = "static_resources:\n  clusters:\n  - name: c\n    connect_timeout: soon\n";
-        let err = parse(doc, Format::Yaml).expect_err("bad duration");
+        let err = parse(doc, Format::Yaml, None).expect_err("bad duration");
         assert!(
             err.to_string()
                 .contains("static_resources.clusters[0].connect_timeout"),
@@ -232,7 +262,7 @@ static_resources:
       - name: x
         typed_config: { "@type": type.googleapis.com/acme.Nope, foo: 1 }
 "#;
-        let err = parse(doc, Format::Yaml).expect_err("unknown any");
+        let err = parse(doc, Format::Yaml, None).expect_err("unknown any");
         assert!(
             err.to_string()
                 .contains("static_resources.listeners[0].filter_chains[0].filters[0].typed_config"),
@@ -242,7 +272,66 @@ static_resources:
 
     #[test]
     fn yaml_syntax_error_is_reported() {
-        let err = parse("static_resources: [", Format::Yaml).expect_err("syntax");
+        let err = parse("static_resources: [", Format::Yaml, None).expect_err("syntax");
         assert!(matches!(err, XdsError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn unsupported_fields_are_listed_with_paths() {
+        static SUPPORT: Support = Support(&[
+            ("envoy.config.bootstrap.v3.Bootstrap", &["static_resources"]),
+            (
+                "envoy.config.bootstrap.v3.Bootstrap.StaticResources",
+                &["clusters", "listeners"],
+            ),
+            (
+                "envoy.config.cluster.v3.Cluster",
+                &["name", "connect_timeout"],
+            ),
+            (
+                "envoy.config.listener.v3.Listener",
+                &["name", "filter_chains"],
+            ),
+            ("envoy.config.listener.v3.FilterChain", &["filters"]),
+            ("envoy.config.listener.v3.Filter", &["name", "typed_config"]),
+            (
+                "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+                &["stat_prefix", "cluster"],
+            ),
+        ]);
+        let doc = r#"
+static_resources:
+  clusters:
+  - name: c
+    connect_timeout: 1s
+    circuit_breakers: { thresholds: [{ max_connections: 1 }] }
+  listeners:
+  - name: l
+    filter_chains:
+    - filters:
+      - name: tcp
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: t
+          cluster: c
+          max_connect_attempts: 3
+      - name: x
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.echo.v3.Echo
+"#;
+        let loaded = parse(doc, Format::Yaml, Some(&SUPPORT)).expect("parses");
+        let paths: Vec<String> = loaded.unsupported.iter().map(|u| u.path.clone()).collect();
+        assert_eq!(
+            paths,
+            [
+                "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.max_connect_attempts",
+                "static_resources.listeners[0].filter_chains[0].filters[1].typed_config",
+                "static_resources.clusters[0].circuit_breakers",
+            ]
+        );
+        assert_eq!(
+            loaded.unsupported[1].type_name,
+            "envoy.extensions.filters.network.echo.v3.Echo"
+        );
     }
 }

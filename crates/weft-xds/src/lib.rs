@@ -13,9 +13,11 @@ pub mod bootstrap;
 pub mod descriptors;
 mod error;
 pub mod naming;
+pub mod support;
 pub mod type_url;
 
 pub use bootstrap::{Bootstrap, Format, LoadedBootstrap};
 /// Envoy's v3 API messages (`pb::envoy::config::...`) and well-known types.
 pub use envoy_types::pb;
 pub use error::XdsError;
+pub use support::{Support, Unsupported};
