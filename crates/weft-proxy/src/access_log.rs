@@ -544,14 +544,14 @@ fn render_op(op: &Op, r: &LogRecord) -> Rendered {
 }
 
 fn truncate(mut s: String, max_len: Option<usize>) -> String {
-    if let Some(max) = max_len {
-        if s.len() > max {
-            let mut end = max;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s.truncate(end);
+    if let Some(max) = max_len
+        && s.len() > max
+    {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
         }
+        s.truncate(end);
     }
     s
 }

@@ -120,9 +120,7 @@ fn client_hello(b: &[u8]) -> Option<Option<Sniffed>> {
         return None;
     }
     let record_len = usize::from(u16::from_be_bytes([b[3], b[4]]));
-    let Some(record) = b.get(5..5 + record_len) else {
-        return None;
-    };
+    let record = b.get(5..5 + record_len)?;
     Some(parse_hello(record))
 }
 

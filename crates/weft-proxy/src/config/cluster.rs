@@ -311,7 +311,10 @@ fn lb_policy(c: &pb::Cluster, discovery: Discovery) -> Result<LbPolicy, ConfigEr
 }
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 fn upstream_protocol(c: &pb::Cluster) -> Result<UpstreamProtocol, ConfigError> {

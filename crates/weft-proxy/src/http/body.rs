@@ -35,10 +35,10 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let (Some(counter), Some(Ok(f))) = (this.counter.as_ref(), frame.as_ref()) {
-            if let Some(data) = f.data_ref() {
-                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
-            }
+        if let (Some(counter), Some(Ok(f))) = (this.counter.as_ref(), frame.as_ref())
+            && let Some(data) = f.data_ref()
+        {
+            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         Poll::Ready(frame)
     }

@@ -416,10 +416,10 @@ impl HttpManager {
         // Matching-port stripping needs the listener port, which Downstream carries; the
         // common Istio setting is strip_any, so both strip here for now.
         let stripped = strip_port(&raw).to_owned();
-        if stripped != raw {
-            if let Ok(v) = HeaderValue::from_str(&stripped) {
-                req.headers_mut().insert(header::HOST, v);
-            }
+        if stripped != raw
+            && let Ok(v) = HeaderValue::from_str(&stripped)
+        {
+            req.headers_mut().insert(header::HOST, v);
         }
         stripped
     }
@@ -464,10 +464,10 @@ impl HttpManager {
             }
             ServerHeader::PassThrough => {}
         }
-        if cfg.always_set_request_id_in_response {
-            if let Some(id) = request_id {
-                headers.insert(&X_REQUEST_ID, id.clone());
-            }
+        if cfg.always_set_request_id_in_response
+            && let Some(id) = request_id
+        {
+            headers.insert(&X_REQUEST_ID, id.clone());
         }
         if let Some(via) = &cfg.via {
             headers.append(header::VIA, via.clone());
@@ -780,10 +780,10 @@ fn redirect_location(
         location.push('?');
         location.push_str(q);
     }
-    if r.strip_query {
-        if let Some(i) = location.find('?') {
-            location.truncate(i);
-        }
+    if r.strip_query
+        && let Some(i) = location.find('?')
+    {
+        location.truncate(i);
     }
     location
 }

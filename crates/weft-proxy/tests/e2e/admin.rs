@@ -164,7 +164,7 @@ async fn access_logs_write_istio_text_and_json() {
     let text = read(&text_path);
     let first = text.lines().next().unwrap_or("");
     assert!(first.starts_with('['), "{first}");
-    let expected = format!("\"GET /ok?x=1 HTTP/1.1\" 200 - via_upstream - \"-\" 0 ");
+    let expected = "\"GET /ok?x=1 HTTP/1.1\" 200 - via_upstream - \"-\" 0 ".to_string();
     assert!(first.contains(&expected), "{first}");
     assert!(
         first.contains(&format!(

@@ -19,6 +19,15 @@ fn route(m: serde_json::Value, cluster: &str) -> serde_json::Value {
     json!({ "match": m, "route": { "cluster": cluster } })
 }
 
+/// One routing case: method, host, path, request headers, expected outcome.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Want,
+);
+
 enum Want {
     Backend(&'static str),
     Status(u16),
@@ -65,7 +74,7 @@ async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
     .await;
     let addr = proxy.listener_addr("in").expect("bound");
     use Want::*;
-    let cases: Vec<(&str, &str, &str, Vec<(&str, &str)>, Want)> = vec![
+    let cases: Vec<Case> = vec![
         ("GET", "exact.com", "/", vec![], Backend("a")),
         ("GET", "EXACT.com", "/x", vec![], Backend("a")),
         ("GET", "x.suffix.com", "/", vec![], Backend("b")),
