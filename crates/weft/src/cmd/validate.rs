@@ -35,7 +35,8 @@ pub struct AnalyzeArgs {
 }
 
 fn load(files: &[PathBuf]) -> anyhow::Result<LoadOutcome> {
-    let (stdin, paths): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|p| p.as_os_str() == "-");
+    let (stdin, paths): (Vec<_>, Vec<_>) =
+        files.iter().cloned().partition(|p| p.as_os_str() == "-");
     let mut out = weft_model::load_paths(&paths);
     if !stdin.is_empty() {
         let mut text = String::new();
@@ -48,13 +49,22 @@ fn load(files: &[PathBuf]) -> anyhow::Result<LoadOutcome> {
     Ok(out)
 }
 
-fn report(diags: &[Diagnostic], resources: usize, documents: usize, args: &ValidateArgs, what: &str) -> ExitCode {
+fn report(
+    diags: &[Diagnostic],
+    resources: usize,
+    documents: usize,
+    args: &ValidateArgs,
+    what: &str,
+) -> ExitCode {
     let shown: Vec<&Diagnostic> = diags
         .iter()
         .filter(|d| args.verbose || d.severity > Severity::Info)
         .collect();
     let errors = diags.iter().filter(|d| d.is_error()).count();
-    let warnings = diags.iter().filter(|d| d.severity == Severity::Warning).count();
+    let warnings = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
     match args.output {
         Output::Json => {
             let doc = serde_json::json!({
@@ -72,18 +82,32 @@ fn report(diags: &[Diagnostic], resources: usize, documents: usize, args: &Valid
                 println!("{d}");
             }
             if errors == 0 {
-                eprintln!("✔ {what}: {resources} resources in {documents} documents, no errors ({warnings} warnings)");
+                eprintln!(
+                    "✔ {what}: {resources} resources in {documents} documents, no errors ({warnings} warnings)"
+                );
             } else {
-                eprintln!("✘ {what}: {errors} errors, {warnings} warnings in {documents} documents");
+                eprintln!(
+                    "✘ {what}: {errors} errors, {warnings} warnings in {documents} documents"
+                );
             }
         }
     }
-    if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let out = load(&args.files)?;
-    Ok(report(&out.diagnostics, out.resources.len(), out.documents, &args, "validate"))
+    Ok(report(
+        &out.diagnostics,
+        out.resources.len(),
+        out.documents,
+        &args,
+        "validate",
+    ))
 }
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
@@ -91,5 +115,11 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     let out = load(&args.files)?;
     let mut diags = out.diagnostics;
     diags.extend(weft_model::analyze::analyze(&out.resources));
-    Ok(report(&diags, out.resources.len(), out.documents, &args, "analyze"))
+    Ok(report(
+        &diags,
+        out.resources.len(),
+        out.documents,
+        &args,
+        "analyze",
+    ))
 }
