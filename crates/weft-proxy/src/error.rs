@@ -52,7 +52,7 @@ pub enum ProxyError {
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
     /// A listener or the admin server could not bind its address.
-    #[error("binding {what} on {addr}: {source}")]
+    #[error("binding {what} on {addr}")]
     Bind {
         what: String,
         addr: std::net::SocketAddr,

@@ -20,6 +20,7 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
 }
 
 impl Reply {
@@ -85,11 +86,13 @@ impl HttpClient {
     pub async fn send(&mut self, req: Request<Full<Bytes>>) -> anyhow::Result<Reply> {
         let resp = self.send_streaming(req).await?;
         let (parts, body) = resp.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let collected = body.collect().await?;
+        let trailers = collected.trailers().cloned();
         Ok(Reply {
             status: parts.status,
             headers: parts.headers,
-            body,
+            body: collected.to_bytes(),
+            trailers,
         })
     }
 

@@ -21,7 +21,8 @@ type Body = BoxBody<Bytes, Infallible>;
 /// - `/status/<code>`: the same JSON with that status;
 /// - `/delay/<ms>`: waits before answering;
 /// - `/echo-body`: streams the request body back as it arrives;
-/// - `/hold`: sends `first\n`, waits for [`EchoServer::release`], then sends `second\n`.
+/// - `/hold`: sends `first\n`, waits for [`EchoServer::release`], then sends `second\n`;
+/// - `/trailers`: sends `payload` then trailers `grpc-status: 0`, `x-trailer-from: <name>`.
 #[derive(Debug, Clone)]
 pub struct EchoServer {
     pub name: String,
@@ -93,13 +94,24 @@ impl EchoServer {
             );
         }
         if path == "/hold" {
-            let (tx, rx) = mpsc::channel::<Bytes>(2);
+            let (tx, rx) = mpsc::channel(2);
             let release = self.release.clone();
             tokio::spawn(async move {
-                let _ = tx.send(Bytes::from_static(b"first\n")).await;
+                let _ = tx.send(Frame::data(Bytes::from_static(b"first\n"))).await;
                 release.notified().await;
-                let _ = tx.send(Bytes::from_static(b"second\n")).await;
+                let _ = tx.send(Frame::data(Bytes::from_static(b"second\n"))).await;
             });
+            return self.response(StatusCode::OK, ChannelBody(rx).boxed());
+        }
+        if path == "/trailers" {
+            let (tx, rx) = mpsc::channel(2);
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            if let Ok(v) = http::HeaderValue::from_str(&self.name) {
+                trailers.insert("x-trailer-from", v);
+            }
+            let _ = tx.try_send(Frame::data(Bytes::from_static(b"payload")));
+            let _ = tx.try_send(Frame::trailers(trailers));
             return self.response(StatusCode::OK, ChannelBody(rx).boxed());
         }
         if let Some(ms) = path.strip_prefix("/delay/").and_then(|m| m.parse().ok()) {
@@ -162,7 +174,7 @@ fn unreachable_infallible() -> Infallible {
 }
 
 /// A body fed frame by frame from a channel (so tests control when bytes flow).
-struct ChannelBody(mpsc::Receiver<Bytes>);
+struct ChannelBody(mpsc::Receiver<Frame<Bytes>>);
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;
@@ -172,9 +184,6 @@ impl http_body::Body for ChannelBody {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.get_mut()
-            .0
-            .poll_recv(cx)
-            .map(|b| b.map(|b| Ok(Frame::data(b))))
+        self.get_mut().0.poll_recv(cx).map(|f| f.map(Ok))
     }
 }

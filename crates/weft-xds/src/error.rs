@@ -4,7 +4,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum XdsError {
     /// The bootstrap file could not be read.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Read {
         path: String,
         #[source]
@@ -24,7 +24,7 @@ pub enum XdsError {
     #[error("protobuf descriptors: {0}")]
     Descriptors(String),
     /// A protobuf message was not decodable as the type it claimed to be.
-    #[error("decoding {type_name}: {source}")]
+    #[error("decoding {type_name}")]
     Decode {
         type_name: String,
         #[source]

@@ -363,3 +363,32 @@ async fn endpoint_updates_swap_atomically() {
         "traffic moves to b"
     );
 }
+
+#[tokio::test]
+async fn trailers_pass_end_to_end_over_http2() {
+    let b = EchoServer::start("grpc").await;
+    let mut cluster = static_cluster("c", &[b.addr]);
+    cluster["http2_protocol_options"] = json!({});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", to("c"), json!({}))],
+        vec![cluster],
+    ))
+    .await;
+    let mut c = HttpClient::h2c(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let req = request(
+        "POST",
+        "h",
+        "/trailers",
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+        Bytes::new(),
+        true,
+    )
+    .expect("req");
+    let r = c.send(req).await.expect("reply");
+    assert_eq!(r.text(), "payload");
+    let trailers = r.trailers.expect("trailers kept");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert_eq!(trailers["x-trailer-from"], "grpc");
+}
