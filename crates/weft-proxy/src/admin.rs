@@ -83,7 +83,7 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
         (&Method::GET, "/stats") => {
             let mut out = String::new();
             for c in state.clusters.all() {
-                c.stats.envoy_lines(&c.config.name, &mut out);
+                c.stats.envoy_lines(&c.config.stat_name, &mut out);
             }
             for l in state.listeners.iter() {
                 l.stats.envoy_lines(&l.config.name, &mut out);

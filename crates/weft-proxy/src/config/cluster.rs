@@ -23,6 +23,8 @@ pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct ClusterConfig {
     pub name: Arc<str>,
+    /// The name stats are reported under (`alt_stat_name`, else `name`).
+    pub stat_name: String,
     pub discovery: Discovery,
     pub lb: LbPolicy,
     pub connect_timeout: Duration,
@@ -220,6 +222,11 @@ impl TryFrom<&pb::Cluster> for ClusterConfig {
         };
         Ok(ClusterConfig {
             name: Arc::from(c.name.as_str()),
+            stat_name: if c.alt_stat_name.is_empty() {
+                c.name.clone()
+            } else {
+                c.alt_stat_name.clone()
+            },
             discovery,
             lb,
             connect_timeout: duration(c.connect_timeout.as_ref())

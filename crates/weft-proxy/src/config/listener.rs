@@ -97,8 +97,6 @@ pub struct HttpConnectionManagerConfig {
     pub server_header: ServerHeader,
     pub strip_any_host_port: bool,
     pub strip_matching_host_port: bool,
-    pub stream_idle_timeout: Option<Duration>,
-    pub request_timeout: Option<Duration>,
     pub max_request_headers_kb: u32,
     pub via: Option<http::HeaderValue>,
 }
@@ -308,7 +306,6 @@ fn hcm_config(
     } else {
         h.server_name.as_str()
     };
-    let positive = |d: Option<Duration>| d.filter(|d| !d.is_zero());
     Ok(HttpConnectionManagerConfig {
         stat_prefix: h.stat_prefix.clone(),
         codec,
@@ -327,14 +324,6 @@ fn hcm_config(
             Some(StripPortMode::StripAnyHostPort(true))
         ),
         strip_matching_host_port: h.strip_matching_host_port,
-        // Envoy's default stream idle timeout is 5 minutes.
-        stream_idle_timeout: match duration(h.stream_idle_timeout.as_ref())
-            .at("stream_idle_timeout")?
-        {
-            None => Some(Duration::from_secs(300)),
-            d => positive(d),
-        },
-        request_timeout: positive(duration(h.request_timeout.as_ref()).at("request_timeout")?),
         max_request_headers_kb: h.max_request_headers_kb.as_ref().map_or(60, |v| v.value),
         via: (!h.via.is_empty())
             .then(|| http::HeaderValue::from_str(&h.via))

@@ -161,7 +161,7 @@ fn check_cluster_refs(l: &ListenerConfig, names: &HashSet<Arc<str>>) -> Result<(
                 }
                 _ => {}
             },
-            NetworkFilter::Http(h) => {
+            NetworkFilter::Http(h) if h.routes.validate_clusters => {
                 for (v, vh) in h.routes.virtual_hosts.iter().enumerate() {
                     for (r, route) in vh.routes.iter().enumerate() {
                         let RouteAction::Forward(f) = &route.action else {
@@ -189,6 +189,7 @@ fn check_cluster_refs(l: &ListenerConfig, names: &HashSet<Arc<str>>) -> Result<(
                     }
                 }
             }
+            NetworkFilter::Http(_) => {}
         }
     }
     Ok(())

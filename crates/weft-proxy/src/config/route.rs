@@ -28,6 +28,9 @@ pub struct RouteTable {
     pub virtual_hosts: Vec<VirtualHost>,
     pub request_headers: HeaderMutation,
     pub response_headers: HeaderMutation,
+    /// Whether unknown clusters are rejected at load (Envoy's `validate_clusters`, on by
+    /// default for static route tables); when off they get `503 NC` per request.
+    pub validate_clusters: bool,
     ignore_port: bool,
     domains: DomainIndex,
 }
@@ -544,6 +547,7 @@ impl TryFrom<&pb::RouteConfiguration> for RouteTable {
                 &rc.response_headers_to_remove,
                 "response",
             )?,
+            validate_clusters: rc.validate_clusters.as_ref().is_none_or(|b| b.value),
             ignore_port: rc.ignore_port_in_host_matching,
         })
     }

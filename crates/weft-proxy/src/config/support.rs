@@ -80,8 +80,6 @@ pub static SUPPORT: Support = Support(&[
             "http_filters",
             "server_name",
             "server_header_transformation",
-            "stream_idle_timeout",
-            "request_timeout",
             "access_log",
             "use_remote_address",
             "skip_xff_append",

@@ -133,7 +133,7 @@ impl HttpManager {
         let started = Instant::now();
         self.stats.rq_total.inc();
         let cfg = &*self.config;
-        let authority = self.normalize_authority(&mut req);
+        let authority = self.normalize_authority(&mut req, ds.local.port());
         self.forwarding_headers(&mut req, ds);
         let mut log = (!cfg.access_logs.is_empty()).then(|| self.start_log(&req, &authority, ds));
         let request_id = req.headers().get(&X_REQUEST_ID).cloned();
@@ -396,8 +396,9 @@ impl HttpManager {
         )
     }
 
-    /// Applies `strip_any_host_port` / `strip_matching_host_port` and returns the authority.
-    fn normalize_authority(&self, req: &mut Request<Incoming>) -> String {
+    /// Applies `strip_any_host_port` / `strip_matching_host_port` (the port the connection
+    /// arrived on) and returns the authority.
+    fn normalize_authority(&self, req: &mut Request<Incoming>, listener_port: u16) -> String {
         let raw = req
             .uri()
             .authority()
@@ -413,9 +414,14 @@ impl HttpManager {
         if !(cfg.strip_any_host_port || cfg.strip_matching_host_port) {
             return raw;
         }
-        // Matching-port stripping needs the listener port, which Downstream carries; the
-        // common Istio setting is strip_any, so both strip here for now.
-        let stripped = strip_port(&raw).to_owned();
+        let bare = strip_port(&raw);
+        let port = raw
+            .get(bare.len() + 1..)
+            .and_then(|p| p.parse::<u16>().ok());
+        if !cfg.strip_any_host_port && port != Some(listener_port) {
+            return raw;
+        }
+        let stripped = bare.to_owned();
         if stripped != raw
             && let Ok(v) = HeaderValue::from_str(&stripped)
         {
@@ -443,7 +449,11 @@ impl HttpManager {
         if cfg.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(ds.scheme));
         }
-        if cfg.generate_request_id && !headers.contains_key(&X_REQUEST_ID) {
+        // At the edge an external client's id is not trusted unless configured to be.
+        let distrust = cfg.use_remote_address
+            && !cfg.preserve_external_request_id
+            && is_external(ds.remote.ip());
+        if cfg.generate_request_id && (distrust || !headers.contains_key(&X_REQUEST_ID)) {
             headers.insert(&X_REQUEST_ID, headers::uuid_v4());
         }
         if let Some(via) = &cfg.via {
@@ -535,6 +545,20 @@ struct Upstream {
     returner: Option<Returner>,
     sent_at: Instant,
     counter: Option<Arc<AtomicU64>>,
+}
+
+/// Envoy's default notion of an internal address: loopback, RFC 1918, unique-local IPv6.
+fn is_external(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local()),
+        std::net::IpAddr::V6(v6) => {
+            let unique_local = (v6.segments()[0] & 0xfe00) == 0xfc00;
+            !(v6.is_loopback() || unique_local)
+                && v6
+                    .to_ipv4_mapped()
+                    .is_none_or(|v4| !(v4.is_loopback() || v4.is_private()))
+        }
+    }
 }
 
 /// The header-mutation levels that apply to one request, most specific first.

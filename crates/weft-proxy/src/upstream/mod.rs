@@ -104,7 +104,7 @@ const MAX_ORIGINAL_DST_HOSTS: usize = 1024;
 
 impl Cluster {
     fn new(config: Arc<ClusterConfig>, stats: &Stats) -> Cluster {
-        let stats = stats.cluster(&config.name);
+        let stats = stats.cluster(&config.stat_name);
         Cluster {
             config,
             endpoints: ArcSwap::from_pointee(EndpointSet::empty()),

@@ -485,3 +485,60 @@ async fn request_bodies_stream_without_buffering() {
     }
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn host_ports_strip_as_configured_and_unvalidated_clusters_503() {
+    let b = backends(&["a"]).await;
+    let route_config = |validate: bool| {
+        json!({
+            "name": "rc",
+            "validate_clusters": validate,
+            "virtual_hosts": [{ "name": "vh", "domains": ["h.com"], "routes": [
+                route(json!({"prefix": "/missing"}), "missing"),
+                route(json!({"prefix": "/"}), "a"),
+            ]}]
+        })
+    };
+    let any = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            route_config(false),
+            json!({"strip_any_host_port": true}),
+        )],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(any.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let r = c.get("h.com:1234", "/", &[]).await.expect("reply");
+    assert_eq!(r.backend(), "a");
+    assert_eq!(r.json()["headers"]["host"], "h.com");
+    let r = c.get("h.com", "/missing", &[]).await.expect("reply");
+    assert_eq!(r.status, 503, "unknown cluster at request time is 503 NC");
+
+    let matching = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            route_config(true),
+            json!({"strip_matching_host_port": true}),
+        )],
+        vec![
+            static_cluster("a", &[b[0].addr]),
+            static_cluster("missing", &[b[0].addr]),
+        ],
+    ))
+    .await;
+    let addr = matching.listener_addr("in").expect("bound");
+    let mut c = HttpClient::h1(addr).await.expect("connect");
+    let r = c
+        .get(&format!("h.com:{}", addr.port()), "/", &[])
+        .await
+        .expect("reply");
+    assert_eq!(r.backend(), "a", "the listener's own port is stripped");
+    let r = c.get("h.com:1234", "/", &[]).await.expect("reply");
+    assert_eq!(
+        r.status, 404,
+        "other ports are kept, so the domain does not match"
+    );
+}
