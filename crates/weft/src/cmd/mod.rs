@@ -1,5 +1,6 @@
 //! Subcommands. Each lives in its own module with its own `Args`.
 
+mod proxy;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -26,11 +27,17 @@ pub enum Command {
     /// destinations absent from the registry, conflicting DestinationRules, selectors that
     /// match nothing. Exits 1 when any Error-level message is found.
     Analyze(validate::AnalyzeArgs),
+    /// Run the data-plane proxy from an Envoy v3 bootstrap (`weft proxy -c bootstrap.yaml`).
+    ///
+    /// Reads the same file `envoy -c` takes, for the subset weft implements; fields it does
+    /// not implement are listed at start. Drains gracefully on SIGTERM or /quitquitquit.
+    Proxy(proxy::ProxyArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => validate::validate(a),
         Command::Analyze(a) => validate::analyze(a),
+        Command::Proxy(a) => proxy::run(a),
     }
 }

@@ -1,0 +1,233 @@
+//! Admin endpoints, access logs, drain, and configuration reporting.
+
+use crate::{any_host, bootstrap, http_listener, start, static_cluster};
+use serde_json::json;
+use std::time::Duration;
+use weft_proxy::ProxyConfig;
+use weft_testkit::{EchoServer, HttpClient, assert_eventually};
+use weft_xds::Format;
+
+#[tokio::test]
+async fn admin_endpoints_report_state_and_quit() {
+    let b = EchoServer::start("a").await;
+    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "a"}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("a", &[b.addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    for _ in 0..3 {
+        c.get("h", "/", &[]).await.expect("reply");
+    }
+    let mut admin = HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin");
+    let r = admin.get("admin", "/ready", &[]).await.expect("ready");
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "LIVE\n"));
+    let dump = admin
+        .get("admin", "/config_dump", &[])
+        .await
+        .expect("dump")
+        .json();
+    assert_eq!(
+        dump["configs"][0]["bootstrap"]["static_resources"]["clusters"][0]["name"],
+        "a"
+    );
+    let clusters = admin
+        .get("admin", "/clusters", &[])
+        .await
+        .expect("clusters")
+        .text();
+    assert!(
+        clusters.contains(&format!("a::{}::health_flags::healthy", b.addr)),
+        "{clusters}"
+    );
+    let stats = admin
+        .get("admin", "/stats", &[])
+        .await
+        .expect("stats")
+        .text();
+    assert!(stats.contains("cluster.a.upstream_rq_total: 3"), "{stats}");
+    assert!(stats.contains("cluster.a.upstream_rq_2xx: 3"), "{stats}");
+    assert!(
+        stats.contains("listener.in.downstream_rq_total: 3"),
+        "{stats}"
+    );
+    let prom = admin
+        .get("admin", "/stats/prometheus", &[])
+        .await
+        .expect("prom")
+        .text();
+    assert!(
+        prom.contains("weft_upstream_rq_total{cluster_name=\"a\"} 3"),
+        "{prom}"
+    );
+    assert!(prom.contains("weft_upstream_rq_time_ms_bucket"), "{prom}");
+    let quit = weft_testkit::request(
+        "POST",
+        "admin",
+        "/quitquitquit",
+        &[],
+        bytes::Bytes::new(),
+        false,
+    )
+    .expect("req");
+    let wait = proxy.quit_requested();
+    tokio::pin!(wait);
+    // Register interest before sending, then expect the notification.
+    tokio::select! { _ = &mut wait => panic!("quit before request"), _ = tokio::time::sleep(Duration::from_millis(1)) => {} }
+    assert_eq!(admin.send(quit).await.expect("quit").status, 200);
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .expect("quit requested");
+}
+
+#[tokio::test]
+async fn drain_finishes_in_flight_requests_and_stops_accepting() {
+    let b = EchoServer::start("a").await;
+    let routes =
+        any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "a", "timeout": "0s"}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("a", &[b.addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let mut c = HttpClient::h1(addr).await.expect("connect");
+    let resp = c
+        .send_streaming(
+            weft_testkit::request("GET", "h", "/hold", &[], bytes::Bytes::new(), false)
+                .expect("req"),
+        )
+        .await
+        .expect("head");
+    let drained = tokio::spawn(proxy.drain(Duration::from_secs(5)));
+    assert_eventually!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed during drain"
+    );
+    assert!(
+        !drained.is_finished(),
+        "drain waits for the in-flight response"
+    );
+    b.release();
+    use http_body_util::BodyExt;
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(body, "first\nsecond\n");
+    tokio::time::timeout(Duration::from_secs(5), drained)
+        .await
+        .expect("drain completes")
+        .expect("task");
+}
+
+#[tokio::test]
+async fn access_logs_write_istio_text_and_json() {
+    let b = EchoServer::start("a").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text_path = dir.path().join("text.log");
+    let json_path = dir.path().join("json.log");
+    let hcm = json!({"access_log": [
+        {"name": "text", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": text_path}},
+        {"name": "json", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": json_path,
+            "log_format": {"json_format": {"code": "%RESPONSE_CODE%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "flags": "%RESPONSE_FLAGS%", "cluster": "%UPSTREAM_CLUSTER%", "id": "%REQ(X-REQUEST-ID)%"}}}},
+    ]});
+    let routes = any_host(
+        json!([{"match": {"prefix": "/ok"}, "route": {"cluster": "a"}, "name": "ok-route"}]),
+    );
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, hcm)],
+        vec![static_cluster("a", &[b.addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    c.get(
+        "h.example",
+        "/ok?x=1",
+        &[("user-agent", "curl/8"), ("x-request-id", "rid-1")],
+    )
+    .await
+    .expect("reply");
+    c.get("h.example", "/missing", &[("x-request-id", "rid-2")])
+        .await
+        .expect("reply");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    assert_eventually!(
+        read(&text_path).lines().count() == 2,
+        "two text lines: {:?}",
+        read(&text_path)
+    );
+    let text = read(&text_path);
+    let first = text.lines().next().unwrap_or("");
+    assert!(first.starts_with('['), "{first}");
+    let expected = "\"GET /ok?x=1 HTTP/1.1\" 200 - via_upstream - \"-\" 0 ".to_string();
+    assert!(first.contains(&expected), "{first}");
+    assert!(
+        first.contains(&format!(
+            "\"curl/8\" \"rid-1\" \"h.example\" \"{}\" a ",
+            b.addr
+        )),
+        "{first}"
+    );
+    assert!(first.ends_with(" ok-route"), "{first}");
+    let second = text.lines().nth(1).unwrap_or("");
+    assert!(
+        second.contains("\"GET /missing HTTP/1.1\" 404 NR route_not_found"),
+        "{second}"
+    );
+    assert_eventually!(read(&json_path).lines().count() == 2, "two json lines");
+    let lines: Vec<serde_json::Value> = read(&json_path)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(
+        lines[0],
+        json!({"code": 200, "path": "/ok?x=1", "flags": "-", "cluster": "a", "id": "rid-1"})
+    );
+    assert_eq!(lines[1]["flags"], "NR");
+    assert_eq!(lines[1]["cluster"], serde_json::Value::Null);
+}
+
+#[test]
+fn unsupported_fields_are_reported_and_invalid_config_names_the_field() {
+    let b = json!({"static_resources": {"clusters": [{
+        "name": "c", "connect_timeout": "1s",
+        "circuit_breakers": {"thresholds": [{"max_connections": 1}]},
+        "outlier_detection": {"consecutive_5xx": 3},
+    }]}});
+    let cfg = ProxyConfig::parse(&b.to_string(), Format::Json).expect("valid");
+    assert_eq!(
+        cfg.unsupported,
+        [
+            "static_resources.clusters[0].circuit_breakers (envoy.config.cluster.v3.CircuitBreakers): not implemented by weft, ignored",
+            "static_resources.clusters[0].outlier_detection (envoy.config.cluster.v3.OutlierDetection): not implemented by weft, ignored",
+        ]
+    );
+    let bad = bootstrap(
+        vec![http_listener(
+            "in",
+            any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "missing"}}])),
+            json!({}),
+        )],
+        vec![],
+    );
+    let err = ProxyConfig::parse(&bad.to_string(), Format::Json)
+        .expect_err("unknown cluster")
+        .to_string();
+    assert!(
+        err.contains("static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.cluster: unknown cluster \"missing\""),
+        "{err}"
+    );
+    let bad = json!({"static_resources": {"clusters": [{"name": "c", "lb_policy": "MAGLEV", "maglev_lb_config": {"table_size": 100}}]}});
+    let err = ProxyConfig::parse(&bad.to_string(), Format::Json)
+        .expect_err("bad table")
+        .to_string();
+    assert!(
+        err.contains("static_resources.clusters[0].maglev_lb_config.table_size"),
+        "{err}"
+    );
+}

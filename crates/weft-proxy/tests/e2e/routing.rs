@@ -1,0 +1,544 @@
+//! Routing, local replies, header manipulation and rewrites, over HTTP/1.1 and h2c.
+
+use crate::{any_host, bootstrap, http_listener, start, static_cluster};
+use bytes::Bytes;
+use serde_json::json;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use weft_testkit::{EchoServer, HttpClient, request};
+
+async fn backends(names: &[&str]) -> Vec<EchoServer> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(EchoServer::start(n).await);
+    }
+    out
+}
+
+fn route(m: serde_json::Value, cluster: &str) -> serde_json::Value {
+    json!({ "match": m, "route": { "cluster": cluster } })
+}
+
+/// One routing case: method, host, path, request headers, expected outcome.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Want,
+);
+
+enum Want {
+    Backend(&'static str),
+    Status(u16),
+}
+
+#[tokio::test]
+async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
+    let b = backends(&["a", "b", "c", "d"]).await;
+    let clusters = b
+        .iter()
+        .map(|s| static_cluster(&s.name, &[s.addr]))
+        .collect();
+    let route_config = json!({
+        "name": "table",
+        "virtual_hosts": [
+            { "name": "exact", "domains": ["exact.com"], "routes": [route(json!({"prefix": "/"}), "a")] },
+            { "name": "suffix", "domains": ["*.suffix.com"], "routes": [route(json!({"prefix": "/"}), "b")] },
+            { "name": "prefix", "domains": ["prefix.*"], "routes": [route(json!({"prefix": "/"}), "c")] },
+            { "name": "ported", "domains": ["ported.com:8080"], "routes": [route(json!({"prefix": "/"}), "d")] },
+            { "name": "matchers", "domains": ["m.com"], "routes": [
+                route(json!({"path": "/exact"}), "a"),
+                route(json!({"prefix": "/CaseLess", "case_sensitive": false}), "b"),
+                route(json!({"safe_regex": {"regex": "/regex/[0-9]+"}}), "c"),
+                route(json!({"path_separated_prefix": "/sep"}), "d"),
+                route(json!({"prefix": "/hdr-suffix", "headers": [{"name": "x-s", "string_match": {"suffix": "-END", "ignore_case": true}}]}), "b"),
+                route(json!({"prefix": "/hdr", "headers": [{"name": "x-exact", "string_match": {"exact": "yes"}}]}), "a"),
+                route(json!({"prefix": "/hdr", "headers": [{"name": "x-present", "present_match": true}]}), "b"),
+                route(json!({"prefix": "/hdr", "headers": [{"name": "x-range", "range_match": {"start": 10, "end": 20}}]}), "c"),
+                route(json!({"prefix": "/hdr", "headers": [{"name": "x-inv", "string_match": {"exact": "no"}, "invert_match": true}]}), "d"),
+                route(json!({"prefix": "/q", "query_parameters": [{"name": "v", "string_match": {"exact": "2"}}]}), "a"),
+                route(json!({"prefix": "/q", "query_parameters": [{"name": "debug", "present_match": true}]}), "b"),
+                route(json!({"prefix": "/grpc", "grpc": {}}), "c"),
+                route(json!({"prefix": "/first"}), "a"),
+                route(json!({"prefix": "/first"}), "b"),
+                route(json!({"prefix": "/method", "headers": [{"name": ":method", "string_match": {"exact": "POST"}}]}), "d"),
+            ]},
+            { "name": "default", "domains": ["*"], "routes": [route(json!({"prefix": "/only"}), "a")] },
+        ]
+    });
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", route_config, json!({}))],
+        clusters,
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    use Want::*;
+    let cases: Vec<Case> = vec![
+        ("GET", "exact.com", "/", vec![], Backend("a")),
+        ("GET", "EXACT.com", "/x", vec![], Backend("a")),
+        ("GET", "x.suffix.com", "/", vec![], Backend("b")),
+        ("GET", "suffix.com", "/", vec![], Status(404)),
+        ("GET", "prefix.anything", "/", vec![], Backend("c")),
+        ("GET", "ported.com:8080", "/", vec![], Backend("d")),
+        ("GET", "ported.com", "/", vec![], Status(404)),
+        ("GET", "m.com", "/exact", vec![], Backend("a")),
+        ("GET", "m.com", "/exact?x=1", vec![], Backend("a")),
+        ("GET", "m.com", "/exact/more", vec![], Status(404)),
+        ("GET", "m.com", "/caseless/x", vec![], Backend("b")),
+        ("GET", "m.com", "/regex/123", vec![], Backend("c")),
+        ("GET", "m.com", "/regex/12a", vec![], Status(404)),
+        ("GET", "m.com", "/sep", vec![], Backend("d")),
+        ("GET", "m.com", "/sep/x", vec![], Backend("d")),
+        ("GET", "m.com", "/separate", vec![], Status(404)),
+        (
+            "GET",
+            "m.com",
+            "/hdr-suffix",
+            vec![("x-s", "a-end")],
+            Backend("b"),
+        ),
+        (
+            "GET",
+            "m.com",
+            "/hdr",
+            vec![("x-exact", "yes")],
+            Backend("a"),
+        ),
+        (
+            "GET",
+            "m.com",
+            "/hdr",
+            vec![("x-exact", "no"), ("x-present", "")],
+            Backend("b"),
+        ),
+        (
+            "GET",
+            "m.com",
+            "/hdr",
+            vec![("x-range", "15")],
+            Backend("c"),
+        ),
+        ("GET", "m.com", "/hdr", vec![("x-range", "20")], Status(404)),
+        ("GET", "m.com", "/hdr", vec![("x-inv", "yes")], Backend("d")),
+        ("GET", "m.com", "/hdr", vec![("x-inv", "no")], Status(404)),
+        ("GET", "m.com", "/hdr", vec![], Status(404)),
+        ("GET", "m.com", "/q?v=2", vec![], Backend("a")),
+        ("GET", "m.com", "/q?v=3&debug", vec![], Backend("b")),
+        ("GET", "m.com", "/q?v=3", vec![], Status(404)),
+        (
+            "POST",
+            "m.com",
+            "/grpc",
+            vec![("content-type", "application/grpc")],
+            Backend("c"),
+        ),
+        ("GET", "m.com", "/first", vec![], Backend("a")),
+        ("POST", "m.com", "/method", vec![], Backend("d")),
+        ("GET", "m.com", "/method", vec![], Status(404)),
+        ("GET", "other.org", "/only", vec![], Backend("a")),
+        ("GET", "other.org", "/nothing", vec![], Status(404)),
+    ];
+    for h2 in [false, true] {
+        let mut client = if h2 {
+            HttpClient::h2c(addr).await
+        } else {
+            HttpClient::h1(addr).await
+        }
+        .expect("connect");
+        for (method, host, path, headers, want) in &cases {
+            let req = request(method, host, path, headers, Bytes::new(), h2).expect("request");
+            let reply = client.send(req).await.expect("reply");
+            let case = format!("h2={h2} {method} {host}{path} {headers:?}");
+            match want {
+                Backend(name) => {
+                    assert_eq!(reply.status, 200, "{case}");
+                    assert_eq!(reply.backend(), *name, "{case}");
+                }
+                Status(code) => {
+                    assert_eq!(reply.status, *code, "{case}");
+                    assert_eq!(reply.backend(), "", "{case}");
+                }
+            }
+            assert_eq!(reply.header("server"), "weft", "{case}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_route_is_404_nr_and_grpc_gets_grpc_status() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/a"}), "a")]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let mut c = HttpClient::h1(addr).await.expect("connect");
+    let r = c.get("x", "/nope", &[]).await.expect("reply");
+    assert_eq!(r.status, 404);
+    assert!(r.body.is_empty());
+    let req = request(
+        "POST",
+        "x",
+        "/svc/Method",
+        &[("content-type", "application/grpc")],
+        Bytes::new(),
+        false,
+    )
+    .expect("req");
+    let r = c.send(req).await.expect("reply");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("grpc-status"), "12");
+}
+
+#[tokio::test]
+async fn weighted_clusters_split_within_tolerance() {
+    let b = backends(&["a", "b"]).await;
+    let routes = json!([{ "match": {"prefix": "/"}, "route": { "weighted_clusters": { "clusters": [
+        {"name": "a", "weight": 75}, {"name": "b", "weight": 25}
+    ]}}}]);
+    let clusters = b
+        .iter()
+        .map(|s| static_cluster(&s.name, &[s.addr]))
+        .collect();
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        clusters,
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let n = 400;
+    let mut a = 0;
+    for _ in 0..n {
+        if c.get("x", "/", &[]).await.expect("reply").backend() == "a" {
+            a += 1;
+        }
+    }
+    // 75% of 400 = 300, sigma ~ 8.7: five sigma either side.
+    assert!((256..=344).contains(&a), "a got {a} of {n}");
+}
+
+#[tokio::test]
+async fn redirects_build_envoy_locations() {
+    let routes = json!([
+        { "match": {"prefix": "/https"}, "redirect": {"https_redirect": true} },
+        { "match": {"prefix": "/move/"}, "redirect": {"host_redirect": "new.example", "port_redirect": 8443, "prefix_rewrite": "/moved/", "response_code": "FOUND"} },
+        { "match": {"path": "/strip"}, "redirect": {"path_redirect": "/stripped", "strip_query": true, "response_code": "TEMPORARY_REDIRECT"} },
+        { "match": {"prefix": "/re/"}, "redirect": {"regex_rewrite": {"pattern": {"regex": "^/re/([a-z]+)/(.*)$"}, "substitution": "/\\2/\\1"}, "response_code": "PERMANENT_REDIRECT"} },
+        { "match": {"prefix": "/scheme"}, "redirect": {"scheme_redirect": "https", "response_code": "SEE_OTHER"} },
+    ]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let cases = [
+        ("h.com", "/https/x?q=1", 301, "https://h.com/https/x?q=1"),
+        ("h.com:80", "/https", 301, "https://h.com/https"),
+        (
+            "h.com",
+            "/move/a/b?k=v",
+            302,
+            "http://new.example:8443/moved/a/b?k=v",
+        ),
+        ("h.com", "/strip?x=1", 307, "http://h.com/stripped"),
+        ("h.com", "/re/abc/def", 308, "http://h.com/def/abc"),
+        ("h.com:8080", "/scheme", 303, "https://h.com:8080/scheme"),
+    ];
+    for (host, path, status, location) in cases {
+        let r = c.get(host, path, &[]).await.expect("reply");
+        assert_eq!(
+            (r.status.as_u16(), r.header("location")),
+            (status, location),
+            "{host}{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn direct_responses_with_bodies_and_headers() {
+    let routes = json!([
+        { "match": {"prefix": "/tea"}, "direct_response": {"status": 418, "body": {"inline_string": "I'm a teapot"}},
+          "response_headers_to_add": [{"header": {"key": "x-kind", "value": "tea"}}] },
+        { "match": {"prefix": "/empty"}, "direct_response": {"status": 204} },
+    ]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![],
+    ))
+    .await;
+    let mut c = HttpClient::h2c(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let r = c.get("h", "/tea", &[]).await.expect("reply");
+    assert_eq!(r.status, 418);
+    assert_eq!(r.text(), "I'm a teapot");
+    assert_eq!(r.header("x-kind"), "tea");
+    assert_eq!(r.header("content-type"), "text/plain");
+    let r = c.get("h", "/empty", &[]).await.expect("reply");
+    assert_eq!(r.status, 204);
+    assert!(r.body.is_empty());
+}
+
+#[tokio::test]
+async fn header_mutations_apply_at_every_level_and_forwarding_headers_are_set() {
+    let b = backends(&["a", "b"]).await;
+    let add = |k: &str, v: &str, action: &str| json!({"header": {"key": k, "value": v}, "append_action": action});
+    let route_config = json!({
+        "name": "rc",
+        "request_headers_to_add": [add("x-level", "table", "APPEND_IF_EXISTS_OR_ADD"), add("x-table", "1", "OVERWRITE_IF_EXISTS_OR_ADD")],
+        "response_headers_to_add": [add("x-resp-table", "t", "OVERWRITE_IF_EXISTS_OR_ADD")],
+        "response_headers_to_remove": ["x-backend-secret"],
+        "virtual_hosts": [{
+            "name": "vh", "domains": ["*"],
+            "request_headers_to_add": [add("x-level", "vhost", "APPEND_IF_EXISTS_OR_ADD")],
+            "request_headers_to_remove": ["x-drop-me"],
+            "routes": [
+                { "match": {"prefix": "/w"}, "route": {"weighted_clusters": {"clusters": [
+                    {"name": "b", "weight": 1, "request_headers_to_add": [add("x-level", "weighted", "APPEND_IF_EXISTS_OR_ADD")],
+                     "response_headers_to_add": [add("x-resp-weighted", "w", "APPEND_IF_EXISTS_OR_ADD")]}]}}},
+                { "match": {"prefix": "/"}, "route": {"cluster": "a"},
+                  "request_headers_to_add": [add("x-level", "route", "APPEND_IF_EXISTS_OR_ADD"), add("x-if-absent", "added", "ADD_IF_ABSENT"), add("x-overwrite", "new", "OVERWRITE_IF_EXISTS")],
+                  "response_headers_to_add": [add("x-resp-route", "r", "APPEND_IF_EXISTS_OR_ADD")] },
+            ]
+        }]
+    });
+    let clusters = b
+        .iter()
+        .map(|s| static_cluster(&s.name, &[s.addr]))
+        .collect();
+    let hcm = json!({"use_remote_address": true});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", route_config, hcm)],
+        clusters,
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+
+    let r = c
+        .get(
+            "h",
+            "/",
+            &[
+                ("x-drop-me", "1"),
+                ("x-if-absent", "mine"),
+                ("x-overwrite", "old"),
+                ("x-request-id", "given-id"),
+                ("connection", "keep-alive, x-hop"),
+                ("x-hop", "1"),
+            ],
+        )
+        .await
+        .expect("reply");
+    let seen = r.json();
+    let h = &seen["headers"];
+    assert_eq!(h["x-level"], "route,vhost,table");
+    assert_eq!(h["x-table"], "1");
+    assert_eq!(h["x-if-absent"], "mine");
+    assert_eq!(h["x-overwrite"], "new");
+    assert_eq!(h["x-drop-me"], serde_json::Value::Null);
+    assert_eq!(
+        h["x-hop"],
+        serde_json::Value::Null,
+        "headers named in Connection are hop-by-hop"
+    );
+    assert_eq!(h["x-request-id"], "given-id");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(r.header("x-resp-route"), "r");
+    assert_eq!(r.header("x-resp-table"), "t");
+    assert_eq!(r.header("server"), "weft");
+    assert!(
+        r.header("x-envoy-upstream-service-time")
+            .parse::<u64>()
+            .is_ok()
+    );
+
+    let r = c.get("h", "/w", &[]).await.expect("reply");
+    assert_eq!(r.backend(), "b");
+    assert_eq!(r.json()["headers"]["x-level"], "weighted,vhost,table");
+    assert_eq!(r.header("x-resp-weighted"), "w");
+    let id = r.json()["headers"]["x-request-id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(id.len(), 36, "generated x-request-id: {id:?}");
+}
+
+#[tokio::test]
+async fn rewrites_paths_and_hosts() {
+    let b = backends(&["a"]).await;
+    let a = b[0].addr;
+    let routes = json!([
+        { "match": {"prefix": "/api/"}, "route": {"cluster": "a", "prefix_rewrite": "/v2/"} },
+        { "match": {"prefix": "/re/"}, "route": {"cluster": "a", "regex_rewrite": {"pattern": {"regex": "^/re/(\\d+)$"}, "substitution": "/items/\\1"}} },
+        { "match": {"prefix": "/lit"}, "route": {"cluster": "a", "host_rewrite_literal": "literal.example"} },
+        { "match": {"prefix": "/auto"}, "route": {"cluster": "dns", "auto_host_rewrite": true} },
+    ]);
+    let dns = json!({
+        "name": "dns", "type": "STRICT_DNS", "dns_lookup_family": "V4_ONLY", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "dns", "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "localhost", "port_value": a.port()}}}}]}]}
+    });
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("a", &[a]), dns],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let r = c
+        .get("h", "/api/users?x=1", &[])
+        .await
+        .expect("reply")
+        .json();
+    assert_eq!(r["path"], "/v2/users?x=1");
+    assert_eq!(r["headers"]["x-envoy-original-path"], "/api/users?x=1");
+    let r = c.get("h", "/re/42", &[]).await.expect("reply").json();
+    assert_eq!(r["path"], "/items/42");
+    let r = c.get("h", "/lit", &[]).await.expect("reply").json();
+    assert_eq!(r["headers"]["host"], "literal.example");
+    let r = c.get("h", "/auto", &[]).await.expect("reply").json();
+    assert_eq!(r["headers"]["host"], "localhost");
+}
+
+#[tokio::test]
+async fn response_bodies_stream_without_buffering() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    for h2 in [false, true] {
+        let mut c = if h2 {
+            HttpClient::h2c(addr).await
+        } else {
+            HttpClient::h1(addr).await
+        }
+        .expect("connect");
+        let resp = c
+            .send_streaming(request("GET", "h", "/hold", &[], Bytes::new(), h2).expect("req"))
+            .await
+            .expect("head");
+        let mut body = resp.into_body();
+        use http_body_util::BodyExt;
+        let first = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+            .await
+            .expect("first chunk arrives while the backend still holds the rest")
+            .expect("frame")
+            .expect("ok");
+        assert_eq!(first.into_data().expect("data"), "first\n");
+        b[0].release();
+        let rest = body.collect().await.expect("rest").to_bytes();
+        assert_eq!(rest, "second\n");
+    }
+}
+
+#[tokio::test]
+async fn request_bodies_stream_without_buffering() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let addr: SocketAddr = proxy.listener_addr("in").expect("bound");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST /echo-body HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello\n\r\n").await.expect("write");
+    // The echo backend streams the body back as it arrives: seeing "hello" before the
+    // request body has ended proves neither direction was buffered whole.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !String::from_utf8_lossy(&got).contains("hello") {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("echo before end of request")
+            .expect("read");
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(b"6\r\nworld\n\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    while !String::from_utf8_lossy(&got).contains("world") {
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("rest")
+            .expect("read");
+        assert!(n > 0, "connection closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn host_ports_strip_as_configured_and_unvalidated_clusters_503() {
+    let b = backends(&["a"]).await;
+    let route_config = |validate: bool| {
+        json!({
+            "name": "rc",
+            "validate_clusters": validate,
+            "virtual_hosts": [{ "name": "vh", "domains": ["h.com"], "routes": [
+                route(json!({"prefix": "/missing"}), "missing"),
+                route(json!({"prefix": "/"}), "a"),
+            ]}]
+        })
+    };
+    let any = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            route_config(false),
+            json!({"strip_any_host_port": true}),
+        )],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(any.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let r = c.get("h.com:1234", "/", &[]).await.expect("reply");
+    assert_eq!(r.backend(), "a");
+    assert_eq!(r.json()["headers"]["host"], "h.com");
+    let r = c.get("h.com", "/missing", &[]).await.expect("reply");
+    assert_eq!(r.status, 503, "unknown cluster at request time is 503 NC");
+
+    let matching = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            route_config(true),
+            json!({"strip_matching_host_port": true}),
+        )],
+        vec![
+            static_cluster("a", &[b[0].addr]),
+            static_cluster("missing", &[b[0].addr]),
+        ],
+    ))
+    .await;
+    let addr = matching.listener_addr("in").expect("bound");
+    let mut c = HttpClient::h1(addr).await.expect("connect");
+    let r = c
+        .get(&format!("h.com:{}", addr.port()), "/", &[])
+        .await
+        .expect("reply");
+    assert_eq!(r.backend(), "a", "the listener's own port is stripped");
+    let r = c.get("h.com:1234", "/", &[]).await.expect("reply");
+    assert_eq!(
+        r.status, 404,
+        "other ports are kept, so the domain does not match"
+    );
+}

@@ -1,0 +1,89 @@
+//! `weft proxy`: run the data-plane proxy from an Envoy v3 bootstrap, like `envoy -c`.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use weft_proxy::ProxyConfig;
+
+/// Arguments of `weft proxy`, named after Envoy's where they mean the same thing.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Envoy v3 bootstrap file (YAML, or JSON by `.json` extension), as `envoy -c` takes.
+    #[arg(short = 'c', long = "config-path")]
+    pub config: PathBuf,
+    /// Worker threads, as Envoy's `--concurrency` (default: the machine's cores).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGTERM, SIGINT or /quitquitquit.
+    #[arg(long = "drain-time-s", default_value_t = 5)]
+    pub drain_time_s: u64,
+    /// `serve` runs the proxy; `validate` only checks the bootstrap (Envoy's `--mode`).
+    #[arg(long, value_enum, default_value_t = Mode::Serve)]
+    pub mode: Mode,
+    /// Log filter for weft's own logs on stderr (`RUST_LOG` syntax; `RUST_LOG` wins).
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    pub log_level: String,
+}
+
+/// What `weft proxy` does with the bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Serve,
+    Validate,
+}
+
+/// Loads the bootstrap, then serves until a signal or `/quitquitquit`, then drains.
+pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+
+    let config = ProxyConfig::load_file(&args.config)
+        .with_context(|| format!("loading {}", args.config.display()))?;
+    if args.mode == Mode::Validate {
+        for note in &config.unsupported {
+            println!("warning: {note}");
+        }
+        println!("configuration '{}' OK", args.config.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let workers = args
+        .concurrency
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("weft-worker")
+        .enable_all()
+        .build()
+        .context("building the runtime")?;
+    runtime.block_on(serve(config, Duration::from_secs(args.drain_time_s)))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: ProxyConfig, drain_time: Duration) -> anyhow::Result<()> {
+    let proxy = weft_proxy::start(config).await?;
+    for l in proxy.listeners() {
+        if let Some(addr) = proxy.listener_addr(&l.config.name) {
+            tracing::info!(listener = %l.config.name, %addr, "listening");
+        }
+    }
+    if let Some(addr) = proxy.admin_addr() {
+        tracing::info!(%addr, "admin listening");
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        _ = proxy.quit_requested() => tracing::info!("/quitquitquit: draining"),
+    }
+    proxy.drain(drain_time).await;
+    tracing::info!("drained, exiting");
+    Ok(())
+}
