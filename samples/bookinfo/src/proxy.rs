@@ -143,7 +143,8 @@ mod tests {
 
     #[test]
     fn reads_upper_then_lower_case_and_ignores_empty() {
-        let cases: &[(&[(&str, &str)], Option<&str>)] = &[
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Vars<'_>, Option<&str>)] = &[
             (&[], None),
             (&[("HTTP_PROXY", "")], None),
             (
