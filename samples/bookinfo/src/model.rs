@@ -103,7 +103,7 @@ pub fn the_book() -> Product {
         title: "The Comedy of Errors".to_owned(),
         description_html: concat!(
             r#"<a href="https://en.wikipedia.org/wiki/The_Comedy_of_Errors">Wikipedia Summary</a>: "#,
-            "one of <b>William Shakespeare's</b> early plays, and his shortest: a farce whose humour ",
+            "The Comedy of Errors is one of <b>William Shakespeare's</b> early plays, and his shortest: a farce whose humour ",
             "comes mostly from slapstick and mistaken identity, with puns and word play besides."
         )
         .to_owned(),
