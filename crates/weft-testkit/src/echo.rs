@@ -22,6 +22,7 @@ type Body = BoxBody<Bytes, Infallible>;
 /// - `/delay/<ms>`: waits before answering;
 /// - `/echo-body`: streams the request body back as it arrives;
 /// - `/hold`: sends `first\n`, waits for [`EchoServer::release`], then sends `second\n`;
+/// - any request with `Upgrade`: `101`, then the connection echoes raw bytes;
 /// - `/trailers`: sends `payload` then trailers `grpc-status: 0`, `x-trailer-from: <name>`.
 #[derive(Debug, Clone)]
 pub struct EchoServer {
@@ -59,7 +60,7 @@ impl EchoServer {
                         async move { Ok::<_, Infallible>(s.handle(req).await) }
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
                 });
             }
@@ -82,8 +83,26 @@ impl EchoServer {
         self.connections.load(Ordering::Relaxed)
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(proto) = req.headers().get(http::header::UPGRADE).cloned() {
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgrade.await else { return };
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+            let mut resp = self.response(
+                StatusCode::SWITCHING_PROTOCOLS,
+                Full::new(Bytes::new()).boxed(),
+            );
+            resp.headers_mut().insert(http::header::UPGRADE, proto);
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("upgrade"),
+            );
+            return resp;
+        }
         let path = req.uri().path().to_owned();
         if path == "/echo-body" {
             return self.response(

@@ -99,6 +99,8 @@ pub struct HttpConnectionManagerConfig {
     pub strip_matching_host_port: bool,
     pub max_request_headers_kb: u32,
     pub via: Option<http::HeaderValue>,
+    /// Upgrade types (`websocket`, lowercase) allowed unless a route says otherwise.
+    pub upgrades: Vec<String>,
 }
 
 /// A converted `TcpProxy`.
@@ -306,7 +308,20 @@ fn hcm_config(
     } else {
         h.server_name.as_str()
     };
+    let mut upgrades = Vec::new();
+    for (i, u) in h.upgrade_configs.iter().enumerate() {
+        if !u.filters.is_empty() {
+            return Err(
+                ConfigError::new("per-upgrade filter chains are not supported")
+                    .at(format!("upgrade_configs[{i}].filters")),
+            );
+        }
+        if u.enabled.as_ref().is_none_or(|b| b.value) {
+            upgrades.push(u.upgrade_type.to_ascii_lowercase());
+        }
+    }
     Ok(HttpConnectionManagerConfig {
+        upgrades,
         stat_prefix: h.stat_prefix.clone(),
         codec,
         routes: Arc::new(routes),

@@ -92,6 +92,8 @@ pub struct ForwardAction {
     /// `None` disables the timeout (`timeout: 0s`).
     pub timeout: Option<Duration>,
     pub hash_policy: Vec<HashPolicy>,
+    /// Per-route upgrade overrides: (lowercase type, enabled).
+    pub upgrades: Vec<(String, bool)>,
 }
 
 /// How the upstream cluster is chosen.
@@ -835,6 +837,16 @@ impl TryFrom<&pb::RouteAction> for ForwardAction {
             host_rewrite,
             timeout,
             hash_policy,
+            upgrades: a
+                .upgrade_configs
+                .iter()
+                .map(|u| {
+                    (
+                        u.upgrade_type.to_ascii_lowercase(),
+                        u.enabled.as_ref().is_none_or(|b| b.value),
+                    )
+                })
+                .collect(),
         })
     }
 }

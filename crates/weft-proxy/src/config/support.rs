@@ -90,7 +90,12 @@ pub static SUPPORT: Support = Support(&[
             "strip_matching_host_port",
             "strip_any_host_port",
             "max_request_headers_kb",
+            "upgrade_configs",
         ],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
+        &["upgrade_type", "enabled"],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
@@ -210,7 +215,12 @@ pub static SUPPORT: Support = Support(&[
             "host_rewrite_header",
             "timeout",
             "hash_policy",
+            "upgrade_configs",
         ],
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.UpgradeConfig",
+        &["upgrade_type", "enabled"],
     ),
     (
         "envoy.config.route.v3.WeightedCluster",

@@ -134,6 +134,8 @@ impl HttpManager {
         self.stats.rq_total.inc();
         let cfg = &*self.config;
         let authority = self.normalize_authority(&mut req, ds.local.port());
+        // Read before hop-by-hop headers go: an upgrade is requested through them.
+        let upgrade = requested_upgrade(&req);
         self.forwarding_headers(&mut req, ds);
         let mut log = (!cfg.access_logs.is_empty()).then(|| self.start_log(&req, &authority, ds));
         let request_id = req.headers().get(&X_REQUEST_ID).cloned();
@@ -180,15 +182,18 @@ impl HttpManager {
                 self.local(reply, false, Some(&mutations), request_id, log, started)
             }
             RouteAction::Forward(f) => {
-                self.forward(
-                    req, authority, f, mutations, ds, request_id, grpc, log, started,
-                )
-                .await
+                let rq = RequestCx {
+                    request_id,
+                    grpc,
+                    log,
+                    started,
+                    upgrade,
+                };
+                self.forward(req, authority, f, mutations, ds, rq).await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         mut req: Request<Incoming>,
@@ -196,11 +201,32 @@ impl HttpManager {
         f: &ForwardAction,
         mut mutations: Mutations<'_>,
         ds: &Downstream,
-        request_id: Option<HeaderValue>,
-        grpc: bool,
-        mut log: Option<LogRecord>,
-        started: Instant,
+        rq: RequestCx,
     ) -> Response<ResponseBody> {
+        let RequestCx {
+            request_id,
+            grpc,
+            mut log,
+            started,
+            upgrade,
+        } = rq;
+        if let Some(kind) = &upgrade {
+            let kind = kind.to_str().unwrap_or("").to_ascii_lowercase();
+            let allowed = f
+                .upgrades
+                .iter()
+                .find(|(t, _)| *t == kind)
+                .map_or_else(|| self.config.upgrades.contains(&kind), |(_, on)| *on);
+            if !allowed {
+                let reply = LocalReply::new(
+                    StatusCode::FORBIDDEN,
+                    ResponseFlags::default(),
+                    "upgrade_failed",
+                    "",
+                );
+                return self.local(reply, grpc, None, request_id, log, started);
+            }
+        }
         let (cluster_name, target) = match &f.clusters {
             ClusterSelect::Single(name) => (name.clone(), None),
             ClusterSelect::Weighted { targets, total } => {
@@ -258,16 +284,24 @@ impl HttpManager {
         }
 
         let authority = host_rewrite(&mutations, f, &req, &endpoint).unwrap_or(authority);
-        let http2 = match cluster.config.protocol {
-            UpstreamProtocol::Http1 => false,
-            UpstreamProtocol::Http2 => true,
-            UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
-        };
+        // Upgrades (WebSocket...) go over HTTP/1.1 whatever the cluster's protocol.
+        let http2 = upgrade.is_none()
+            && match cluster.config.protocol {
+                UpstreamProtocol::Http1 => false,
+                UpstreamProtocol::Http2 => true,
+                UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
+            };
+        let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
-        let upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
+        let mut upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
             Ok(r) => r,
             Err(reply) => return self.local(reply, grpc, None, request_id, log, started),
         };
+        if let Some(kind) = &upgrade {
+            let h = upstream_req.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, kind.clone());
+        }
 
         let stats = &cluster.stats;
         stats.rq_total.inc();
@@ -278,13 +312,37 @@ impl HttpManager {
             http2,
             connect_timeout: cluster.config.connect_timeout,
         };
-        let send = endpoint.send(upstream_req, opts, stats);
+        let send = async {
+            if upgrade.is_some() {
+                endpoint
+                    .send_upgrade(upstream_req, opts, stats)
+                    .await
+                    .map(|r| (r, None))
+            } else {
+                endpoint.send(upstream_req, opts, stats).await
+            }
+        };
         let result = match f.timeout {
             Some(t) => tokio::time::timeout(t, send).await.ok(),
             None => Some(send.await),
         };
-        let reply = match result {
-            Some(Ok((resp, returner))) => {
+        let reply = match (result, downstream_upgrade) {
+            (Some(Ok((resp, _))), Some(downstream))
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
+            {
+                let tunnel = Tunnel {
+                    downstream,
+                    endpoint,
+                    log: log.map(|log| LogTail {
+                        record: log,
+                        manager: self.config.clone(),
+                        started,
+                        request_bytes: None,
+                    }),
+                };
+                return self.tunnel(resp, tunnel, stats, &mutations, request_id);
+            }
+            (Some(Ok((resp, returner))), _) => {
                 let upstream = Upstream {
                     endpoint,
                     returner,
@@ -301,7 +359,7 @@ impl HttpManager {
                     started,
                 );
             }
-            None => {
+            (None, _) => {
                 stats.rq_timeout.inc();
                 LocalReply::new(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -310,7 +368,7 @@ impl HttpManager {
                     "upstream request timeout",
                 )
             }
-            Some(Err(e)) => {
+            (Some(Err(e)), _) => {
                 let (flag, details) = if e.is_connect_failure() {
                     (
                         ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
@@ -336,6 +394,58 @@ impl HttpManager {
             log.bytes_received = c.load(Ordering::Relaxed);
         }
         self.local(reply, grpc, None, request_id, log, started)
+    }
+
+    /// Answers `101` downstream and splices the two upgraded connections together.
+    fn tunnel(
+        &self,
+        mut resp: Response<Incoming>,
+        t: Tunnel,
+        stats: &crate::stats::ClusterStats,
+        mutations: &Mutations<'_>,
+        request_id: Option<HeaderValue>,
+    ) -> Response<ResponseBody> {
+        let upstream = hyper::upgrade::on(&mut resp);
+        let rq_active = stats.rq_active.clone();
+        let (mut parts, _) = resp.into_parts();
+        // Connection/Upgrade are hop-by-hop, but a 101 must carry them to the client.
+        let upgrade_headers = (
+            parts.headers.remove(header::CONNECTION),
+            parts.headers.remove(header::UPGRADE),
+        );
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if let (Some(c), Some(u)) = upgrade_headers {
+            parts.headers.insert(header::CONNECTION, c);
+            parts.headers.insert(header::UPGRADE, u);
+        }
+        mutations.apply_response(&mut parts.headers);
+        self.response_headers(&mut parts.headers, request_id.as_ref());
+        let mut log = t.log;
+        if let Some(l) = log.as_mut() {
+            l.record.response_code = 101;
+            l.record.details = "via_upstream";
+        }
+        let Tunnel {
+            downstream,
+            endpoint,
+            ..
+        } = t;
+        tokio::spawn(async move {
+            let mut moved = (0, 0);
+            if let (Ok(d), Ok(u)) = tokio::join!(downstream, upstream) {
+                let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+                moved = tokio::io::copy_bidirectional(&mut d, &mut u)
+                    .await
+                    .unwrap_or_default();
+            }
+            endpoint.end_request();
+            rq_active.dec();
+            if let Some(mut log) = log {
+                log.record.bytes_received = moved.0;
+                log.write(moved.1, true, true);
+            }
+        });
+        Response::from_parts(parts, ResponseBody::empty())
     }
 
     /// Turns an upstream response into the downstream one, streaming its body.
@@ -435,6 +545,9 @@ impl HttpManager {
         let cfg = &*self.config;
         let headers = req.headers_mut();
         headers::strip_hop_by_hop(headers);
+        // hyper answers `100 Continue` when the body is first read (as we start sending it
+        // upstream); like Envoy, the expectation itself is not forwarded.
+        headers.remove(header::EXPECT);
         if cfg.use_remote_address && !cfg.skip_xff_append {
             let ip = ds.remote.ip().to_string();
             let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -537,6 +650,42 @@ impl HttpManager {
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, body.with_on_end(Box::new(tail)))
     }
+}
+
+/// Per-request facts carried from `handle` into `forward`.
+struct RequestCx {
+    request_id: Option<HeaderValue>,
+    grpc: bool,
+    log: Option<LogRecord>,
+    started: Instant,
+    /// The `Upgrade` header of an HTTP/1.1 upgrade request.
+    upgrade: Option<HeaderValue>,
+}
+
+/// An accepted upgrade, waiting for both sides to hand over their connections.
+struct Tunnel {
+    downstream: hyper::upgrade::OnUpgrade,
+    endpoint: Arc<Endpoint>,
+    log: Option<LogTail>,
+}
+
+/// The `Upgrade` header when an HTTP/1.1 request asks to switch protocols.
+fn requested_upgrade(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let wants = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        });
+    wants
+        .then(|| req.headers().get(header::UPGRADE).cloned())
+        .flatten()
 }
 
 /// An upstream exchange that got response headers.

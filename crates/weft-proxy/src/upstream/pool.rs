@@ -190,6 +190,22 @@ impl Endpoint {
         ))
     }
 
+    /// Sends an HTTP/1.1 `Upgrade` request on a fresh connection of its own (an upgraded
+    /// connection becomes a tunnel and never returns to the pool).
+    pub async fn send_upgrade(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        opts: ConnectOptions,
+        stats: &ClusterStats,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let stream = connect(self, opts, stats).await?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Handshake)?;
+        spawn_connection(conn.with_upgrades(), stats);
+        sender.send_request(req).await.map_err(UpstreamError::Reset)
+    }
+
     async fn send_h2(
         self: &Arc<Self>,
         req: Request<RequestBody>,

@@ -542,3 +542,116 @@ async fn host_ports_strip_as_configured_and_unvalidated_clusters_503() {
         "other ports are kept, so the domain does not match"
     );
 }
+
+/// Sends a raw HTTP/1.1 upgrade request and returns the response head and the stream.
+async fn upgrade(addr: SocketAddr, path: &str) -> (String, tokio::net::TcpStream) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut byte))
+            .await
+            .expect("head in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before the response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).to_lowercase(), s)
+}
+
+#[tokio::test]
+async fn websocket_upgrades_tunnel_when_enabled() {
+    let b = backends(&["ws"]).await;
+    let routes = json!([
+        { "match": {"prefix": "/off"}, "route": {"cluster": "ws", "upgrade_configs": [{"upgrade_type": "websocket", "enabled": false}]} },
+        { "match": {"prefix": "/"}, "route": {"cluster": "ws", "timeout": "0s"} },
+    ]);
+    let hcm = json!({"upgrade_configs": [{"upgrade_type": "websocket"}]});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes.clone()), hcm)],
+        vec![static_cluster("ws", &[b[0].addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let (head, mut s) = upgrade(addr, "/chat").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("upgrade: websocket") && head.contains("x-backend: ws"),
+        "{head}"
+    );
+    for msg in [&b"hello"[..], b"again"] {
+        s.write_all(msg).await.expect("write");
+        let mut buf = vec![0u8; msg.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .expect("echo")
+            .expect("read");
+        assert_eq!(buf, msg);
+    }
+    let (head, _) = upgrade(addr, "/off").await;
+    assert!(head.starts_with("http/1.1 403"), "route disables: {head}");
+
+    let plain = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("ws", &[b[0].addr])],
+    ))
+    .await;
+    let (head, _) = upgrade(plain.listener_addr("in").expect("bound"), "/chat").await;
+    assert!(
+        head.starts_with("http/1.1 403"),
+        "not enabled on the HCM: {head}"
+    );
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_and_the_body_forwarded() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut buf = vec![0u8; 25];
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("100 in time")
+        .expect("read");
+    assert_eq!(
+        String::from_utf8_lossy(&buf),
+        "HTTP/1.1 100 Continue\r\n\r\n"
+    );
+    s.write_all(b"hello").await.expect("body");
+    let mut rest = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&rest).contains("\"body_len\":5") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("reply")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&rest));
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("\"expect\""),
+        "expect not forwarded: {text}"
+    );
+}
