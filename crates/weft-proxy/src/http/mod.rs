@@ -224,7 +224,7 @@ impl HttpManager {
                     "upgrade_failed",
                     "",
                 );
-                return self.local(reply, grpc, None, request_id, log, started);
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
         }
         let (cluster_name, target) = match &f.clusters {
@@ -249,7 +249,7 @@ impl HttpManager {
                 "cluster_not_found",
                 "",
             );
-            return self.local(reply, grpc, None, request_id, log, started);
+            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
         };
 
         // Request edits: most specific level first, so the route table level wins (Envoy's
@@ -277,7 +277,7 @@ impl HttpManager {
                 "no_healthy_upstream",
                 "no healthy upstream",
             );
-            return self.local(reply, grpc, None, request_id, log, started);
+            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
         };
         if let Some(log) = log.as_mut() {
             log.upstream_host = Some(endpoint.addr);
@@ -295,7 +295,9 @@ impl HttpManager {
         let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
         let mut upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
             Ok(r) => r,
-            Err(reply) => return self.local(reply, grpc, None, request_id, log, started),
+            Err(reply) => {
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            }
         };
         if let Some(kind) = &upgrade {
             let h = upstream_req.headers_mut();
@@ -393,7 +395,7 @@ impl HttpManager {
         if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
             log.bytes_received = c.load(Ordering::Relaxed);
         }
-        self.local(reply, grpc, None, request_id, log, started)
+        self.local(reply, grpc, Some(&mutations), request_id, log, started)
     }
 
     /// Answers `101` downstream and splices the two upgraded connections together.

