@@ -74,6 +74,9 @@ async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {
     }
 }
 
+/// Method, host, path and headers of one request.
+type OwnedRequest = (String, String, String, Vec<(String, String)>);
+
 /// What must agree between Envoy and weft for one request.
 fn observed(r: &Reply) -> Value {
     let echo = r.json();
@@ -140,7 +143,7 @@ async fn envoy_and_weft_route_the_same() {
     let weft = crate::start(&boot).await;
     let weft_addr = weft.listener_addr("in").expect("bound");
 
-    let mut requests: Vec<(String, String, String, Vec<(String, String)>)> = routing_cases()
+    let mut requests: Vec<OwnedRequest> = routing_cases()
         .into_iter()
         .map(|(m, h, p, hs, _want): (_, _, _, _, Want)| {
             (
