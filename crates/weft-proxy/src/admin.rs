@@ -1,4 +1,4 @@
-//! The admin server (Envoy's 15000): `/ready`, `/config_dump`, `/clusters`, `/stats`,
+//! The admin server (Envoy's 15000): `/ready`, `/config_dump`, `/listeners`, `/clusters`, `/stats`,
 //! `/stats/prometheus`, `/quitquitquit`.
 
 use crate::listener::ListenerRuntime;
@@ -24,6 +24,8 @@ pub struct AdminState {
     pub clusters: Arc<ClusterManager>,
     pub stats: Arc<Stats>,
     pub listeners: Arc<Vec<Arc<ListenerRuntime>>>,
+    /// Bound listener addresses by name.
+    pub bound: Vec<(Arc<str>, std::net::SocketAddr)>,
     pub draining: Arc<AtomicBool>,
     /// Notified by `POST /quitquitquit`.
     pub quit: Arc<Notify>,
@@ -79,6 +81,26 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
             });
             reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&dump).unwrap_or_default())
         }
+        (&Method::GET, "/listeners") => {
+            // Envoy's `/listeners?format=json` shape, so tooling can find bound ports.
+            let statuses: Vec<serde_json::Value> = state
+                .bound
+                .iter()
+                .map(|(name, addr)| {
+                    serde_json::json!({
+                        "name": &**name,
+                        "local_address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}},
+                    })
+                })
+                .collect();
+            if req.uri().query().is_some_and(|q| q.contains("format=json")) {
+                let body = serde_json::json!({ "listener_statuses": statuses });
+                reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default())
+            } else {
+                let text: String = state.bound.iter().map(|(n, a)| format!("{n}::{a}\n")).collect();
+                reply(StatusCode::OK, TEXT, text)
+            }
+        }
         (&Method::GET, "/clusters") => reply(StatusCode::OK, TEXT, clusters_text(&state.clusters)),
         (&Method::GET, "/stats") => {
             let mut out = String::new();
@@ -101,7 +123,7 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
         _ => reply(
             StatusCode::NOT_FOUND,
             TEXT,
-            "admin endpoints: /ready /config_dump /clusters /stats /stats/prometheus /quitquitquit (POST)\n".into(),
+            "admin endpoints: /ready /config_dump /listeners /clusters /stats /stats/prometheus /quitquitquit (POST)\n".into(),
         ),
     }
 }

@@ -95,6 +95,7 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, ProxyError> {
                 clusters: clusters.clone(),
                 stats: stats.clone(),
                 listeners: runtimes.clone(),
+                bound: listeners.clone(),
                 draining: draining.clone(),
                 quit: quit.clone(),
             });

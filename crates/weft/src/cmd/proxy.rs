@@ -19,6 +19,10 @@ pub struct ProxyArgs {
     /// Seconds in-flight requests get to finish after SIGTERM, SIGINT or /quitquitquit.
     #[arg(long = "drain-time-s", default_value_t = 5)]
     pub drain_time_s: u64,
+    /// Write the admin server's bound address here once listening (Envoy's flag; useful
+    /// with `port_value: 0`).
+    #[arg(long = "admin-address-path")]
+    pub admin_address_path: Option<PathBuf>,
     /// `serve` runs the proxy; `validate` only checks the bootstrap (Envoy's `--mode`).
     #[arg(long, value_enum, default_value_t = Mode::Serve)]
     pub mode: Mode,
@@ -63,11 +67,16 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("building the runtime")?;
-    runtime.block_on(serve(config, Duration::from_secs(args.drain_time_s)))?;
+    let drain = Duration::from_secs(args.drain_time_s);
+    runtime.block_on(serve(config, drain, args.admin_address_path))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: ProxyConfig, drain_time: Duration) -> anyhow::Result<()> {
+async fn serve(
+    config: ProxyConfig,
+    drain_time: Duration,
+    admin_address_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let proxy = weft_proxy::start(config).await?;
     for l in proxy.listeners() {
         if let Some(addr) = proxy.listener_addr(&l.config.name) {
@@ -76,6 +85,10 @@ async fn serve(config: ProxyConfig, drain_time: Duration) -> anyhow::Result<()> 
     }
     if let Some(addr) = proxy.admin_addr() {
         tracing::info!(%addr, "admin listening");
+        if let Some(path) = &admin_address_path {
+            std::fs::write(path, addr.to_string())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
