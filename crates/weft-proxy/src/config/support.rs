@@ -364,8 +364,14 @@ pub static SUPPORT: Support = Support(&[
             "least_request_lb_config",
             "original_dst_lb_config",
             "alt_stat_name",
+            "common_lb_config",
         ],
     ),
+    (
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig",
+        &["healthy_panic_threshold"],
+    ),
+    ("envoy.type.v3.Percent", &["*"]),
     (
         "envoy.config.cluster.v3.Cluster.RingHashLbConfig",
         &["minimum_ring_size", "maximum_ring_size"],

@@ -143,6 +143,14 @@ impl Cluster {
         )
     }
 
+    fn lb_settings(&self) -> lb::LbSettings {
+        lb::LbSettings {
+            policy: self.config.lb,
+            overprovisioning: self.config.overprovisioning,
+            panic_threshold: self.config.panic_threshold,
+        }
+    }
+
     /// Replaces the endpoints (EDS, DNS); endpoints unchanged keep their pools.
     pub fn set_endpoints(&self, resolved: Vec<Endpoint>) {
         let old = self.endpoints.load();
@@ -154,7 +162,7 @@ impl Cluster {
             })
             .collect();
         self.endpoints
-            .store(Arc::new(EndpointSet::build(all, self.config.lb)));
+            .store(Arc::new(EndpointSet::build(all, self.lb_settings())));
     }
 }
 

@@ -113,6 +113,7 @@ fn misc_vhost() -> Value {
             {"match": {"prefix": "/ut"}, "route": {"cluster": "d", "timeout": "0.2s", "prefix_rewrite": "/delay/2000"}},
             {"match": {"prefix": "/uh"}, "route": {"cluster": "empty"}},
             {"match": {"prefix": "/split"}, "route": {"weighted_clusters": {"clusters": [{"name": "a", "weight": 75}, {"name": "b", "weight": 25}]}}},
+            {"match": {"prefix": "/prio"}, "route": {"cluster": "prio"}},
         ]
     })
 }
@@ -134,6 +135,18 @@ async fn envoy_and_weft_route_the_same() {
         .map(|s| static_cluster(&s.name, &[s.addr]))
         .collect();
     clusters.push(json!({"name": "empty", "type": "STATIC", "connect_timeout": "1s", "load_assignment": {"cluster_name": "empty", "endpoints": []}}));
+    // Priority spill-over: P0 has 2 of 4 hosts healthy (50% × 1.4 = 70% of traffic), P1 gets
+    // the rest.
+    let spare = EchoServer::start("p1").await;
+    let lb = |s: &EchoServer, health: &str| json!({"endpoint": {"address": crate::address(s.addr)}, "health_status": health});
+    clusters.push(json!({
+        "name": "prio", "type": "STATIC", "connect_timeout": "1s",
+        "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+        "load_assignment": {"cluster_name": "prio", "endpoints": [
+            {"priority": 0, "lb_endpoints": [lb(&backends[0], "HEALTHY"), lb(&backends[1], "HEALTHY"), lb(&backends[2], "UNHEALTHY"), lb(&backends[3], "UNHEALTHY")]},
+            {"priority": 1, "lb_endpoints": [lb(&spare, "HEALTHY")]},
+        ]}
+    }));
     let mut table = routing_table_config();
     if let Some(vhosts) = table["virtual_hosts"].as_array_mut() {
         vhosts.insert(0, misc_vhost());
@@ -198,27 +211,33 @@ async fn envoy_and_weft_route_the_same() {
         }
     }
 
-    // Weighted: the same split within tolerance.
-    let mut shares = Vec::new();
-    for addr in [envoy.listener, weft_addr] {
-        let mut c = HttpClient::h1(addr).await.expect("connect");
-        let mut a = 0;
-        for _ in 0..400 {
-            if c.get("misc.com", "/split", &[])
-                .await
-                .expect("reply")
-                .backend()
-                == "a"
-            {
-                a += 1;
+    // Random choices: the same shares within tolerance.
+    for (path, backend, expected) in [("/split", "a", 0.75), ("/prio", "p1", 0.30)] {
+        let mut shares = Vec::new();
+        for addr in [envoy.listener, weft_addr] {
+            let mut c = HttpClient::h1(addr).await.expect("connect");
+            let mut hits = 0;
+            for _ in 0..400 {
+                let r = c.get("misc.com", path, &[]).await.expect("reply");
+                assert!(
+                    !["c", "d"].contains(&r.backend()),
+                    "{path}: unhealthy host used"
+                );
+                if r.backend() == backend {
+                    hits += 1;
+                }
             }
+            shares.push(f64::from(hits) / 400.0);
         }
-        shares.push(f64::from(a) / 400.0);
+        eprintln!(
+            "{path}: {backend} share envoy {:.3} weft {:.3}",
+            shares[0], shares[1]
+        );
+        for share in &shares {
+            assert!(
+                (share - expected).abs() < 0.1,
+                "{path}: {shares:?} vs {expected}"
+            );
+        }
     }
-    assert!(
-        (shares[0] - shares[1]).abs() < 0.1,
-        "envoy {} vs weft {}",
-        shares[0],
-        shares[1]
-    );
 }
