@@ -193,7 +193,14 @@ fn unreachable_infallible() -> Infallible {
 }
 
 /// A body fed frame by frame from a channel (so tests control when bytes flow).
-struct ChannelBody(mpsc::Receiver<Frame<Bytes>>);
+#[derive(Debug)]
+pub struct ChannelBody(mpsc::Receiver<Frame<Bytes>>);
+
+/// A streaming body and the sender that feeds it (data and trailers frames).
+pub fn channel_body() -> (mpsc::Sender<Frame<Bytes>>, ChannelBody) {
+    let (tx, rx) = mpsc::channel(8);
+    (tx, ChannelBody(rx))
+}
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;

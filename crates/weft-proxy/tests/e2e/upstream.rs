@@ -392,3 +392,57 @@ async fn trailers_pass_end_to_end_over_http2() {
     assert_eq!(trailers["grpc-status"], "0");
     assert_eq!(trailers["x-trailer-from"], "grpc");
 }
+
+#[tokio::test]
+async fn grpc_style_bidirectional_streaming_over_h2() {
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    let b = EchoServer::start("grpc").await;
+    let mut cluster = static_cluster("c", &[b.addr]);
+    cluster["http2_protocol_options"] = json!({});
+    let routes = any_host(
+        json!([{ "match": {"prefix": "/", "grpc": {}}, "route": {"cluster": "c", "timeout": "0s"} }]),
+    );
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![cluster],
+    ))
+    .await;
+    let stream = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c");
+    tokio::spawn(conn);
+    let (tx, body) = weft_testkit::channel_body();
+    let req = http::Request::post("http://svc/echo-body")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .expect("req");
+    tx.send(Frame::data(Bytes::from_static(b"msg-1")))
+        .await
+        .expect("send");
+    let resp = sender.send_request(req).await.expect("response head");
+    assert_eq!(resp.status(), 200);
+    let mut down = resp.into_body();
+    // Each message comes back while the request stream is still open.
+    for (i, msg) in ["msg-1", "msg-2"].into_iter().enumerate() {
+        if i > 0 {
+            tx.send(Frame::data(Bytes::from(msg))).await.expect("send");
+        }
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), down.frame())
+            .await
+            .expect("frame in time")
+            .expect("frame")
+            .expect("ok");
+        assert_eq!(frame.into_data().expect("data"), msg);
+    }
+    drop(tx);
+    let rest = down.collect().await.expect("end").to_bytes();
+    assert!(rest.is_empty());
+}
