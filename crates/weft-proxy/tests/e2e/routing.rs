@@ -666,3 +666,46 @@ async fn expect_100_continue_is_answered_and_the_body_forwarded() {
         "expect not forwarded: {text}"
     );
 }
+
+/// Writes a raw request and reads until the server closes (or 5 s pass).
+async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(raw).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("server closes");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn http1_connection_semantics_and_header_limits() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let hcm = json!({"max_request_headers_kb": 8});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), hcm)],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    // Connection: close is honoured downstream (and not forwarded: it is hop-by-hop).
+    let out = raw_exchange(
+        addr,
+        b"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(!out.contains("\"connection\""), "{out}");
+    // HTTP/1.0 without keep-alive: one response, then close.
+    let out = raw_exchange(addr, b"GET /old HTTP/1.0\r\nHost: h\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    assert!(out.contains("\"name\":\"a\""), "{out}");
+    // Headers beyond max_request_headers_kb: 431.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nx-big: {}\r\n\r\n",
+        "x".repeat(16 * 1024)
+    );
+    let out = raw_exchange(addr, big.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+}

@@ -142,3 +142,29 @@ async fn sniffing_routes_http_and_never_stalls_server_first_protocols() {
         assert_eq!(r.backend(), "web", "h2={h2}");
     }
 }
+
+#[tokio::test]
+async fn tcp_access_log_records_bytes_and_upstream() {
+    let echo = TcpEcho::start("t").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tcp.log");
+    let spec = json!({"cluster": "t", "access_log": [{"name": "file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": path,
+        "log_format": {"text_format_source": {"inline_string": "%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS%\n"}}
+    }}]});
+    let proxy = start(&bootstrap(
+        vec![tcp_listener("tcp", spec)],
+        vec![static_cluster("t", &[echo.addr])],
+    ))
+    .await;
+    let mut s = TcpStream::connect(proxy.listener_addr("tcp").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(b"12345").await.expect("write");
+    s.shutdown().await.expect("shutdown");
+    assert_eq!(read_all(&mut s).await, "12345bye from t\n");
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    weft_testkit::assert_eventually!(!read().is_empty(), "tcp log line");
+    assert_eq!(read(), format!("t {} 5 16 -\n", echo.addr));
+}
