@@ -371,17 +371,12 @@ impl HttpManager {
                 )
             }
             (Some(Err(e)), _) => {
-                let (flag, details) = if e.is_connect_failure() {
-                    (
-                        ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                        "upstream_reset_before_response_started{connection_failure}",
-                    )
+                let flag = if e.is_connect_failure() {
+                    ResponseFlags::UPSTREAM_CONNECTION_FAILURE
                 } else {
-                    (
-                        ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
-                        "upstream_reset_before_response_started{connection_termination}",
-                    )
+                    ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
                 };
+                let details = e.details();
                 let body = format!(
                     "upstream connect error or disconnect/reset before headers. reset reason: {}",
                     e.reset_reason()

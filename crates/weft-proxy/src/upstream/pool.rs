@@ -42,12 +42,34 @@ impl UpstreamError {
         !matches!(self, UpstreamError::Reset(_))
     }
 
-    /// Envoy's `reset reason` wording for local replies.
+    /// Envoy's `reset reason` wording for local replies (a refused connect is the remote
+    /// end's doing; other connect errors are local).
     pub fn reset_reason(&self) -> &'static str {
+        use std::io::ErrorKind::{ConnectionRefused, ConnectionReset};
         match self {
             UpstreamError::ConnectTimeout => "connection timeout",
-            UpstreamError::Connect(_) | UpstreamError::Handshake(_) => "connection failure",
+            UpstreamError::Connect(e)
+                if matches!(e.kind(), ConnectionRefused | ConnectionReset) =>
+            {
+                "remote connection failure"
+            }
+            UpstreamError::Connect(_) => "local connection failure",
+            UpstreamError::Handshake(_) => "remote connection failure",
             UpstreamError::Reset(_) => "connection termination",
+        }
+    }
+
+    /// Envoy's `%RESPONSE_CODE_DETAILS%` for this failure.
+    pub fn details(&self) -> &'static str {
+        match self.reset_reason() {
+            "connection timeout" => "upstream_reset_before_response_started{connection_timeout}",
+            "remote connection failure" => {
+                "upstream_reset_before_response_started{remote_connection_failure}"
+            }
+            "local connection failure" => {
+                "upstream_reset_before_response_started{local_connection_failure}"
+            }
+            _ => "upstream_reset_before_response_started{connection_termination}",
         }
     }
 }

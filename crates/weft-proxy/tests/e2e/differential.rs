@@ -84,6 +84,9 @@ fn observed(r: &Reply) -> Value {
         "status": r.status.as_u16(),
         "backend": r.backend(),
         "location": r.header("location"),
+        "grpc-status": r.header("grpc-status"),
+        "grpc-message": r.header("grpc-message"),
+        "content-type": if r.backend().is_empty() { r.header("content-type") } else { "" },
         "x-resp": r.header("x-resp"),
         "body": if r.backend().is_empty() { r.text() } else { String::new() },
         "path": echo["path"],
@@ -114,6 +117,7 @@ fn misc_vhost() -> Value {
             {"match": {"prefix": "/uh"}, "route": {"cluster": "empty"}},
             {"match": {"prefix": "/split"}, "route": {"weighted_clusters": {"clusters": [{"name": "a", "weight": 75}, {"name": "b", "weight": 25}]}}},
             {"match": {"prefix": "/prio"}, "route": {"cluster": "prio"}},
+            {"match": {"prefix": "/uf"}, "route": {"cluster": "closed"}},
         ]
     })
 }
@@ -147,6 +151,11 @@ async fn envoy_and_weft_route_the_same() {
             {"priority": 1, "lb_endpoints": [lb(&spare, "HEALTHY")]},
         ]}
     }));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    clusters.push(static_cluster("closed", &[closed]));
     let mut table = routing_table_config();
     if let Some(vhosts) = table["virtual_hosts"].as_array_mut() {
         vhosts.insert(0, misc_vhost());
@@ -180,8 +189,21 @@ async fn envoy_and_weft_route_the_same() {
         "/lit",
         "/ut",
         "/uh",
+        "/uf",
     ] {
         requests.push(("GET".into(), "misc.com".into(), path.into(), vec![]));
+    }
+    for (host, path) in [
+        ("other.org", "/nothing"),
+        ("misc.com", "/uh"),
+        ("misc.com", "/uf"),
+    ] {
+        requests.push((
+            "POST".into(),
+            host.into(),
+            path.into(),
+            vec![("content-type".into(), "application/grpc".into())],
+        ));
     }
     for h2 in [false, true] {
         let mut to_envoy = if h2 {

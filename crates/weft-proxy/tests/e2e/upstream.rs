@@ -260,7 +260,7 @@ async fn failures_map_to_envoy_statuses_and_flags() {
     assert_eq!(r.status, 503);
     assert_eq!(
         r.text(),
-        "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
     );
     let r = c.get("h", "/ut", &[]).await.expect("reply");
     assert_eq!(
