@@ -101,6 +101,8 @@ pub struct HttpConnectionManagerConfig {
     pub via: Option<http::HeaderValue>,
     /// Upgrade types (`websocket`, lowercase) allowed unless a route says otherwise.
     pub upgrades: Vec<String>,
+    /// The router's `suppress_envoy_headers`: no `x-envoy-*` headers added.
+    pub suppress_envoy_headers: bool,
 }
 
 /// A converted `TcpProxy`.
@@ -288,15 +290,19 @@ fn hcm_config(
         }
         None => return Err(ConfigError::new("route_config is required")),
     };
-    match h.http_filters.last() {
-        Some(f) if f.name == "envoy.filters.http.router" || is_router(f) => {}
+    let suppress_envoy_headers = match h.http_filters.last() {
+        Some(f) if f.name == "envoy.filters.http.router" || is_router(f) => {
+            router_config(f)
+                .at(format!("http_filters[{}]", h.http_filters.len() - 1))?
+                .suppress_envoy_headers
+        }
         _ => {
             return Err(
                 ConfigError::new("the last HTTP filter must be envoy.filters.http.router")
                     .at("http_filters"),
             );
         }
-    }
+    };
     let server_header = match ServerHeaderTransformation::try_from(h.server_header_transformation) {
         Ok(ServerHeaderTransformation::Overwrite) => ServerHeader::Overwrite,
         Ok(ServerHeaderTransformation::AppendIfAbsent) => ServerHeader::AppendIfAbsent,
@@ -322,6 +328,7 @@ fn hcm_config(
     }
     Ok(HttpConnectionManagerConfig {
         upgrades,
+        suppress_envoy_headers,
         stat_prefix: h.stat_prefix.clone(),
         codec,
         routes: Arc::new(routes),
@@ -345,6 +352,16 @@ fn hcm_config(
             .transpose()
             .map_err(|_| ConfigError::new("invalid header value").at("via"))?,
     })
+}
+
+fn router_config(
+    f: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,
+) -> Result<envoy_types::pb::envoy::extensions::filters::http::router::v3::Router, ConfigError> {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
+    match &f.config_type {
+        Some(ConfigType::TypedConfig(any)) => decode_any(any, type_url::ROUTER).at("typed_config"),
+        _ => Ok(Default::default()),
+    }
 }
 
 fn is_router(

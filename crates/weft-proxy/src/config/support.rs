@@ -101,7 +101,10 @@ pub static SUPPORT: Support = Support(&[
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
         &["name", "typed_config"],
     ),
-    ("envoy.extensions.filters.http.router.v3.Router", &[]),
+    (
+        "envoy.extensions.filters.http.router.v3.Router",
+        &["suppress_envoy_headers"],
+    ),
     // Routes
     (
         "envoy.config.route.v3.RouteConfiguration",

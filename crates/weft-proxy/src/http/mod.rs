@@ -24,7 +24,8 @@ use crate::upstream::{ClusterManager, Endpoint, PickContext};
 use arc_swap::ArcSwap;
 use body::{OnEnd, RequestBody, ResponseBody};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -41,6 +42,9 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
+static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 
 /// Facts about the downstream connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -283,7 +287,17 @@ impl HttpManager {
             log.upstream_host = Some(endpoint.addr);
         }
 
-        let authority = host_rewrite(&mutations, f, &req, &endpoint).unwrap_or(authority);
+        let authority = match host_rewrite(&mutations, f, &req, &endpoint) {
+            Some(new) => {
+                if !self.config.suppress_envoy_headers {
+                    if let Ok(v) = HeaderValue::from_str(&authority) {
+                        req.headers_mut().insert(&X_ENVOY_ORIGINAL_HOST, v);
+                    }
+                }
+                new
+            }
+            None => authority,
+        };
         // Upgrades (WebSocket...) go over HTTP/1.1 whatever the cluster's protocol.
         let http2 = upgrade.is_none()
             && match cluster.config.protocol {
@@ -299,6 +313,13 @@ impl HttpManager {
                 return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
         };
+        if let (Some(t), false) = (f.timeout, self.config.suppress_envoy_headers) {
+            // Tells the upstream how long we will wait, as Envoy's router does.
+            upstream_req.headers_mut().insert(
+                &X_ENVOY_EXPECTED_RQ_TIMEOUT_MS,
+                HeaderValue::from(t.as_millis() as u64),
+            );
+        }
         if let Some(kind) = &upgrade {
             let h = upstream_req.headers_mut();
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -471,10 +492,12 @@ impl HttpManager {
 
         let (mut parts, incoming) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
-        parts.headers.insert(
-            &X_ENVOY_UPSTREAM_SERVICE_TIME,
-            HeaderValue::from(upstream_ms),
-        );
+        if !self.config.suppress_envoy_headers {
+            parts.headers.insert(
+                &X_ENVOY_UPSTREAM_SERVICE_TIME,
+                HeaderValue::from(upstream_ms),
+            );
+        }
         mutations.apply_response(&mut parts.headers);
         self.response_headers(&mut parts.headers, request_id.as_ref());
         // hyper picks the downstream framing; the upstream's version is not ours to keep.
@@ -907,6 +930,15 @@ fn upstream_request(
             header::HOST,
             HeaderValue::from_str(authority).map_err(|_| bad())?,
         );
+        // Envoy states an empty body explicitly for methods that normally carry one.
+        let bodyless = body.is_end_stream()
+            && !parts.headers.contains_key(header::CONTENT_LENGTH)
+            && !parts.headers.contains_key(header::TRANSFER_ENCODING);
+        if bodyless && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
     }
     Ok(Request::from_parts(parts, RequestBody::new(body, counter)))
 }

@@ -77,6 +77,23 @@ async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {
 /// Method, host, path and headers of one request.
 type OwnedRequest = (String, String, String, Vec<(String, String)>);
 
+/// Header names, sorted, without the ones that legitimately differ (`server: envoy` vs
+/// `server: weft`, timing, the backend's own framing).
+fn header_names(mut names: Vec<String>) -> Vec<String> {
+    names.retain(|k| {
+        !matches!(
+            k.as_str(),
+            "date"
+                | "server"
+                | "x-envoy-upstream-service-time"
+                | "content-length"
+                | "transfer-encoding"
+        )
+    });
+    names.sort();
+    names
+}
+
 /// What must agree between Envoy and weft for one request.
 fn observed(r: &Reply) -> Value {
     let echo = r.json();
@@ -95,6 +112,8 @@ fn observed(r: &Reply) -> Value {
         "original-path": echo["headers"]["x-envoy-original-path"],
         "xfp": echo["headers"]["x-forwarded-proto"],
         "has-request-id": echo["headers"]["x-request-id"].is_string(),
+        "header-names": header_names(echo["headers"].as_object().map(|h| h.keys().cloned().collect()).unwrap_or_default()),
+        "response-header-names": header_names(r.headers.keys().map(|k| k.as_str().to_owned()).collect()),
     })
 }
 
