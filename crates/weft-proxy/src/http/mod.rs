@@ -289,10 +289,10 @@ impl HttpManager {
 
         let authority = match host_rewrite(&mutations, f, &req, &endpoint) {
             Some(new) => {
-                if !self.config.suppress_envoy_headers {
-                    if let Ok(v) = HeaderValue::from_str(&authority) {
-                        req.headers_mut().insert(&X_ENVOY_ORIGINAL_HOST, v);
-                    }
+                if !self.config.suppress_envoy_headers
+                    && let Ok(v) = HeaderValue::from_str(&authority)
+                {
+                    req.headers_mut().insert(&X_ENVOY_ORIGINAL_HOST, v);
                 }
                 new
             }
