@@ -38,6 +38,8 @@ pub struct ClusterConfig {
     pub overprovisioning: u32,
     /// `common_lb_config.healthy_panic_threshold` (percent, default 50).
     pub panic_threshold: f64,
+    /// `common_lb_config.locality_weighted_lb_config` is set.
+    pub locality_weighted: bool,
 }
 
 /// How a cluster learns its endpoints.
@@ -255,6 +257,14 @@ impl TryFrom<&pb::Cluster> for ClusterConfig {
                 .as_ref()
                 .and_then(|l| l.healthy_panic_threshold.as_ref())
                 .map_or(50.0, |p| p.value.clamp(0.0, 100.0)),
+            locality_weighted: matches!(
+                c.common_lb_config
+                    .as_ref()
+                    .and_then(|l| l.locality_config_specifier.as_ref()),
+                Some(
+                    cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(_)
+                )
+            ),
         })
     }
 }

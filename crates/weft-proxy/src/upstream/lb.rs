@@ -24,6 +24,9 @@ pub struct LbSettings {
     /// Below this total health (percent), health is ignored ("panic mode", Envoy's
     /// `healthy_panic_threshold`, 50 by default; 0 disables).
     pub panic_threshold: f64,
+    /// Pick a locality first by `load_balancing_weight` × availability, then a host in it
+    /// (Envoy's `locality_weighted_lb_config`).
+    pub locality_weighted: bool,
 }
 
 impl LbSettings {
@@ -33,6 +36,7 @@ impl LbSettings {
             policy,
             overprovisioning: 140,
             panic_threshold: 50.0,
+            locality_weighted: false,
         }
     }
 }
@@ -53,6 +57,16 @@ pub struct EndpointSet {
 struct Level {
     endpoints: Vec<Arc<Endpoint>>,
     picker: Picker,
+    /// With locality-weighted LB: one sub-level per locality and an EDF schedule over
+    /// their effective weights.
+    localities: Option<Localities>,
+}
+
+#[derive(Debug)]
+struct Localities {
+    levels: Vec<Level>,
+    schedule: Vec<u32>,
+    next: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -113,6 +127,7 @@ impl EndpointSet {
         let level = |eps: Vec<Arc<Endpoint>>| Level {
             picker: Picker::build(&eps, lb.policy),
             endpoints: eps,
+            localities: None,
         };
         if total_health == 0 {
             let degraded = priorities.iter().find_map(|&p| {
@@ -149,7 +164,11 @@ impl EndpointSet {
                 .filter(|e| panic || (e.healthy && !e.degraded))
                 .cloned()
                 .collect();
-            levels.push(level(eps));
+            let mut l = level(eps);
+            if lb.locality_weighted && !panic {
+                l.localities = Localities::build(hosts(p).cloned().collect(), lb);
+            }
+            levels.push(l);
             cumulative_load.push(assigned as u32);
         }
         // Integer division can leave a sliver; the last level takes it.
@@ -184,8 +203,52 @@ impl EndpointSet {
     }
 }
 
+impl Localities {
+    /// Envoy's effective locality weight: `load_balancing_weight` × availability, where
+    /// availability is the healthy share × overprovisioning factor, capped at 1.
+    fn build(hosts: Vec<Arc<Endpoint>>, lb: LbSettings) -> Option<Localities> {
+        let mut ids: Vec<u32> = hosts.iter().map(|e| e.locality).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut levels = Vec::new();
+        let mut weights = Vec::new();
+        for id in ids {
+            let all: Vec<_> = hosts.iter().filter(|e| e.locality == id).cloned().collect();
+            let healthy: Vec<_> = all
+                .iter()
+                .filter(|e| e.healthy && !e.degraded)
+                .cloned()
+                .collect();
+            let availability =
+                (healthy.len() as u64 * u64::from(lb.overprovisioning) / all.len() as u64).min(100);
+            let weight = u64::from(all[0].locality_weight) * availability;
+            if weight == 0 {
+                continue;
+            }
+            weights.push(weight);
+            levels.push(Level {
+                picker: Picker::build(&healthy, lb.policy),
+                endpoints: healthy,
+                localities: None,
+            });
+        }
+        let schedule = edf_schedule(&weights)?;
+        Some(Localities {
+            next: AtomicUsize::new(fastrand::usize(..schedule.len().max(1))),
+            levels,
+            schedule,
+        })
+    }
+}
+
 impl Level {
     fn pick(&self, hash: Option<u64>) -> Option<&Arc<Endpoint>> {
+        if let Some(l) = &self.localities {
+            if !l.schedule.is_empty() {
+                let i = l.schedule[l.next.fetch_add(1, Ordering::Relaxed) % l.schedule.len()];
+                return l.levels[i as usize].pick(hash);
+            }
+        }
         let n = self.endpoints.len();
         let i = match &self.picker {
             Picker::Empty => return None,
@@ -552,6 +615,29 @@ mod tests {
             LbSettings::new(LbPolicy::RoundRobin),
         );
         assert_eq!(shares(&set, 400).len(), 4);
+    }
+
+    #[test]
+    fn locality_weights_and_availability_shape_the_split() {
+        let ep = |port: u16, locality: u32, weight: u32, healthy: bool| {
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            Arc::new(Endpoint::new(addr, None, 1, 0, healthy, false).in_locality(locality, weight))
+        };
+        let lb = LbSettings {
+            locality_weighted: true,
+            ..LbSettings::new(LbPolicy::RoundRobin)
+        };
+        // 3:1 by weight.
+        let set = EndpointSet::build(vec![ep(1, 0, 3, true), ep(2, 1, 1, true)], lb);
+        let c = shares(&set, 400);
+        assert_eq!((c[&1], c[&2]), (300, 100));
+        // Equal weights, but locality 0 is half healthy: 0.5 × 1.4 = 0.7 vs 1.0.
+        let set = EndpointSet::build(
+            vec![ep(1, 0, 1, true), ep(3, 0, 1, false), ep(2, 1, 1, true)],
+            lb,
+        );
+        let c = shares(&set, 1700);
+        assert_eq!((c[&1], c[&2]), (700, 1000));
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub struct Endpoint {
     pub priority: u32,
     pub healthy: bool,
     pub degraded: bool,
+    /// Index of the endpoint's `LocalityLbEndpoints` in the cluster (0 when unknown).
+    pub locality: u32,
+    /// That locality's `load_balancing_weight` (locality-weighted LB; 0 = unweighted).
+    pub locality_weight: u32,
     active: AtomicU32,
     pub(crate) pool: Pool,
 }
@@ -48,9 +52,18 @@ impl Endpoint {
             priority,
             healthy,
             degraded,
+            locality: 0,
+            locality_weight: 0,
             active: AtomicU32::new(0),
             pool: Pool::default(),
         }
+    }
+
+    /// Places the endpoint in locality `index` with that locality's weight.
+    pub fn in_locality(mut self, index: u32, weight: u32) -> Endpoint {
+        self.locality = index;
+        self.locality_weight = weight;
+        self
     }
 
     /// Requests in flight to this endpoint (LEAST_REQUEST reads it).
@@ -75,6 +88,8 @@ impl Endpoint {
             && self.priority == other.priority
             && self.healthy == other.healthy
             && self.degraded == other.degraded
+            && self.locality == other.locality
+            && self.locality_weight == other.locality_weight
     }
 }
 
@@ -148,6 +163,7 @@ impl Cluster {
             policy: self.config.lb,
             overprovisioning: self.config.overprovisioning,
             panic_threshold: self.config.panic_threshold,
+            locality_weighted: self.config.locality_weighted,
         }
     }
 
@@ -253,7 +269,7 @@ impl ClusterManager {
 fn endpoint_from(
     addr: SocketAddr,
     hostname: Option<&str>,
-    loc: &LocalityEndpoints,
+    (index, loc): (usize, &LocalityEndpoints),
     weight: u32,
     health: EndpointHealth,
 ) -> Endpoint {
@@ -265,14 +281,16 @@ fn endpoint_from(
         health != EndpointHealth::Unhealthy,
         health == EndpointHealth::Degraded,
     )
+    .in_locality(index as u32, loc.weight.unwrap_or(0))
 }
 
 /// Endpoints of STATIC and inline-EDS clusters (all IP literals, checked at load).
 pub fn static_endpoints(localities: &[LocalityEndpoints]) -> Vec<Endpoint> {
     localities
         .iter()
+        .enumerate()
         .flat_map(|loc| {
-            loc.endpoints.iter().filter_map(move |e| match e.address {
+            loc.1.endpoints.iter().filter_map(move |e| match e.address {
                 HostPort::Ip(addr) => Some(endpoint_from(
                     addr,
                     e.hostname.as_deref(),
@@ -294,8 +312,8 @@ async fn resolve(
     family: DnsFamily,
 ) -> Vec<Endpoint> {
     let mut out = Vec::new();
-    for loc in localities {
-        for e in &loc.endpoints {
+    for loc in localities.iter().enumerate() {
+        for e in &loc.1.endpoints {
             let (host, port) = match &e.address {
                 HostPort::Ip(addr) => {
                     out.push(endpoint_from(

@@ -136,6 +136,7 @@ fn misc_vhost() -> Value {
             {"match": {"prefix": "/uh"}, "route": {"cluster": "empty"}},
             {"match": {"prefix": "/split"}, "route": {"weighted_clusters": {"clusters": [{"name": "a", "weight": 75}, {"name": "b", "weight": 25}]}}},
             {"match": {"prefix": "/prio"}, "route": {"cluster": "prio"}},
+            {"match": {"prefix": "/loc"}, "route": {"cluster": "loc"}},
             {"match": {"prefix": "/uf"}, "route": {"cluster": "closed"}},
         ]
     })
@@ -168,6 +169,16 @@ async fn envoy_and_weft_route_the_same() {
         "load_assignment": {"cluster_name": "prio", "endpoints": [
             {"priority": 0, "lb_endpoints": [lb(&backends[0], "HEALTHY"), lb(&backends[1], "HEALTHY"), lb(&backends[2], "UNHEALTHY"), lb(&backends[3], "UNHEALTHY")]},
             {"priority": 1, "lb_endpoints": [lb(&spare, "HEALTHY")]},
+        ]}
+    }));
+    // Locality weights × availability: equal weights, but the first locality is half
+    // healthy (0.5 × 1.4 = 0.7 against 1.0), so it gets 0.7 / 1.7 ≈ 41%.
+    clusters.push(json!({
+        "name": "loc", "type": "STATIC", "connect_timeout": "1s",
+        "common_lb_config": {"locality_weighted_lb_config": {}},
+        "load_assignment": {"cluster_name": "loc", "endpoints": [
+            {"locality": {"zone": "z1"}, "load_balancing_weight": 1, "lb_endpoints": [lb(&backends[0], "HEALTHY"), lb(&backends[2], "UNHEALTHY")]},
+            {"locality": {"zone": "z2"}, "load_balancing_weight": 1, "lb_endpoints": [lb(&backends[1], "HEALTHY")]},
         ]}
     }));
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -253,7 +264,11 @@ async fn envoy_and_weft_route_the_same() {
     }
 
     // Random choices: the same shares within tolerance.
-    for (path, backend, expected) in [("/split", "a", 0.75), ("/prio", "p1", 0.30)] {
+    for (path, backend, expected) in [
+        ("/split", "a", 0.75),
+        ("/prio", "p1", 0.30),
+        ("/loc", "a", 0.41),
+    ] {
         let mut shares = Vec::new();
         for addr in [envoy.listener, weft_addr] {
             let mut c = HttpClient::h1(addr).await.expect("connect");
