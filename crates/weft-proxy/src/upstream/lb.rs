@@ -243,11 +243,11 @@ impl Localities {
 
 impl Level {
     fn pick(&self, hash: Option<u64>) -> Option<&Arc<Endpoint>> {
-        if let Some(l) = &self.localities {
-            if !l.schedule.is_empty() {
-                let i = l.schedule[l.next.fetch_add(1, Ordering::Relaxed) % l.schedule.len()];
-                return l.levels[i as usize].pick(hash);
-            }
+        if let Some(l) = &self.localities
+            && !l.schedule.is_empty()
+        {
+            let i = l.schedule[l.next.fetch_add(1, Ordering::Relaxed) % l.schedule.len()];
+            return l.levels[i as usize].pick(hash);
         }
         let n = self.endpoints.len();
         let i = match &self.picker {
