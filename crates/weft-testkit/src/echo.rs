@@ -31,11 +31,22 @@ pub struct EchoServer {
     release: Arc<Notify>,
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    /// Answer every request with this status (a failing backend).
+    fixed_status: Option<StatusCode>,
 }
 
 impl EchoServer {
     /// Starts a backend named `name`.
     pub async fn start(name: &str) -> EchoServer {
+        EchoServer::start_inner(name, None).await
+    }
+
+    /// Starts a backend that answers every request with `status` (still echoing JSON).
+    pub async fn start_failing(name: &str, status: u16) -> EchoServer {
+        EchoServer::start_inner(name, StatusCode::from_u16(status).ok()).await
+    }
+
+    async fn start_inner(name: &str, fixed_status: Option<StatusCode>) -> EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -45,6 +56,7 @@ impl EchoServer {
             release: Arc::new(Notify::new()),
             requests: Arc::new(AtomicUsize::new(0)),
             connections: Arc::new(AtomicUsize::new(0)),
+            fixed_status,
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -140,6 +152,7 @@ impl EchoServer {
             .strip_prefix("/status/")
             .and_then(|c| c.parse().ok())
             .and_then(|c| StatusCode::from_u16(c).ok())
+            .or(self.fixed_status)
             .unwrap_or(StatusCode::OK);
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in req.headers() {

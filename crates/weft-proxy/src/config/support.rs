@@ -125,6 +125,7 @@ pub static SUPPORT: Support = Support(&[
             "name",
             "domains",
             "routes",
+            "retry_policy",
             "request_headers_to_add",
             "request_headers_to_remove",
             "response_headers_to_add",
@@ -219,7 +220,32 @@ pub static SUPPORT: Support = Support(&[
             "timeout",
             "hash_policy",
             "upgrade_configs",
+            "retry_policy",
         ],
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy",
+        &[
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retry_host_predicate",
+            "host_selection_retry_max_attempts",
+            "retriable_status_codes",
+            "retry_back_off",
+        ],
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate",
+        &["name", "typed_config"],
+    ),
+    (
+        "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+        &[],
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryBackOff",
+        &["base_interval", "max_interval"],
     ),
     (
         "envoy.config.route.v3.RouteAction.UpgradeConfig",

@@ -19,7 +19,7 @@ use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
 use crate::stats::ListenerStats;
 use crate::upstream::lb::hash64;
-use crate::upstream::pool::{ConnectOptions, Returner};
+use crate::upstream::pool::{ConnectOptions, Returner, SendError};
 use crate::upstream::{ClusterManager, Endpoint, PickContext};
 use arc_swap::ArcSwap;
 use body::{OnEnd, RequestBody, ResponseBody};
@@ -327,91 +327,172 @@ impl HttpManager {
         }
 
         let stats = &cluster.stats;
-        stats.rq_total.inc();
-        stats.rq_active.inc();
-        endpoint.begin_request();
-        let sent_at = Instant::now();
         let opts = ConnectOptions {
             http2,
             connect_timeout: cluster.config.connect_timeout,
         };
-        let send = async {
-            if upgrade.is_some() {
-                endpoint
-                    .send_upgrade(upstream_req, opts, stats)
-                    .await
-                    .map(|r| (r, None))
-            } else {
-                endpoint.send(upstream_req, opts, stats).await
-            }
+        let retry = match (&upgrade, f.retry.as_deref()) {
+            (Some(_), _) => None,
+            (None, Some(r)) => Some(r),
+            (None, None) => mutations.vh.retry.as_ref(),
         };
-        let result = match f.timeout {
-            Some(t) => tokio::time::timeout(t, send).await.ok(),
-            None => Some(send.await),
-        };
-        let reply = match (result, downstream_upgrade) {
-            (Some(Ok((resp, _))), Some(downstream))
-                if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
-            {
-                let tunnel = Tunnel {
-                    downstream,
-                    endpoint,
-                    log: log.map(|log| LogTail {
-                        record: log,
-                        manager: self.config.clone(),
-                        started,
-                        request_bytes: None,
-                    }),
-                };
-                return self.tunnel(resp, tunnel, stats, &mutations, request_id);
-            }
-            (Some(Ok((resp, returner))), _) => {
-                let upstream = Upstream {
-                    endpoint,
-                    returner,
-                    sent_at,
-                    counter,
-                };
-                return self.proxied(
-                    resp,
-                    upstream,
-                    &cluster.stats,
-                    &mutations,
+        // A bodyless request can be replayed whole; one with a body only while unsent.
+        let replay = retry
+            .filter(|_| upstream_req.body().is_end_stream())
+            .map(|_| Replay::of(&upstream_req));
+        let deadline = f.timeout.map(|t| Instant::now() + t);
+        let mut endpoint = endpoint;
+        let mut pending = Some(upstream_req);
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut retries = 0;
+        let mut downstream_upgrade = downstream_upgrade;
+        loop {
+            let Some(req) = pending
+                .take()
+                .or_else(|| replay.as_ref().map(Replay::build))
+            else {
+                break self.local(
+                    internal_error(),
+                    grpc,
+                    Some(&mutations),
                     request_id,
                     log,
                     started,
                 );
-            }
-            (None, _) => {
-                stats.rq_timeout.inc();
-                LocalReply::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
-                    "upstream_response_timeout",
-                    "upstream request timeout",
-                )
-            }
-            (Some(Err(e)), _) => {
-                let flag = if e.is_connect_failure() {
-                    ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+            };
+            tried.push(endpoint.addr);
+            stats.rq_total.inc();
+            stats.rq_active.inc();
+            endpoint.begin_request();
+            let sent_at = Instant::now();
+            let send = async {
+                if upgrade.is_some() {
+                    endpoint
+                        .send_upgrade(req, opts, stats)
+                        .await
+                        .map(|r| (r, None))
+                        .map_err(|error| SendError {
+                            error,
+                            request: None,
+                        })
                 } else {
-                    ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
+                    endpoint.send(req, opts, stats).await
+                }
+            };
+            let per_try = retry.and_then(|r| r.per_try_timeout);
+            let remaining = deadline.map(|d| d.saturating_duration_since(sent_at));
+            let limit = match (per_try, remaining) {
+                (Some(p), Some(r)) => Some(p.min(r)),
+                (p, r) => p.or(r),
+            };
+            let result = match limit {
+                Some(t) => tokio::time::timeout(t, send).await.ok(),
+                None => Some(send.await),
+            };
+            let global_timeout = deadline.is_some_and(|d| Instant::now() >= d);
+            let retriable = match (&result, retry) {
+                (_, None) => false,
+                (Some(Ok((resp, _))), Some(p)) => {
+                    p.retriable_response(resp.status(), resp.headers())
+                }
+                (Some(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
+                (None, Some(p)) => !global_timeout && p.retriable_failure(false, true),
+            };
+            let retry_limit = retry.map_or(0, |r| r.num_retries);
+            if retriable && retries < retry_limit && !global_timeout {
+                let back = match result {
+                    Some(Err(e)) => e.request,
+                    _ => None,
                 };
-                let details = e.details();
-                let body = format!(
-                    "upstream connect error or disconnect/reset before headers. reset reason: {}",
-                    e.reset_reason()
+                if back.is_some() || replay.is_some() {
+                    endpoint.end_request();
+                    stats.rq_active.dec();
+                    stats.rq_retry.inc();
+                    retries += 1;
+                    pending = back;
+                    if let Some(policy) = retry {
+                        tokio::time::sleep(policy.back_off(retries)).await;
+                        endpoint =
+                            pick_retry_host(&cluster, &pick, &tried, policy).unwrap_or(endpoint);
+                    }
+                    if let Some(log) = log.as_mut() {
+                        log.upstream_host = Some(endpoint.addr);
+                    }
+                    continue;
+                }
+                // Not replayable: answer with what we have (here: nothing, so a 503).
+                let reply = LocalReply::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                    "upstream_reset_before_response_started{remote_connection_failure}",
+                    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
                 );
-                LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, details, &body)
+                endpoint.end_request();
+                stats.rq_active.dec();
+                stats.record_status(503);
+                break self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
-        };
-        endpoint.end_request();
-        stats.rq_active.dec();
-        stats.record_status(reply.status.as_u16());
-        if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
-            log.bytes_received = c.load(Ordering::Relaxed);
+            if retriable && let Some(log) = log.as_mut() {
+                log.flags
+                    .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            }
+            let reply = match (result, downstream_upgrade.take()) {
+                (Some(Ok((resp, _))), Some(downstream))
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    let tunnel = Tunnel {
+                        downstream,
+                        endpoint,
+                        log: log.map(|log| LogTail {
+                            record: log,
+                            manager: self.config.clone(),
+                            started,
+                            request_bytes: None,
+                        }),
+                    };
+                    return self.tunnel(resp, tunnel, stats, &mutations, request_id);
+                }
+                (Some(Ok((resp, returner))), _) => {
+                    let upstream = Upstream {
+                        endpoint,
+                        returner,
+                        sent_at,
+                        counter,
+                    };
+                    return self
+                        .proxied(resp, upstream, stats, &mutations, request_id, log, started);
+                }
+                (None, _) => {
+                    stats.rq_timeout.inc();
+                    LocalReply::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+                        "upstream_response_timeout",
+                        "upstream request timeout",
+                    )
+                }
+                (Some(Err(e)), _) => {
+                    let e = e.error;
+                    let flag = if e.is_connect_failure() {
+                        ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+                    } else {
+                        ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
+                    };
+                    let body = format!(
+                        "upstream connect error or disconnect/reset before headers. reset reason: {}",
+                        e.reset_reason()
+                    );
+                    LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, e.details(), &body)
+                }
+            };
+            endpoint.end_request();
+            stats.rq_active.dec();
+            stats.record_status(reply.status.as_u16());
+            if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
+                log.bytes_received = c.load(Ordering::Relaxed);
+            }
+            break self.local(reply, grpc, Some(&mutations), request_id, log, started);
         }
-        self.local(reply, grpc, Some(&mutations), request_id, log, started)
     }
 
     /// Answers `101` downstream and splices the two upgraded connections together.
@@ -706,6 +787,62 @@ fn requested_upgrade(req: &Request<Incoming>) -> Option<HeaderValue> {
     wants
         .then(|| req.headers().get(header::UPGRADE).cloned())
         .flatten()
+}
+
+/// The parts of a bodyless request needed to send it again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: http::HeaderMap,
+}
+
+impl Replay {
+    fn of(req: &Request<RequestBody>) -> Replay {
+        Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        }
+    }
+
+    fn build(&self) -> Request<RequestBody> {
+        let mut req = Request::new(RequestBody::empty());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+fn internal_error() -> LocalReply {
+    LocalReply::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ResponseFlags::default(),
+        "internal_error",
+        "",
+    )
+}
+
+/// Picks the next host for a retry, avoiding hosts already tried when the policy says so
+/// (Envoy's previous_hosts predicate, re-picking up to `host_selection_max_attempts`).
+fn pick_retry_host(
+    cluster: &crate::upstream::Cluster,
+    pick: &PickContext,
+    tried: &[SocketAddr],
+    policy: &crate::config::route::RetryPolicy,
+) -> Option<Arc<Endpoint>> {
+    let mut last = None;
+    for _ in 0..=policy.host_selection_max_attempts {
+        let ep = cluster.pick(pick)?;
+        if !policy.avoid_previous_hosts || !tried.contains(&ep.addr) {
+            return Some(ep);
+        }
+        last = Some(ep);
+    }
+    last
 }
 
 /// An upstream exchange that got response headers.

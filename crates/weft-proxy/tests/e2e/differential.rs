@@ -137,6 +137,13 @@ fn misc_vhost() -> Value {
             {"match": {"prefix": "/split"}, "route": {"weighted_clusters": {"clusters": [{"name": "a", "weight": 75}, {"name": "b", "weight": 25}]}}},
             {"match": {"prefix": "/prio"}, "route": {"cluster": "prio"}},
             {"match": {"prefix": "/loc"}, "route": {"cluster": "loc"}},
+            {"match": {"prefix": "/retry-5xx"}, "route": {"cluster": "half-failing", "retry_policy": {"retry_on": "5xx", "num_retries": 3,
+                "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+                "host_selection_retry_max_attempts": 5}}},
+            {"match": {"prefix": "/retry-uf"}, "route": {"cluster": "half-closed", "retry_policy": {"retry_on": "connect-failure", "num_retries": 3,
+                "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+                "host_selection_retry_max_attempts": 5}}},
+            {"match": {"prefix": "/retry-exhausted"}, "route": {"cluster": "all-failing", "retry_policy": {"retry_on": "5xx", "num_retries": 1}}},
             {"match": {"prefix": "/uf"}, "route": {"cluster": "closed"}},
         ]
     })
@@ -186,6 +193,14 @@ async fn envoy_and_weft_route_the_same() {
         .local_addr()
         .expect("addr");
     clusters.push(static_cluster("closed", &[closed]));
+    // Retries: half the hosts fail (503, or refuse connections); retries land on the others.
+    let failing = EchoServer::start_failing("failing", 503).await;
+    clusters.push(static_cluster(
+        "half-failing",
+        &[failing.addr, backends[0].addr],
+    ));
+    clusters.push(static_cluster("half-closed", &[closed, backends[0].addr]));
+    clusters.push(static_cluster("all-failing", &[failing.addr]));
     let mut table = routing_table_config();
     if let Some(vhosts) = table["virtual_hosts"].as_array_mut() {
         vhosts.insert(0, misc_vhost());
@@ -220,6 +235,11 @@ async fn envoy_and_weft_route_the_same() {
         "/ut",
         "/uh",
         "/uf",
+        "/retry-5xx",
+        "/retry-5xx",
+        "/retry-uf",
+        "/retry-uf",
+        "/retry-exhausted",
     ] {
         requests.push(("GET".into(), "misc.com".into(), path.into(), vec![]));
     }

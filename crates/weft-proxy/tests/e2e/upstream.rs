@@ -446,3 +446,95 @@ async fn grpc_style_bidirectional_streaming_over_h2() {
     let rest = down.collect().await.expect("end").to_bytes();
     assert!(rest.is_empty());
 }
+
+#[tokio::test]
+async fn retries_move_to_other_hosts_on_failures() {
+    let good = EchoServer::start("good").await;
+    let failing = EchoServer::start_failing("failing", 503).await;
+    let closed: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let policy = |on: &str| {
+        json!({"retry_on": on, "num_retries": 2, "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+            "host_selection_retry_max_attempts": 5, "retry_back_off": {"base_interval": "0.001s"}})
+    };
+    let routes = any_host(json!([
+        {"match": {"prefix": "/uf"}, "route": {"cluster": "with-closed", "retry_policy": policy("connect-failure")}},
+        {"match": {"prefix": "/5xx"}, "route": {"cluster": "with-failing", "retry_policy": policy("5xx")}},
+        {"match": {"prefix": "/codes"}, "route": {"cluster": "with-failing", "retry_policy": {"retry_on": "retriable-status-codes", "retriable_status_codes": [503], "num_retries": 3, "retry_back_off": {"base_interval": "0.001s"}}}},
+        {"match": {"prefix": "/none"}, "route": {"cluster": "with-failing"}},
+        {"match": {"prefix": "/exhausted"}, "route": {"cluster": "only-failing", "retry_policy": policy("5xx")}},
+    ]));
+    let clusters = vec![
+        static_cluster("with-closed", &[closed, good.addr]),
+        static_cluster("with-failing", &[failing.addr, good.addr]),
+        static_cluster("only-failing", &[failing.addr]),
+    ];
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        clusters,
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    for path in ["/uf", "/5xx", "/codes"] {
+        for _ in 0..10 {
+            let r = c.get("h", path, &[]).await.expect("reply");
+            assert_eq!((r.status.as_u16(), r.backend()), (200, "good"), "{path}");
+        }
+    }
+    // A request with a body is retried when it was never sent (connect failure).
+    for _ in 0..10 {
+        let req = request(
+            "POST",
+            "h",
+            "/uf",
+            &[],
+            Bytes::from_static(b"payload"),
+            false,
+        )
+        .expect("req");
+        let r = c.send(req).await.expect("reply");
+        assert_eq!(
+            (r.status.as_u16(), r.json()["body_len"].as_u64()),
+            (200, Some(7))
+        );
+    }
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..10 {
+            v.push(
+                c.get("h", "/none", &[])
+                    .await
+                    .expect("reply")
+                    .status
+                    .as_u16(),
+            );
+        }
+        v
+    };
+    assert!(
+        statuses.contains(&503),
+        "without a retry policy failures reach the client"
+    );
+    let r = c.get("h", "/exhausted", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), r.backend()),
+        (503, "failing"),
+        "the last attempt's response is returned"
+    );
+    let stats = HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin")
+        .get("a", "/stats", &[])
+        .await
+        .expect("stats")
+        .text();
+    assert!(
+        stats.contains("cluster.only-failing.upstream_rq_retry: 2"),
+        "{stats}"
+    );
+}
