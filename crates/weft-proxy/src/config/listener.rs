@@ -103,6 +103,9 @@ pub struct HttpConnectionManagerConfig {
     pub upgrades: Vec<String>,
     /// The router's `suppress_envoy_headers`: no `x-envoy-*` headers added.
     pub suppress_envoy_headers: bool,
+    /// Close a downstream connection with no request for this long
+    /// (`common_http_protocol_options.idle_timeout`, Envoy's default 1 h; `0s` disables).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A converted `TcpProxy`.
@@ -326,7 +329,17 @@ fn hcm_config(
             upgrades.push(u.upgrade_type.to_ascii_lowercase());
         }
     }
+    let idle = h
+        .common_http_protocol_options
+        .as_ref()
+        .and_then(|o| o.idle_timeout.as_ref());
+    let idle_timeout = match duration(idle).at("common_http_protocol_options.idle_timeout")? {
+        None => Some(Duration::from_secs(3600)),
+        Some(d) if d.is_zero() => None,
+        d => d,
+    };
     Ok(HttpConnectionManagerConfig {
+        idle_timeout,
         upgrades,
         suppress_envoy_headers,
         stat_prefix: h.stat_prefix.clone(),

@@ -91,7 +91,12 @@ pub static SUPPORT: Support = Support(&[
             "strip_any_host_port",
             "max_request_headers_kb",
             "upgrade_configs",
+            "common_http_protocol_options",
         ],
+    ),
+    (
+        "envoy.config.core.v3.HttpProtocolOptions",
+        &["idle_timeout"],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",

@@ -109,19 +109,38 @@ impl HttpManager {
         mut drain: Drain,
     ) {
         let ds = Arc::new(ds);
+        let activity = Arc::new(ConnActivity::new());
         let this = self.clone();
+        let seen = activity.clone();
         let svc = hyper::service::service_fn(move |req| {
             let this = this.clone();
             let ds = ds.clone();
-            async move { Ok::<_, Infallible>(this.handle(req, &ds).await) }
+            let seen = seen.clone();
+            async move {
+                seen.begin();
+                let resp = this.handle(req, &ds).await;
+                seen.end();
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = self
             .server
             .serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(conn);
+        let idle = async {
+            match self.config.idle_timeout {
+                Some(t) => activity.idle_for(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = conn.as_mut() => {}
             _ = drain.signaled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            // HTTP/1.1 closes, HTTP/2 sends GOAWAY; a response still streaming finishes.
+            _ = idle => {
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }
@@ -750,6 +769,53 @@ impl HttpManager {
         };
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, body.with_on_end(Box::new(tail)))
+    }
+}
+
+/// When a downstream connection last had a request in flight (for `idle_timeout`).
+/// A request counts as active until its response head is sent; graceful shutdown lets a
+/// streaming body finish.
+struct ConnActivity {
+    start: Instant,
+    active: std::sync::atomic::AtomicU32,
+    last_ms: AtomicU64,
+}
+
+impl ConnActivity {
+    fn new() -> ConnActivity {
+        ConnActivity {
+            start: Instant::now(),
+            active: std::sync::atomic::AtomicU32::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn begin(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn end(&self) {
+        self.last_ms
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Resolves once no request has been active for `idle`.
+    async fn idle_for(&self, idle: std::time::Duration) {
+        loop {
+            let last =
+                self.start + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if self.active.load(Ordering::Relaxed) == 0 && Instant::now() >= deadline {
+                return;
+            }
+            let wake = if Instant::now() >= deadline {
+                Instant::now() + idle
+            } else {
+                deadline
+            };
+            tokio::time::sleep_until(wake.into()).await;
+        }
     }
 }
 

@@ -709,3 +709,32 @@ async fn http1_connection_semantics_and_header_limits() {
     let out = raw_exchange(addr, big.as_bytes()).await;
     assert!(out.starts_with("HTTP/1.1 431"), "{out}");
 }
+
+#[tokio::test]
+async fn idle_downstream_connections_are_closed() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let hcm = json!({"common_http_protocol_options": {"idle_timeout": "0.2s"}});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), hcm)],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    // The response arrives, then the idle connection is closed by the proxy (EOF).
+    let mut got = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("closed when idle");
+    assert!(n.is_ok());
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("\"name\":\"a\""),
+        "{text}"
+    );
+}
