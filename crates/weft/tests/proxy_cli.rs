@@ -47,6 +47,20 @@ fn get(addr: SocketAddr, path: &str) -> String {
     out
 }
 
+fn request(addr: SocketAddr, method: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -124,6 +138,8 @@ static_resources:
     )
     .parse()
     .expect("addr");
+    let logging = request(admin, "POST", "/logging?level=debug");
+    assert!(logging.contains("active filter: debug"), "{logging}");
     let reply = get(listener, "/");
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(

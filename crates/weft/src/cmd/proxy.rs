@@ -40,13 +40,7 @@ pub enum Mode {
 
 /// Loads the bootstrap, then serves until a signal or `/quitquitquit`, then drains.
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    let log_control = init_logging(&args.log_level);
 
     let config = ProxyConfig::load_file(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
@@ -68,16 +62,47 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("building the runtime")?;
     let drain = Duration::from_secs(args.drain_time_s);
-    runtime.block_on(serve(config, drain, args.admin_address_path))?;
+    let options = weft_proxy::StartOptions {
+        log_control: Some(log_control),
+    };
+    runtime.block_on(serve(config, options, drain, args.admin_address_path))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr through a reloadable filter, so the admin server's `/logging` can change
+/// it at run time.
+fn init_logging(default: &str) -> weft_proxy::LogControl {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let initial = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
+    let filter = EnvFilter::try_new(&initial).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
+        .try_init();
+    std::sync::Arc::new(move |wanted: Option<&str>| {
+        if let Some(wanted) = wanted {
+            let parsed = EnvFilter::try_new(wanted).map_err(|e| e.to_string())?;
+            handle.modify(|f| *f = parsed).map_err(|e| e.to_string())?;
+        }
+        handle
+            .with_current(|f| f.to_string())
+            .map_err(|e| e.to_string())
+    })
 }
 
 async fn serve(
     config: ProxyConfig,
+    options: weft_proxy::StartOptions,
     drain_time: Duration,
     admin_address_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let proxy = weft_proxy::start(config).await?;
+    let proxy = weft_proxy::start_with(config, options).await?;
     for l in proxy.listeners() {
         if let Some(addr) = proxy.listener_addr(&l.config.name) {
             tracing::info!(listener = %l.config.name, %addr, "listening");
