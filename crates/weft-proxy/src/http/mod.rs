@@ -12,8 +12,8 @@ use crate::access_log::LogRecord;
 use crate::config::cluster::UpstreamProtocol;
 use crate::config::listener::{HttpConnectionManagerConfig, ServerHeader};
 use crate::config::route::{
-    ClusterSelect, ForwardAction, HashPolicy, HostRewrite, PathMatch, PathRedirect, RedirectAction,
-    Route, RouteAction, RouteTable, VirtualHost, WeightedTarget, strip_port,
+    ClusterSelect, ForwardAction, HashPolicy, HeaderContext, HostRewrite, PathMatch, PathRedirect,
+    RedirectAction, Route, RouteAction, RouteTable, VirtualHost, WeightedTarget, strip_port,
 };
 use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
@@ -189,6 +189,13 @@ impl HttpManager {
             route,
             vh,
             table: &table,
+            cx: HeaderContext {
+                downstream_remote: Some(ds.remote),
+                downstream_local: Some(ds.local),
+                upstream_host: None,
+                protocol: Some(protocol_name(req.version())),
+                request_headers: None,
+            },
         };
         match &route.action {
             RouteAction::Direct(d) => {
@@ -305,6 +312,7 @@ impl HttpManager {
         if let Some(log) = log.as_mut() {
             log.upstream_host = Some(endpoint.addr);
         }
+        mutations.cx.upstream_host = Some(endpoint.addr);
 
         let authority = match host_rewrite(&mutations, f, &req, &endpoint) {
             Some(new) => {
@@ -724,11 +732,7 @@ impl HttpManager {
             path: req.uri().path_and_query().map(|p| p.as_str().to_owned()),
             authority: Some(authority.to_owned()),
             scheme: Some(ds.scheme),
-            protocol: Some(match req.version() {
-                Version::HTTP_2 => "HTTP/2",
-                Version::HTTP_10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            }),
+            protocol: Some(protocol_name(req.version())),
             downstream_local: Some(ds.local),
             downstream_remote: Some(ds.remote),
             server_name: ds.server_name.clone(),
@@ -919,6 +923,14 @@ struct Upstream {
     counter: Option<Arc<AtomicU64>>,
 }
 
+fn protocol_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
 /// Envoy's default notion of an internal address: loopback, RFC 1918, unique-local IPv6.
 fn is_external(ip: std::net::IpAddr) -> bool {
     match ip {
@@ -939,25 +951,29 @@ struct Mutations<'a> {
     route: &'a Route,
     vh: &'a VirtualHost,
     table: &'a RouteTable,
+    /// What header value format strings (`%DOWNSTREAM_REMOTE_ADDRESS%`) render from.
+    cx: HeaderContext<'static>,
 }
 
 impl Mutations<'_> {
     fn apply_request(&self, h: &mut http::HeaderMap) {
+        let cx = &self.cx;
         if let Some(t) = self.target {
-            t.request_headers.apply(h);
+            t.request_headers.apply(h, cx);
         }
-        self.route.request_headers.apply(h);
-        self.vh.request_headers.apply(h);
-        self.table.request_headers.apply(h);
+        self.route.request_headers.apply(h, cx);
+        self.vh.request_headers.apply(h, cx);
+        self.table.request_headers.apply(h, cx);
     }
 
     fn apply_response(&self, h: &mut http::HeaderMap) {
+        let cx = &self.cx;
         if let Some(t) = self.target {
-            t.response_headers.apply(h);
+            t.response_headers.apply(h, cx);
         }
-        self.route.response_headers.apply(h);
-        self.vh.response_headers.apply(h);
-        self.table.response_headers.apply(h);
+        self.route.response_headers.apply(h, cx);
+        self.vh.response_headers.apply(h, cx);
+        self.table.response_headers.apply(h, cx);
     }
 }
 

@@ -105,6 +105,8 @@ fn observed(r: &Reply) -> Value {
         "grpc-message": r.header("grpc-message"),
         "content-type": if r.backend().is_empty() { r.header("content-type") } else { "" },
         "x-resp": r.header("x-resp"),
+        "x-up": r.header("x-up"),
+        "x-fmt": echo["headers"]["x-fmt"],
         "body": if r.backend().is_empty() { r.text() } else { String::new() },
         "path": echo["path"],
         "x-level": echo["headers"]["x-level"],
@@ -128,7 +130,9 @@ fn misc_vhost() -> Value {
             {"match": {"prefix": "/redir/move/"}, "redirect": {"host_redirect": "new.example", "port_redirect": 8443, "prefix_rewrite": "/moved/", "response_code": "FOUND"}},
             {"match": {"path": "/redir/strip"}, "redirect": {"path_redirect": "/stripped", "strip_query": true, "response_code": "TEMPORARY_REDIRECT"}},
             {"match": {"prefix": "/direct"}, "direct_response": {"status": 418, "body": {"inline_string": "teapot"}}},
-            {"match": {"prefix": "/hdrs"}, "route": {"cluster": "a"}, "request_headers_to_add": [add("x-level", "route")], "response_headers_to_add": [add("x-resp", "route")]},
+            {"match": {"prefix": "/hdrs"}, "route": {"cluster": "a"},
+             "request_headers_to_add": [add("x-level", "route"), add("x-fmt", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %PROTOCOL% 100%% %REQ(x-in)%")],
+             "response_headers_to_add": [add("x-resp", "route"), add("x-up", "%UPSTREAM_REMOTE_ADDRESS%")]},
             {"match": {"prefix": "/api/"}, "route": {"cluster": "a", "prefix_rewrite": "/v2/"}},
             {"match": {"prefix": "/re/"}, "route": {"cluster": "b", "regex_rewrite": {"pattern": {"regex": "^/re/(\\d+)$"}, "substitution": "/items/\\1"}}},
             {"match": {"prefix": "/lit"}, "route": {"cluster": "c", "host_rewrite_literal": "literal.example"}},
@@ -243,6 +247,12 @@ async fn envoy_and_weft_route_the_same() {
     ] {
         requests.push(("GET".into(), "misc.com".into(), path.into(), vec![]));
     }
+    requests.push((
+        "GET".into(),
+        "misc.com".into(),
+        "/hdrs".into(),
+        vec![("x-in".into(), "hello".into())],
+    ));
     for (host, path) in [
         ("other.org", "/nothing"),
         ("misc.com", "/uh"),

@@ -316,7 +316,7 @@ async fn header_mutations_apply_at_every_level_and_forwarding_headers_are_set() 
                     {"name": "b", "weight": 1, "request_headers_to_add": [add("x-level", "weighted", "APPEND_IF_EXISTS_OR_ADD")],
                      "response_headers_to_add": [add("x-resp-weighted", "w", "APPEND_IF_EXISTS_OR_ADD")]}]}}},
                 { "match": {"prefix": "/"}, "route": {"cluster": "a"},
-                  "request_headers_to_add": [add("x-level", "route", "APPEND_IF_EXISTS_OR_ADD"), add("x-if-absent", "added", "ADD_IF_ABSENT"), add("x-overwrite", "new", "OVERWRITE_IF_EXISTS")],
+                  "request_headers_to_add": [add("x-level", "route", "APPEND_IF_EXISTS_OR_ADD"), add("x-if-absent", "added", "ADD_IF_ABSENT"), add("x-overwrite", "new", "OVERWRITE_IF_EXISTS"), add("x-fmt", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%|%PROTOCOL%|100%%|%REQ(x-drop-me)%", "APPEND_IF_EXISTS_OR_ADD")],
                   "response_headers_to_add": [add("x-resp-route", "r", "APPEND_IF_EXISTS_OR_ADD")] },
             ]
         }]
@@ -356,6 +356,9 @@ async fn header_mutations_apply_at_every_level_and_forwarding_headers_are_set() 
     assert_eq!(h["x-table"], "1");
     assert_eq!(h["x-if-absent"], "mine");
     assert_eq!(h["x-overwrite"], "new");
+    // Format strings render per request (x-drop-me was removed at the vhost level, but the
+    // route level runs first, as in Envoy).
+    assert_eq!(h["x-fmt"], "127.0.0.1|HTTP/1.1|100%|1");
     assert_eq!(h["x-drop-me"], serde_json::Value::Null);
     assert_eq!(
         h["x-hop"],
