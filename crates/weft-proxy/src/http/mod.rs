@@ -387,7 +387,9 @@ impl HttpManager {
                     started,
                 );
             };
-            tried.push(endpoint.addr);
+            if retry.is_some() {
+                tried.push(endpoint.addr);
+            }
             stats.rq_total.inc();
             stats.rq_active.inc();
             endpoint.begin_request();
