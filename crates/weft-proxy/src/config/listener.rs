@@ -103,6 +103,10 @@ pub struct HttpConnectionManagerConfig {
     pub upgrades: Vec<String>,
     /// The router's `suppress_envoy_headers`: no `x-envoy-*` headers added.
     pub suppress_envoy_headers: bool,
+    /// `normalize_path`: remove dot segments before routing (and upstream).
+    pub normalize_path: bool,
+    /// `merge_slashes`: collapse runs of `/` before routing.
+    pub merge_slashes: bool,
     /// Close a downstream connection with no request for this long
     /// (`common_http_protocol_options.idle_timeout`, Envoy's default 1 h; `0s` disables).
     pub idle_timeout: Option<Duration>,
@@ -339,6 +343,8 @@ fn hcm_config(
         d => d,
     };
     Ok(HttpConnectionManagerConfig {
+        normalize_path: h.normalize_path.as_ref().is_some_and(|b| b.value),
+        merge_slashes: h.merge_slashes,
         idle_timeout,
         upgrades,
         suppress_envoy_headers,

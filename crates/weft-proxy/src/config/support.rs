@@ -92,6 +92,8 @@ pub static SUPPORT: Support = Support(&[
             "max_request_headers_kb",
             "upgrade_configs",
             "common_http_protocol_options",
+            "normalize_path",
+            "merge_slashes",
         ],
     ),
     (

@@ -159,6 +159,9 @@ impl HttpManager {
         let authority = self.normalize_authority(&mut req, ds.local.port());
         // Read before hop-by-hop headers go: an upgrade is requested through them.
         let upgrade = requested_upgrade(&req);
+        if cfg.normalize_path || cfg.merge_slashes {
+            normalize_request_path(&mut req, cfg.normalize_path, cfg.merge_slashes);
+        }
         self.forwarding_headers(&mut req, ds);
         let mut log = (!cfg.access_logs.is_empty()).then(|| self.start_log(&req, &authority, ds));
         let request_id = req.headers().get(&X_REQUEST_ID).cloned();
@@ -989,6 +992,28 @@ fn pick_weighted(targets: &[WeightedTarget], total: u64) -> &WeightedTarget {
         r -= w;
     }
     &targets[targets.len() - 1]
+}
+
+/// Rewrites the request path in place when normalization changes it (before routing, so
+/// routes, logs and the upstream all see the normalized path, as in Envoy).
+fn normalize_request_path(req: &mut Request<Incoming>, dots: bool, merge: bool) {
+    let Some(pq) = req.uri().path_and_query() else {
+        return;
+    };
+    let Some(path) = headers::normalize_path(pq.path(), dots, merge) else {
+        return;
+    };
+    let new_pq = match pq.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(parsed) = new_pq.parse() {
+        parts.path_and_query = Some(parsed);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
 }
 
 /// Applies `prefix_rewrite` / `regex_rewrite`, keeping the original in

@@ -18,6 +18,35 @@ struct Envoy {
     _child: tokio::process::Child,
     _dir: tempfile::TempDir,
     listener: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Envoy {
+    /// The bound address of another listener of the same bootstrap.
+    async fn listener_addr(&self, name: &str) -> SocketAddr {
+        listener_addr(self.admin, name).await
+    }
+}
+
+async fn listener_addr(admin: SocketAddr, name: &str) -> SocketAddr {
+    let mut client = HttpClient::h1(admin).await.expect("envoy admin");
+    let listeners = client
+        .get("admin", "/listeners?format=json", &[])
+        .await
+        .expect("listeners")
+        .json();
+    let status = listeners["listener_statuses"]
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["name"] == name))
+        .expect("listener in /listeners");
+    let sa = &status["local_address"]["socket_address"];
+    format!(
+        "{}:{}",
+        sa["address"].as_str().unwrap_or(""),
+        sa["port_value"]
+    )
+    .parse()
+    .expect("listener address")
 }
 
 fn envoy_bin() -> Option<String> {
@@ -49,28 +78,12 @@ async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {
     let admin = || std::fs::read_to_string(&admin_path).unwrap_or_default();
     assert_eventually!(@timeout Duration::from_secs(30), !admin().trim().is_empty(), "envoy admin address");
     let admin: SocketAddr = admin().trim().parse().expect("admin address");
-    let mut client = HttpClient::h1(admin).await.expect("envoy admin");
-    let listeners = client
-        .get("admin", "/listeners?format=json", &[])
-        .await
-        .expect("listeners")
-        .json();
-    let status = listeners["listener_statuses"]
-        .as_array()
-        .and_then(|l| l.iter().find(|s| s["name"] == listener))
-        .expect("listener in /listeners");
-    let sa = &status["local_address"]["socket_address"];
-    let listener = format!(
-        "{}:{}",
-        sa["address"].as_str().unwrap_or(""),
-        sa["port_value"]
-    )
-    .parse()
-    .expect("listener address");
+    let listener = listener_addr(admin, listener).await;
     Envoy {
         _child: child,
         _dir: dir,
         listener,
+        admin,
     }
 }
 
@@ -148,6 +161,7 @@ fn misc_vhost() -> Value {
                 "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
                 "host_selection_retry_max_attempts": 5}}},
             {"match": {"prefix": "/retry-exhausted"}, "route": {"cluster": "all-failing", "retry_policy": {"retry_on": "5xx", "num_retries": 1}}},
+            {"match": {"prefix": "/norm/"}, "route": {"cluster": "b"}},
             {"match": {"prefix": "/uf"}, "route": {"cluster": "closed"}},
         ]
     })
@@ -209,7 +223,15 @@ async fn envoy_and_weft_route_the_same() {
     if let Some(vhosts) = table["virtual_hosts"].as_array_mut() {
         vhosts.insert(0, misc_vhost());
     }
-    let boot = bootstrap(vec![http_listener("in", table, json!({}))], clusters);
+    let normalizing = http_listener(
+        "norm",
+        table.clone(),
+        json!({"normalize_path": true, "merge_slashes": true}),
+    );
+    let boot = bootstrap(
+        vec![http_listener("in", table, json!({})), normalizing],
+        clusters,
+    );
     let envoy = start_envoy(&bin, &boot, "in").await;
     let weft = crate::start(&boot).await;
     let weft_addr = weft.listener_addr("in").expect("bound");
@@ -324,6 +346,30 @@ async fn envoy_and_weft_route_the_same() {
                 (share - expected).abs() < 0.1,
                 "{path}: {shares:?} vs {expected}"
             );
+        }
+    }
+
+    // Path normalization (normalize_path + merge_slashes) on the second listener.
+    let envoy_norm = envoy.listener_addr("norm").await;
+    let weft_norm = weft.listener_addr("norm").expect("bound");
+    let mut to_envoy = HttpClient::h1(envoy_norm).await.expect("envoy");
+    let mut to_weft = HttpClient::h1(weft_norm).await.expect("weft");
+    for path in [
+        "/norm/a/../b",
+        "/norm//a///b",
+        "/norm/./a/./b?q=1",
+        "/x/../norm/a",
+        "/norm/a/%2e%2e/b",
+        "/norm/a/..",
+        "/norm/a/.",
+        "/../norm/a",
+        "/norm/%2E/a",
+    ] {
+        let e = observed(&to_envoy.get("misc.com", path, &[]).await.expect("envoy"));
+        let w = observed(&to_weft.get("misc.com", path, &[]).await.expect("weft"));
+        assert_eq!(w, e, "normalize {path}: weft (left) vs envoy (right)");
+        if path == "/norm/a/../b" {
+            assert_eq!(w["path"], "/norm/b", "normalization happened");
         }
     }
 }
