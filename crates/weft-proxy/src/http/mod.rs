@@ -42,6 +42,8 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+static X_ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
+static X_ENVOY_EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-envoy-external-address");
 static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
 static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
@@ -701,6 +703,19 @@ impl HttpManager {
             && is_external(ds.remote.ip());
         if cfg.generate_request_id && (distrust || !headers.contains_key(&X_REQUEST_ID)) {
             headers.insert(&X_REQUEST_ID, headers::uuid_v4());
+        }
+        if cfg.use_remote_address {
+            // Envoy marks where an edge request came from for everything downstream.
+            headers.remove(&X_ENVOY_INTERNAL);
+            headers.remove(&X_ENVOY_EXTERNAL_ADDRESS);
+            let ip = ds.remote.ip();
+            if is_external(ip) {
+                if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+                    headers.insert(&X_ENVOY_EXTERNAL_ADDRESS, v);
+                }
+            } else {
+                headers.insert(&X_ENVOY_INTERNAL, HeaderValue::from_static("true"));
+            }
         }
         if let Some(via) = &cfg.via {
             headers.append(header::VIA, via.clone());

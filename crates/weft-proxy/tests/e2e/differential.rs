@@ -126,6 +126,7 @@ fn observed(r: &Reply) -> Value {
         "host": echo["headers"]["host"],
         "original-path": echo["headers"]["x-envoy-original-path"],
         "xfp": echo["headers"]["x-forwarded-proto"],
+        "xff": echo["headers"]["x-forwarded-for"],
         "has-request-id": echo["headers"]["x-request-id"].is_string(),
         "header-names": header_names(echo["headers"].as_object().map(|h| h.keys().cloned().collect()).unwrap_or_default()),
         "response-header-names": header_names(r.headers.keys().map(|k| k.as_str().to_owned()).collect()),
@@ -228,8 +229,9 @@ async fn envoy_and_weft_route_the_same() {
         table.clone(),
         json!({"normalize_path": true, "merge_slashes": true}),
     );
+    let edge = http_listener("edge", table.clone(), json!({"use_remote_address": true}));
     let boot = bootstrap(
-        vec![http_listener("in", table, json!({})), normalizing],
+        vec![http_listener("in", table, json!({})), normalizing, edge],
         clusters,
     );
     let envoy = start_envoy(&bin, &boot, "in").await;
@@ -371,5 +373,44 @@ async fn envoy_and_weft_route_the_same() {
         if path == "/norm/a/../b" {
             assert_eq!(w["path"], "/norm/b", "normalization happened");
         }
+    }
+
+    // At the edge (use_remote_address): forwarding headers and request ids. Envoy replaces a
+    // loopback peer by the host's own address in x-forwarded-for (and so calls it external);
+    // weft uses the peer as is. Every client here is on loopback, so those two headers are
+    // left out of this comparison.
+    let envoy_edge = envoy.listener_addr("edge").await;
+    let weft_edge = weft.listener_addr("edge").expect("bound");
+    let mut to_envoy = HttpClient::h1(envoy_edge).await.expect("envoy");
+    let mut to_weft = HttpClient::h1(weft_edge).await.expect("weft");
+    let edge_cases: [&[(&str, &str)]; 3] = [
+        &[],
+        &[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+        ],
+        &[("x-request-id", "abc")],
+    ];
+    for headers in edge_cases {
+        let without_peer = |mut v: Value| {
+            v["xff"] = Value::Null;
+            if let Some(names) = v["header-names"].as_array_mut() {
+                names.retain(|n| n != "x-envoy-external-address" && n != "x-envoy-internal");
+            }
+            v
+        };
+        let e = without_peer(observed(
+            &to_envoy
+                .get("misc.com", "/norm/x", headers)
+                .await
+                .expect("envoy"),
+        ));
+        let w = without_peer(observed(
+            &to_weft
+                .get("misc.com", "/norm/x", headers)
+                .await
+                .expect("weft"),
+        ));
+        assert_eq!(w, e, "edge {headers:?}: weft (left) vs envoy (right)");
     }
 }
