@@ -58,6 +58,7 @@ impl TryFrom<&pb::VirtualHost> for VirtualHost {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(VirtualHost {
             name: vh.name.clone(),
+            index: super::index::RouteIndex::build(&routes),
             routes,
             retry: vh
                 .retry_policy

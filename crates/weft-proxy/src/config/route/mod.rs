@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod convert;
 mod headers;
+mod index;
 mod retry;
 
 pub use headers::{
@@ -42,6 +43,7 @@ pub struct RouteTable {
 pub struct VirtualHost {
     pub name: String,
     pub routes: Vec<Route>,
+    index: index::RouteIndex,
     /// Default retry policy for routes that have none.
     pub retry: Option<RetryPolicy>,
     pub request_headers: HeaderMutation,
@@ -343,9 +345,8 @@ impl RouteTable {
     /// The virtual host and first matching route for a request.
     pub fn route(&self, req: &RequestView<'_>) -> Option<(&VirtualHost, &Route)> {
         let vh = self.virtual_host(req.authority)?;
-        vh.routes
-            .iter()
-            .find(|r| r.matcher.matches(req))
+        vh.index
+            .find(&vh.routes, req.path(), |r| r.matcher.matches(req))
             .map(|r| (vh, r))
     }
 }
