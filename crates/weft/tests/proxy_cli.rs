@@ -184,4 +184,16 @@ fn invalid_bootstraps_are_rejected_naming_the_field() {
         stderr.contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
         "{stderr}"
     );
+    // Serving decodes in a helper process; its error must reach the user the same way.
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run weft");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
+        "{stderr}"
+    );
 }
