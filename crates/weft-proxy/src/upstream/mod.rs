@@ -206,51 +206,65 @@ impl ClusterManager {
     /// Builds every cluster; DNS clusters are resolved once before this returns (as Envoy
     /// warms clusters before listeners take traffic) and refreshed in the background.
     pub async fn start(configs: &[Arc<ClusterConfig>], stats: &Stats) -> Arc<ClusterManager> {
-        let mut map = HashMap::new();
-        for c in configs {
-            let cluster = Arc::new(Cluster::new(c.clone(), stats));
-            match c.discovery {
-                Discovery::Static | Discovery::Eds => {
-                    cluster.set_endpoints(static_endpoints(&c.localities))
-                }
-                Discovery::StrictDns | Discovery::LogicalDns => {
-                    cluster.set_endpoints(resolve(&c.localities, c.discovery, c.dns_family).await)
-                }
-                Discovery::OriginalDst => {}
-            }
-            map.insert(c.name.clone(), cluster);
-        }
         let manager = Arc::new(ClusterManager {
-            clusters: ArcSwap::from_pointee(map),
+            clusters: ArcSwap::from_pointee(HashMap::new()),
             dns_tasks: Mutex::default(),
         });
-        let mut tasks = Vec::new();
-        for cluster in manager.clusters.load().values() {
-            if matches!(
-                cluster.config.discovery,
-                Discovery::StrictDns | Discovery::LogicalDns
-            ) {
-                let weak = Arc::downgrade(cluster);
-                let every = cluster.config.dns_refresh;
-                tasks.push(
-                    tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(every).await;
-                            let Some(cluster) = weak.upgrade() else {
-                                return;
-                            };
-                            let c = &cluster.config;
-                            cluster.set_endpoints(
-                                resolve(&c.localities, c.discovery, c.dns_family).await,
-                            );
-                        }
-                    })
-                    .abort_handle(),
-                );
-            }
+        for c in configs {
+            manager.upsert(c.clone(), stats).await;
         }
-        *manager.dns_tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         manager
+    }
+
+    /// Adds or replaces a cluster (CDS will call this): endpoints are resolved first, then
+    /// the cluster map is swapped; requests already holding the old cluster finish on it.
+    pub async fn upsert(&self, config: Arc<ClusterConfig>, stats: &Stats) {
+        let cluster = Arc::new(Cluster::new(config.clone(), stats));
+        match config.discovery {
+            Discovery::Static | Discovery::Eds => {
+                cluster.set_endpoints(static_endpoints(&config.localities))
+            }
+            Discovery::StrictDns | Discovery::LogicalDns => cluster.set_endpoints(
+                resolve(&config.localities, config.discovery, config.dns_family).await,
+            ),
+            Discovery::OriginalDst => {}
+        }
+        if matches!(
+            config.discovery,
+            Discovery::StrictDns | Discovery::LogicalDns
+        ) {
+            // Refreshes until the cluster is replaced or removed (the weak link breaks).
+            let weak = Arc::downgrade(&cluster);
+            let every = config.dns_refresh;
+            let task = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(cluster) = weak.upgrade() else {
+                        return;
+                    };
+                    let c = &cluster.config;
+                    cluster.set_endpoints(resolve(&c.localities, c.discovery, c.dns_family).await);
+                }
+            });
+            self.dns_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(task.abort_handle());
+        }
+        self.clusters.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.insert(config.name.clone(), cluster.clone());
+            map
+        });
+    }
+
+    /// Removes a cluster; requests already holding it finish on it.
+    pub fn remove(&self, name: &str) {
+        self.clusters.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.remove(name);
+            map
+        });
     }
 
     /// A cluster by name.

@@ -538,3 +538,48 @@ async fn retries_move_to_other_hosts_on_failures() {
         "{stats}"
     );
 }
+
+#[tokio::test]
+async fn routes_and_clusters_swap_atomically_under_open_connections() {
+    let a = EchoServer::start("a").await;
+    let b = EchoServer::start("b").await;
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", to("a"), json!({}))],
+        vec![static_cluster("a", &[a.addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").backend(), "a");
+
+    // What xDS will do: convert new resources with the same TryFroms, then swap them in.
+    let next = weft_proxy::ProxyConfig::parse(
+        &bootstrap(
+            vec![http_listener("in", to("b"), json!({}))],
+            vec![static_cluster("b", &[b.addr])],
+        )
+        .to_string(),
+        weft_xds::Format::Json,
+    )
+    .expect("valid");
+    proxy
+        .clusters()
+        .upsert(next.clusters[0].clone(), proxy.stats())
+        .await;
+    let weft_proxy::config::NetworkFilter::Http(hcm) = &next.listeners[0].filter_chains[0].filter
+    else {
+        panic!("http listener")
+    };
+    let manager = proxy.listeners()[0]
+        .http_managers()
+        .next()
+        .expect("hcm")
+        .clone();
+    manager.routes.store(hcm.routes.clone());
+
+    // The same keep-alive connection now routes with the new table.
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").backend(), "b");
+    proxy.clusters().remove("b");
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").status, 503);
+}
