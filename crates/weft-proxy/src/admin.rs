@@ -1,5 +1,5 @@
-//! The admin server (Envoy's 15000): `/ready`, `/config_dump`, `/clusters`, `/stats`,
-//! `/stats/prometheus`, `/quitquitquit`.
+//! The admin server (Envoy's 15000): `/ready`, `/config_dump`, `/listeners`, `/clusters`, `/stats`,
+//! `/stats/prometheus`, `/logging`, `/quitquitquit`.
 
 use crate::listener::ListenerRuntime;
 use crate::proxy::Drain;
@@ -18,15 +18,18 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// What the admin endpoints read and signal.
-#[derive(Debug)]
 pub struct AdminState {
     pub config_dump: Arc<serde_json::Value>,
     pub clusters: Arc<ClusterManager>,
     pub stats: Arc<Stats>,
     pub listeners: Arc<Vec<Arc<ListenerRuntime>>>,
+    /// Bound listener addresses by name.
+    pub bound: Vec<(Arc<str>, std::net::SocketAddr)>,
     pub draining: Arc<AtomicBool>,
     /// Notified by `POST /quitquitquit`.
     pub quit: Arc<Notify>,
+    /// Backs `/logging` when the binary provides it.
+    pub log_control: Option<crate::proxy::LogControl>,
 }
 
 /// Serves admin requests until drained.
@@ -79,6 +82,26 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
             });
             reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&dump).unwrap_or_default())
         }
+        (&Method::GET, "/listeners") => {
+            // Envoy's `/listeners?format=json` shape, so tooling can find bound ports.
+            let statuses: Vec<serde_json::Value> = state
+                .bound
+                .iter()
+                .map(|(name, addr)| {
+                    serde_json::json!({
+                        "name": &**name,
+                        "local_address": {"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}},
+                    })
+                })
+                .collect();
+            if req.uri().query().is_some_and(|q| q.contains("format=json")) {
+                let body = serde_json::json!({ "listener_statuses": statuses });
+                reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default())
+            } else {
+                let text: String = state.bound.iter().map(|(n, a)| format!("{n}::{a}\n")).collect();
+                reply(StatusCode::OK, TEXT, text)
+            }
+        }
         (&Method::GET, "/clusters") => reply(StatusCode::OK, TEXT, clusters_text(&state.clusters)),
         (&Method::GET, "/stats") => {
             let mut out = String::new();
@@ -93,6 +116,25 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
         (&Method::GET, "/stats/prometheus") => {
             reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", state.stats.prometheus())
         }
+        (method @ (&Method::GET | &Method::POST), "/logging") => {
+            let Some(control) = &state.log_control else {
+                return reply(StatusCode::NOT_IMPLEMENTED, TEXT, "logging is not controllable here\n".into());
+            };
+            // Envoy's `?level=debug`; `?filter=<RUST_LOG syntax>` for finer control.
+            let wanted = req.uri().query().and_then(|q| {
+                crate::config::matcher::query_param(q, "filter")
+                    .or_else(|| crate::config::matcher::query_param(q, "level"))
+            });
+            let result = match (method, wanted.as_deref()) {
+                (&Method::POST, Some(filter)) => control(Some(filter)),
+                (&Method::POST, None) => Err("use POST /logging?level=<level> or ?filter=<filter>".into()),
+                _ => control(None),
+            };
+            match result {
+                Ok(current) => reply(StatusCode::OK, TEXT, format!("active filter: {current}\n")),
+                Err(e) => reply(StatusCode::BAD_REQUEST, TEXT, format!("{e}\n")),
+            }
+        }
         (&Method::POST, "/quitquitquit") => {
             state.quit.notify_one();
             reply(StatusCode::OK, TEXT, "OK\n".into())
@@ -101,7 +143,7 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
         _ => reply(
             StatusCode::NOT_FOUND,
             TEXT,
-            "admin endpoints: /ready /config_dump /clusters /stats /stats/prometheus /quitquitquit (POST)\n".into(),
+            "admin endpoints: /ready /config_dump /listeners /clusters /stats /stats/prometheus /logging /quitquitquit (POST)\n".into(),
         ),
     }
 }

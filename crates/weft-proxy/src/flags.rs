@@ -30,7 +30,10 @@ impl ResponseFlags {
     /// `SI`: stream idle timeout.
     pub const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(1 << 10);
 
-    const NAMES: [(ResponseFlags, &'static str); 11] = [
+    /// `URX`: upstream retry limit exceeded.
+    pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(1 << 11);
+
+    const NAMES: [(ResponseFlags, &'static str); 12] = [
         (Self::NO_HEALTHY_UPSTREAM, "UH"),
         (Self::UPSTREAM_CONNECTION_FAILURE, "UF"),
         (Self::UPSTREAM_REQUEST_TIMEOUT, "UT"),
@@ -42,6 +45,7 @@ impl ResponseFlags {
         (Self::DOWNSTREAM_PROTOCOL_ERROR, "DPE"),
         (Self::UPSTREAM_PROTOCOL_ERROR, "UPE"),
         (Self::STREAM_IDLE_TIMEOUT, "SI"),
+        (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
     ];
 
     /// Whether no flag is set.

@@ -23,4 +23,4 @@ pub mod upstream;
 
 pub use config::ProxyConfig;
 pub use error::{ConfigError, ProxyError};
-pub use proxy::{Drain, ProxyHandle, start};
+pub use proxy::{Drain, LogControl, ProxyHandle, StartOptions, start, start_with};

@@ -39,8 +39,35 @@ pub struct ProxyHandle {
     stats: Arc<Stats>,
 }
 
+/// Changes (with `Some(filter)`) or reports (`None`) the log filter; backs `/logging`.
+/// The binary owns the logger, so it provides this.
+pub type LogControl = Arc<dyn Fn(Option<&str>) -> Result<String, String> + Send + Sync>;
+
+/// Options for [`start_with`].
+#[derive(Default, Clone)]
+pub struct StartOptions {
+    /// Enables `/logging` on the admin server.
+    pub log_control: Option<LogControl>,
+}
+
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("log_control", &self.log_control.is_some())
+            .finish()
+    }
+}
+
 /// Starts every listener and the admin server; DNS clusters are resolved first.
 pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, ProxyError> {
+    start_with(config, StartOptions::default()).await
+}
+
+/// [`start`] with options.
+pub async fn start_with(
+    config: ProxyConfig,
+    options: StartOptions,
+) -> Result<ProxyHandle, ProxyError> {
     for note in &config.unsupported {
         tracing::warn!("{note}");
     }
@@ -95,8 +122,10 @@ pub async fn start(config: ProxyConfig) -> Result<ProxyHandle, ProxyError> {
                 clusters: clusters.clone(),
                 stats: stats.clone(),
                 listeners: runtimes.clone(),
+                bound: listeners.clone(),
                 draining: draining.clone(),
                 quit: quit.clone(),
+                log_control: options.log_control.clone(),
             });
             tokio::spawn(admin::serve(l, state, Drain(drain_rx.clone())));
             Some(addr)

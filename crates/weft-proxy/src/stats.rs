@@ -41,6 +41,7 @@ pub struct Stats {
     upstream_rq: Family<ClusterCodeLabel, Counter>,
     upstream_rq_time: Family<ClusterLabel, Histogram, fn() -> Histogram>,
     upstream_rq_timeout: Family<ClusterLabel, Counter>,
+    upstream_rq_retry: Family<ClusterLabel, Counter>,
     upstream_rq_active: Family<ClusterLabel, Gauge>,
     upstream_cx_total: Family<ClusterLabel, Counter>,
     upstream_cx_connect_fail: Family<ClusterLabel, Counter>,
@@ -65,6 +66,7 @@ pub struct ClusterStats {
     pub rq_class: [Counter; 5],
     pub rq_time: Histogram,
     pub rq_timeout: Counter,
+    pub rq_retry: Counter,
     pub rq_active: Gauge,
     pub cx_total: Counter,
     pub cx_connect_fail: Counter,
@@ -99,6 +101,7 @@ impl Stats {
             upstream_rq: Family::default(),
             upstream_rq_time: Family::new_with_constructor(latency_histogram),
             upstream_rq_timeout: Family::default(),
+            upstream_rq_retry: Family::default(),
             upstream_rq_active: Family::default(),
             upstream_cx_total: Family::default(),
             upstream_cx_connect_fail: Family::default(),
@@ -122,6 +125,11 @@ impl Stats {
             "upstream_rq_time_ms",
             "Upstream request time to response headers, ms",
             s.upstream_rq_time.clone(),
+        );
+        registry.register(
+            "upstream_rq_retry",
+            "Upstream request retries",
+            s.upstream_rq_retry.clone(),
         );
         registry.register(
             "upstream_rq_timeout",
@@ -194,6 +202,7 @@ impl Stats {
             ],
             rq_time: self.upstream_rq_time.get_or_create_owned(&l),
             rq_timeout: self.upstream_rq_timeout.get_or_create_owned(&l),
+            rq_retry: self.upstream_rq_retry.get_or_create_owned(&l),
             rq_active: self.upstream_rq_active.get_or_create_owned(&l),
             cx_total: self.upstream_cx_total.get_or_create_owned(&l),
             cx_connect_fail: self.upstream_cx_connect_fail.get_or_create_owned(&l),
@@ -245,6 +254,7 @@ impl ClusterStats {
             let _ = writeln!(out, "{p}.upstream_rq_{}xx: {}", i + 1, c.get());
         }
         let _ = writeln!(out, "{p}.upstream_rq_active: {}", self.rq_active.get());
+        let _ = writeln!(out, "{p}.upstream_rq_retry: {}", self.rq_retry.get());
         let _ = writeln!(out, "{p}.upstream_rq_timeout: {}", self.rq_timeout.get());
         let _ = writeln!(out, "{p}.upstream_rq_total: {}", self.rq_total.get());
     }

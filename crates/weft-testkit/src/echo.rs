@@ -22,6 +22,7 @@ type Body = BoxBody<Bytes, Infallible>;
 /// - `/delay/<ms>`: waits before answering;
 /// - `/echo-body`: streams the request body back as it arrives;
 /// - `/hold`: sends `first\n`, waits for [`EchoServer::release`], then sends `second\n`;
+/// - any request with `Upgrade`: `101`, then the connection echoes raw bytes;
 /// - `/trailers`: sends `payload` then trailers `grpc-status: 0`, `x-trailer-from: <name>`.
 #[derive(Debug, Clone)]
 pub struct EchoServer {
@@ -30,11 +31,22 @@ pub struct EchoServer {
     release: Arc<Notify>,
     requests: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    /// Answer every request with this status (a failing backend).
+    fixed_status: Option<StatusCode>,
 }
 
 impl EchoServer {
     /// Starts a backend named `name`.
     pub async fn start(name: &str) -> EchoServer {
+        EchoServer::start_inner(name, None).await
+    }
+
+    /// Starts a backend that answers every request with `status` (still echoing JSON).
+    pub async fn start_failing(name: &str, status: u16) -> EchoServer {
+        EchoServer::start_inner(name, StatusCode::from_u16(status).ok()).await
+    }
+
+    async fn start_inner(name: &str, fixed_status: Option<StatusCode>) -> EchoServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -44,6 +56,7 @@ impl EchoServer {
             release: Arc::new(Notify::new()),
             requests: Arc::new(AtomicUsize::new(0)),
             connections: Arc::new(AtomicUsize::new(0)),
+            fixed_status,
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -59,7 +72,7 @@ impl EchoServer {
                         async move { Ok::<_, Infallible>(s.handle(req).await) }
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                         .await;
                 });
             }
@@ -82,8 +95,26 @@ impl EchoServer {
         self.connections.load(Ordering::Relaxed)
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(proto) = req.headers().get(http::header::UPGRADE).cloned() {
+            let upgrade = hyper::upgrade::on(&mut req);
+            tokio::spawn(async move {
+                let Ok(upgraded) = upgrade.await else { return };
+                let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+            let mut resp = self.response(
+                StatusCode::SWITCHING_PROTOCOLS,
+                Full::new(Bytes::new()).boxed(),
+            );
+            resp.headers_mut().insert(http::header::UPGRADE, proto);
+            resp.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("upgrade"),
+            );
+            return resp;
+        }
         let path = req.uri().path().to_owned();
         if path == "/echo-body" {
             return self.response(
@@ -121,6 +152,7 @@ impl EchoServer {
             .strip_prefix("/status/")
             .and_then(|c| c.parse().ok())
             .and_then(|c| StatusCode::from_u16(c).ok())
+            .or(self.fixed_status)
             .unwrap_or(StatusCode::OK);
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in req.headers() {
@@ -174,7 +206,14 @@ fn unreachable_infallible() -> Infallible {
 }
 
 /// A body fed frame by frame from a channel (so tests control when bytes flow).
-struct ChannelBody(mpsc::Receiver<Frame<Bytes>>);
+#[derive(Debug)]
+pub struct ChannelBody(mpsc::Receiver<Frame<Bytes>>);
+
+/// A streaming body and the sender that feeds it (data and trailers frames).
+pub fn channel_body() -> (mpsc::Sender<Frame<Bytes>>, ChannelBody) {
+    let (tx, rx) = mpsc::channel(8);
+    (tx, ChannelBody(rx))
+}
 
 impl http_body::Body for ChannelBody {
     type Data = Bytes;

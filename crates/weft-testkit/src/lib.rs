@@ -12,7 +12,7 @@ mod echo;
 mod tcp;
 
 pub use client::{HttpClient, Reply, request};
-pub use echo::EchoServer;
+pub use echo::{ChannelBody, EchoServer, channel_body};
 pub use tcp::{TcpBanner, TcpEcho};
 
 /// Polls `cond` (an expression, re-evaluated each time) every 10 ms until it is true or

@@ -44,6 +44,62 @@ pub struct LoadedBootstrap {
     pub unsupported: Vec<Unsupported>,
 }
 
+const FRAMES_MAGIC: &[u8] = b"WEFTBOOT1";
+
+impl LoadedBootstrap {
+    /// Serializes for handing to another process: the bootstrap as protobuf, the canonical
+    /// JSON and the unsupported list. Decoding the frames needs no descriptors, so a
+    /// long-running process can let a short-lived helper do the JSON/YAML work (and keep
+    /// the memory that costs out of its own heap).
+    pub fn to_frames(&self) -> Vec<u8> {
+        let proto = self.bootstrap.encode_to_vec();
+        let json = serde_json::to_vec(&self.json).unwrap_or_default();
+        let unsupported: Vec<(&str, &str)> = self
+            .unsupported
+            .iter()
+            .map(|u| (u.path.as_str(), u.type_name.as_str()))
+            .collect();
+        let unsupported = serde_json::to_vec(&unsupported).unwrap_or_default();
+        let mut out = FRAMES_MAGIC.to_vec();
+        for part in [&proto, &json, &unsupported] {
+            out.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// The inverse of [`LoadedBootstrap::to_frames`].
+    pub fn from_frames(bytes: &[u8]) -> Result<LoadedBootstrap, XdsError> {
+        let bad = |what: &str| XdsError::Descriptors(format!("bootstrap frames: {what}"));
+        let mut rest = bytes
+            .strip_prefix(FRAMES_MAGIC)
+            .ok_or_else(|| bad("bad magic"))?;
+        let mut parts = Vec::with_capacity(3);
+        for _ in 0..3 {
+            let (len, tail) = rest.split_at_checked(4).ok_or_else(|| bad("truncated"))?;
+            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            let (part, tail) = tail.split_at_checked(len).ok_or_else(|| bad("truncated"))?;
+            parts.push(part);
+            rest = tail;
+        }
+        let bootstrap = Bootstrap::decode(parts[0]).map_err(|source| XdsError::Decode {
+            type_name: BOOTSTRAP.to_owned(),
+            source,
+        })?;
+        let json = serde_json::from_slice(parts[1]).map_err(|e| bad(&e.to_string()))?;
+        let unsupported: Vec<(String, String)> =
+            serde_json::from_slice(parts[2]).map_err(|e| bad(&e.to_string()))?;
+        Ok(LoadedBootstrap {
+            bootstrap,
+            json,
+            unsupported: unsupported
+                .into_iter()
+                .map(|(path, type_name)| Unsupported { path, type_name })
+                .collect(),
+        })
+    }
+}
+
 /// Reads and parses a bootstrap file; the format comes from the extension. With `support`,
 /// fields outside it are listed in [`LoadedBootstrap::unsupported`].
 pub fn load_file(path: &Path, support: Option<&Support>) -> Result<LoadedBootstrap, XdsError> {
@@ -218,6 +274,15 @@ static_resources:
             loaded.json["static_resources"]["clusters"][0]["name"],
             "upstream"
         );
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let loaded = parse(BENCH, Format::Yaml, None).expect("parses");
+        let back = LoadedBootstrap::from_frames(&loaded.to_frames()).expect("frames decode");
+        assert_eq!(back.bootstrap, loaded.bootstrap);
+        assert_eq!(back.json, loaded.json);
+        assert!(LoadedBootstrap::from_frames(b"nope").is_err());
     }
 
     #[test]

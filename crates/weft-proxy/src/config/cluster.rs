@@ -34,6 +34,12 @@ pub struct ClusterConfig {
     pub dns_refresh: Duration,
     pub dns_family: DnsFamily,
     pub original_dst: OriginalDstOptions,
+    /// `load_assignment.policy.overprovisioning_factor` (percent, default 140).
+    pub overprovisioning: u32,
+    /// `common_lb_config.healthy_panic_threshold` (percent, default 50).
+    pub panic_threshold: f64,
+    /// `common_lb_config.locality_weighted_lb_config` is set.
+    pub locality_weighted: bool,
 }
 
 /// How a cluster learns its endpoints.
@@ -240,6 +246,25 @@ impl TryFrom<&pb::Cluster> for ClusterConfig {
                 .unwrap_or(DEFAULT_DNS_REFRESH),
             dns_family,
             original_dst,
+            overprovisioning: c
+                .load_assignment
+                .as_ref()
+                .and_then(|la| la.policy.as_ref())
+                .and_then(|p| p.overprovisioning_factor.as_ref())
+                .map_or(140, |f| f.value),
+            panic_threshold: c
+                .common_lb_config
+                .as_ref()
+                .and_then(|l| l.healthy_panic_threshold.as_ref())
+                .map_or(50.0, |p| p.value.clamp(0.0, 100.0)),
+            locality_weighted: matches!(
+                c.common_lb_config
+                    .as_ref()
+                    .and_then(|l| l.locality_config_specifier.as_ref()),
+                Some(
+                    cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(_)
+                )
+            ),
         })
     }
 }

@@ -99,6 +99,17 @@ pub struct HttpConnectionManagerConfig {
     pub strip_matching_host_port: bool,
     pub max_request_headers_kb: u32,
     pub via: Option<http::HeaderValue>,
+    /// Upgrade types (`websocket`, lowercase) allowed unless a route says otherwise.
+    pub upgrades: Vec<String>,
+    /// The router's `suppress_envoy_headers`: no `x-envoy-*` headers added.
+    pub suppress_envoy_headers: bool,
+    /// `normalize_path`: remove dot segments before routing (and upstream).
+    pub normalize_path: bool,
+    /// `merge_slashes`: collapse runs of `/` before routing.
+    pub merge_slashes: bool,
+    /// Close a downstream connection with no request for this long
+    /// (`common_http_protocol_options.idle_timeout`, Envoy's default 1 h; `0s` disables).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A converted `TcpProxy`.
@@ -286,15 +297,19 @@ fn hcm_config(
         }
         None => return Err(ConfigError::new("route_config is required")),
     };
-    match h.http_filters.last() {
-        Some(f) if f.name == "envoy.filters.http.router" || is_router(f) => {}
+    let suppress_envoy_headers = match h.http_filters.last() {
+        Some(f) if f.name == "envoy.filters.http.router" || is_router(f) => {
+            router_config(f)
+                .at(format!("http_filters[{}]", h.http_filters.len() - 1))?
+                .suppress_envoy_headers
+        }
         _ => {
             return Err(
                 ConfigError::new("the last HTTP filter must be envoy.filters.http.router")
                     .at("http_filters"),
             );
         }
-    }
+    };
     let server_header = match ServerHeaderTransformation::try_from(h.server_header_transformation) {
         Ok(ServerHeaderTransformation::Overwrite) => ServerHeader::Overwrite,
         Ok(ServerHeaderTransformation::AppendIfAbsent) => ServerHeader::AppendIfAbsent,
@@ -306,7 +321,33 @@ fn hcm_config(
     } else {
         h.server_name.as_str()
     };
+    let mut upgrades = Vec::new();
+    for (i, u) in h.upgrade_configs.iter().enumerate() {
+        if !u.filters.is_empty() {
+            return Err(
+                ConfigError::new("per-upgrade filter chains are not supported")
+                    .at(format!("upgrade_configs[{i}].filters")),
+            );
+        }
+        if u.enabled.as_ref().is_none_or(|b| b.value) {
+            upgrades.push(u.upgrade_type.to_ascii_lowercase());
+        }
+    }
+    let idle = h
+        .common_http_protocol_options
+        .as_ref()
+        .and_then(|o| o.idle_timeout.as_ref());
+    let idle_timeout = match duration(idle).at("common_http_protocol_options.idle_timeout")? {
+        None => Some(Duration::from_secs(3600)),
+        Some(d) if d.is_zero() => None,
+        d => d,
+    };
     Ok(HttpConnectionManagerConfig {
+        normalize_path: h.normalize_path.as_ref().is_some_and(|b| b.value),
+        merge_slashes: h.merge_slashes,
+        idle_timeout,
+        upgrades,
+        suppress_envoy_headers,
         stat_prefix: h.stat_prefix.clone(),
         codec,
         routes: Arc::new(routes),
@@ -330,6 +371,16 @@ fn hcm_config(
             .transpose()
             .map_err(|_| ConfigError::new("invalid header value").at("via"))?,
     })
+}
+
+fn router_config(
+    f: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,
+) -> Result<envoy_types::pb::envoy::extensions::filters::http::router::v3::Router, ConfigError> {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
+    match &f.config_type {
+        Some(ConfigType::TypedConfig(any)) => decode_any(any, type_url::ROUTER).at("typed_config"),
+        _ => Ok(Default::default()),
+    }
 }
 
 fn is_router(

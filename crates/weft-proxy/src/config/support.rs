@@ -90,13 +90,28 @@ pub static SUPPORT: Support = Support(&[
             "strip_matching_host_port",
             "strip_any_host_port",
             "max_request_headers_kb",
+            "upgrade_configs",
+            "common_http_protocol_options",
+            "normalize_path",
+            "merge_slashes",
         ],
+    ),
+    (
+        "envoy.config.core.v3.HttpProtocolOptions",
+        &["idle_timeout"],
+    ),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
+        &["upgrade_type", "enabled"],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
         &["name", "typed_config"],
     ),
-    ("envoy.extensions.filters.http.router.v3.Router", &[]),
+    (
+        "envoy.extensions.filters.http.router.v3.Router",
+        &["suppress_envoy_headers"],
+    ),
     // Routes
     (
         "envoy.config.route.v3.RouteConfiguration",
@@ -117,6 +132,7 @@ pub static SUPPORT: Support = Support(&[
             "name",
             "domains",
             "routes",
+            "retry_policy",
             "request_headers_to_add",
             "request_headers_to_remove",
             "response_headers_to_add",
@@ -210,7 +226,37 @@ pub static SUPPORT: Support = Support(&[
             "host_rewrite_header",
             "timeout",
             "hash_policy",
+            "upgrade_configs",
+            "retry_policy",
         ],
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy",
+        &[
+            "retry_on",
+            "num_retries",
+            "per_try_timeout",
+            "retry_host_predicate",
+            "host_selection_retry_max_attempts",
+            "retriable_status_codes",
+            "retry_back_off",
+        ],
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryHostPredicate",
+        &["name", "typed_config"],
+    ),
+    (
+        "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+        &[],
+    ),
+    (
+        "envoy.config.route.v3.RetryPolicy.RetryBackOff",
+        &["base_interval", "max_interval"],
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.UpgradeConfig",
+        &["upgrade_type", "enabled"],
     ),
     (
         "envoy.config.route.v3.WeightedCluster",
@@ -354,8 +400,14 @@ pub static SUPPORT: Support = Support(&[
             "least_request_lb_config",
             "original_dst_lb_config",
             "alt_stat_name",
+            "common_lb_config",
         ],
     ),
+    (
+        "envoy.config.cluster.v3.Cluster.CommonLbConfig",
+        &["healthy_panic_threshold"],
+    ),
+    ("envoy.type.v3.Percent", &["*"]),
     (
         "envoy.config.cluster.v3.Cluster.RingHashLbConfig",
         &["minimum_ring_size", "maximum_ring_size"],

@@ -9,19 +9,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
-pin_project! {
-    /// A downstream request body on its way upstream, optionally counting its bytes.
-    pub struct RequestBody {
-        #[pin]
-        inner: Incoming,
-        counter: Option<Arc<AtomicU64>>,
-    }
+/// A downstream request body on its way upstream (optionally counting its bytes), or an
+/// empty one for replayed (retried) bodyless requests.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    counter: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
     /// Wraps `inner`; bytes are added to `counter` when given.
     pub fn new(inner: Incoming, counter: Option<Arc<AtomicU64>>) -> RequestBody {
-        RequestBody { inner, counter }
+        RequestBody {
+            inner: Some(inner),
+            counter,
+        }
+    }
+
+    /// No body.
+    pub fn empty() -> RequestBody {
+        RequestBody {
+            inner: None,
+            counter: None,
+        }
     }
 }
 
@@ -33,8 +43,11 @@ impl Body for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(Pin::new(inner).poll_frame(cx));
         if let (Some(counter), Some(Ok(f))) = (this.counter.as_ref(), frame.as_ref())
             && let Some(data) = f.data_ref()
         {
@@ -44,11 +57,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
     }
 }
 

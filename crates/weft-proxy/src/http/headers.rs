@@ -44,6 +44,47 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Envoy's `normalize_path` (RFC 3986 §5.2.4 dot-segment removal, `%2E` counting as a
+/// dot, backslashes as slashes) and `merge_slashes`. Returns `None` when nothing changes.
+pub fn normalize_path(path: &str, dots: bool, merge_slashes: bool) -> Option<String> {
+    let mut p = if dots {
+        path.replace('\\', "/")
+    } else {
+        path.to_owned()
+    };
+    if merge_slashes {
+        while p.contains("//") {
+            p = p.replace("//", "/");
+        }
+    }
+    if dots {
+        let is_dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+        let is_dotdot = |s: &str| {
+            let s = s.to_ascii_lowercase();
+            matches!(s.as_str(), ".." | "%2e." | ".%2e" | "%2e%2e")
+        };
+        let mut out: Vec<&str> = Vec::new();
+        let segments: Vec<&str> = p.split('/').skip(1).collect();
+        let last = segments.len().saturating_sub(1);
+        for (i, seg) in segments.iter().enumerate() {
+            if is_dot(seg) {
+                if i == last {
+                    out.push("");
+                }
+            } else if is_dotdot(seg) {
+                out.pop();
+                if i == last {
+                    out.push("");
+                }
+            } else {
+                out.push(seg);
+            }
+        }
+        p = format!("/{}", out.join("/"));
+    }
+    (p != path).then_some(p)
+}
+
 /// A random version-4 UUID, as Envoy's default request-id extension generates.
 pub fn uuid_v4() -> HeaderValue {
     let mut b = fastrand::u128(..).to_be_bytes();
@@ -87,6 +128,25 @@ mod tests {
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept", "te"]);
         assert_eq!(h[header::TE], "trailers");
+    }
+
+    #[test]
+    fn paths_normalize_like_rfc3986() {
+        let cases = [
+            ("/a/b/../c", true, false, "/a/c"),
+            ("/a/./b/.", true, false, "/a/b/"),
+            ("/../a", true, false, "/a"),
+            ("/a/%2e%2E/b", true, false, "/b"),
+            ("/a\\b", true, false, "/a/b"),
+            ("/a//b///c", false, true, "/a/b/c"),
+            ("/a//../b", true, true, "/b"),
+            ("/a/b/..", true, false, "/a/"),
+        ];
+        for (input, dots, merge, want) in cases {
+            let got = normalize_path(input, dots, merge).unwrap_or_else(|| input.to_owned());
+            assert_eq!(got, want, "{input}");
+        }
+        assert_eq!(normalize_path("/a/b", true, true), None);
     }
 
     #[test]

@@ -5,26 +5,38 @@
 //! normalise the authority, edit forwarding headers, route, then act on the route.
 
 pub mod body;
+mod end;
 pub mod headers;
+mod idle;
+mod request;
 mod respond;
+mod retry;
+
+use end::{LogTail, UpstreamEnd};
+use idle::ConnActivity;
+use request::{
+    host_rewrite, is_external, normalize_request_path, pick_weighted, protocol_name,
+    redirect_location, request_hash, requested_upgrade, rewrite_path, upstream_request,
+};
+use retry::{Replay, pick_retry_host};
 
 use crate::access_log::LogRecord;
 use crate::config::cluster::UpstreamProtocol;
 use crate::config::listener::{HttpConnectionManagerConfig, ServerHeader};
 use crate::config::route::{
-    ClusterSelect, ForwardAction, HashPolicy, HostRewrite, PathMatch, PathRedirect, RedirectAction,
-    Route, RouteAction, RouteTable, VirtualHost, WeightedTarget, strip_port,
+    ClusterSelect, ForwardAction, HeaderContext, Route, RouteAction, RouteTable, VirtualHost,
+    WeightedTarget, strip_port,
 };
 use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
 use crate::stats::ListenerStats;
-use crate::upstream::lb::hash64;
-use crate::upstream::pool::{ConnectOptions, Returner};
+use crate::upstream::pool::{ConnectOptions, Returner, SendError};
 use crate::upstream::{ClusterManager, Endpoint, PickContext};
 use arc_swap::ArcSwap;
-use body::{OnEnd, RequestBody, ResponseBody};
+use body::ResponseBody;
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, StatusCode, Version};
+use http_body::Body as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -41,6 +53,11 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_ENVOY_ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
     HeaderName::from_static("x-envoy-upstream-service-time");
+static X_ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
+static X_ENVOY_EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-envoy-external-address");
+static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
+static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
+    HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 
 /// Facts about the downstream connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -105,19 +122,38 @@ impl HttpManager {
         mut drain: Drain,
     ) {
         let ds = Arc::new(ds);
+        let activity = Arc::new(ConnActivity::new());
         let this = self.clone();
+        let seen = activity.clone();
         let svc = hyper::service::service_fn(move |req| {
             let this = this.clone();
             let ds = ds.clone();
-            async move { Ok::<_, Infallible>(this.handle(req, &ds).await) }
+            let seen = seen.clone();
+            async move {
+                seen.begin();
+                let resp = this.handle(req, &ds).await;
+                seen.end();
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = self
             .server
             .serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(conn);
+        let idle = async {
+            match self.config.idle_timeout {
+                Some(t) => activity.idle_for(t).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = conn.as_mut() => {}
             _ = drain.signaled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+            // HTTP/1.1 closes, HTTP/2 sends GOAWAY; a response still streaming finishes.
+            _ = idle => {
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }
@@ -134,6 +170,11 @@ impl HttpManager {
         self.stats.rq_total.inc();
         let cfg = &*self.config;
         let authority = self.normalize_authority(&mut req, ds.local.port());
+        // Read before hop-by-hop headers go: an upgrade is requested through them.
+        let upgrade = requested_upgrade(&req);
+        if cfg.normalize_path || cfg.merge_slashes {
+            normalize_request_path(&mut req, cfg.normalize_path, cfg.merge_slashes);
+        }
         self.forwarding_headers(&mut req, ds);
         let mut log = (!cfg.access_logs.is_empty()).then(|| self.start_log(&req, &authority, ds));
         let request_id = req.headers().get(&X_REQUEST_ID).cloned();
@@ -164,6 +205,13 @@ impl HttpManager {
             route,
             vh,
             table: &table,
+            cx: HeaderContext {
+                downstream_remote: Some(ds.remote),
+                downstream_local: Some(ds.local),
+                upstream_host: None,
+                protocol: Some(protocol_name(req.version())),
+                request_headers: None,
+            },
         };
         match &route.action {
             RouteAction::Direct(d) => {
@@ -180,15 +228,18 @@ impl HttpManager {
                 self.local(reply, false, Some(&mutations), request_id, log, started)
             }
             RouteAction::Forward(f) => {
-                self.forward(
-                    req, authority, f, mutations, ds, request_id, grpc, log, started,
-                )
-                .await
+                let rq = RequestCx {
+                    request_id,
+                    grpc,
+                    log,
+                    started,
+                    upgrade,
+                };
+                self.forward(req, authority, f, mutations, ds, rq).await
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         mut req: Request<Incoming>,
@@ -196,11 +247,32 @@ impl HttpManager {
         f: &ForwardAction,
         mut mutations: Mutations<'_>,
         ds: &Downstream,
-        request_id: Option<HeaderValue>,
-        grpc: bool,
-        mut log: Option<LogRecord>,
-        started: Instant,
+        rq: RequestCx,
     ) -> Response<ResponseBody> {
+        let RequestCx {
+            request_id,
+            grpc,
+            mut log,
+            started,
+            upgrade,
+        } = rq;
+        if let Some(kind) = &upgrade {
+            let kind = kind.to_str().unwrap_or("").to_ascii_lowercase();
+            let allowed = f
+                .upgrades
+                .iter()
+                .find(|(t, _)| *t == kind)
+                .map_or_else(|| self.config.upgrades.contains(&kind), |(_, on)| *on);
+            if !allowed {
+                let reply = LocalReply::new(
+                    StatusCode::FORBIDDEN,
+                    ResponseFlags::default(),
+                    "upgrade_failed",
+                    "",
+                );
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            }
+        }
         let (cluster_name, target) = match &f.clusters {
             ClusterSelect::Single(name) => (name.clone(), None),
             ClusterSelect::Weighted { targets, total } => {
@@ -223,7 +295,7 @@ impl HttpManager {
                 "cluster_not_found",
                 "",
             );
-            return self.local(reply, grpc, None, request_id, log, started);
+            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
         };
 
         // Request edits: most specific level first, so the route table level wins (Envoy's
@@ -251,91 +323,273 @@ impl HttpManager {
                 "no_healthy_upstream",
                 "no healthy upstream",
             );
-            return self.local(reply, grpc, None, request_id, log, started);
+            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
         };
         if let Some(log) = log.as_mut() {
             log.upstream_host = Some(endpoint.addr);
         }
+        mutations.cx.upstream_host = Some(endpoint.addr);
 
-        let authority = host_rewrite(&mutations, f, &req, &endpoint).unwrap_or(authority);
-        let http2 = match cluster.config.protocol {
-            UpstreamProtocol::Http1 => false,
-            UpstreamProtocol::Http2 => true,
-            UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
+        let authority = match host_rewrite(&mutations, f, &req, &endpoint) {
+            Some(new) => {
+                if !self.config.suppress_envoy_headers
+                    && let Ok(v) = HeaderValue::from_str(&authority)
+                {
+                    req.headers_mut().insert(&X_ENVOY_ORIGINAL_HOST, v);
+                }
+                new
+            }
+            None => authority,
         };
+        // Upgrades (WebSocket...) go over HTTP/1.1 whatever the cluster's protocol.
+        let http2 = upgrade.is_none()
+            && match cluster.config.protocol {
+                UpstreamProtocol::Http1 => false,
+                UpstreamProtocol::Http2 => true,
+                UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
+            };
+        let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
-        let upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
+        let mut upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
             Ok(r) => r,
-            Err(reply) => return self.local(reply, grpc, None, request_id, log, started),
+            Err(reply) => {
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            }
         };
+        if let (Some(t), false) = (f.timeout, self.config.suppress_envoy_headers) {
+            // Tells the upstream how long we will wait, as Envoy's router does.
+            upstream_req.headers_mut().insert(
+                &X_ENVOY_EXPECTED_RQ_TIMEOUT_MS,
+                HeaderValue::from(t.as_millis() as u64),
+            );
+        }
+        if let Some(kind) = &upgrade {
+            let h = upstream_req.headers_mut();
+            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            h.insert(header::UPGRADE, kind.clone());
+        }
 
         let stats = &cluster.stats;
-        stats.rq_total.inc();
-        stats.rq_active.inc();
-        endpoint.begin_request();
-        let sent_at = Instant::now();
         let opts = ConnectOptions {
             http2,
             connect_timeout: cluster.config.connect_timeout,
         };
-        let send = endpoint.send(upstream_req, opts, stats);
-        let result = match f.timeout {
-            Some(t) => tokio::time::timeout(t, send).await.ok(),
-            None => Some(send.await),
+        let retry = match (&upgrade, f.retry.as_deref()) {
+            (Some(_), _) => None,
+            (None, Some(r)) => Some(r),
+            (None, None) => mutations.vh.retry.as_ref(),
         };
-        let reply = match result {
-            Some(Ok((resp, returner))) => {
-                let upstream = Upstream {
-                    endpoint,
-                    returner,
-                    sent_at,
-                    counter,
-                };
-                return self.proxied(
-                    resp,
-                    upstream,
-                    &cluster.stats,
-                    &mutations,
+        // A bodyless request can be replayed whole; one with a body only while unsent.
+        let replay = retry
+            .filter(|_| upstream_req.body().is_end_stream())
+            .map(|_| Replay::of(&upstream_req));
+        let deadline = f.timeout.map(|t| Instant::now() + t);
+        let mut endpoint = endpoint;
+        let mut pending = Some(upstream_req);
+        let mut tried: Vec<SocketAddr> = Vec::new();
+        let mut retries = 0;
+        let mut downstream_upgrade = downstream_upgrade;
+        loop {
+            let Some(req) = pending
+                .take()
+                .or_else(|| replay.as_ref().map(Replay::build))
+            else {
+                break self.local(
+                    internal_error(),
+                    grpc,
+                    Some(&mutations),
                     request_id,
                     log,
                     started,
                 );
+            };
+            if retry.is_some() {
+                tried.push(endpoint.addr);
             }
-            None => {
-                stats.rq_timeout.inc();
-                LocalReply::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
-                    "upstream_response_timeout",
-                    "upstream request timeout",
-                )
-            }
-            Some(Err(e)) => {
-                let (flag, details) = if e.is_connect_failure() {
-                    (
-                        ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                        "upstream_reset_before_response_started{connection_failure}",
-                    )
+            stats.rq_total.inc();
+            stats.rq_active.inc();
+            endpoint.begin_request();
+            let sent_at = Instant::now();
+            let send = async {
+                if upgrade.is_some() {
+                    endpoint
+                        .send_upgrade(req, opts, stats)
+                        .await
+                        .map(|r| (r, None))
+                        .map_err(|error| SendError {
+                            error,
+                            request: None,
+                        })
                 } else {
-                    (
-                        ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
-                        "upstream_reset_before_response_started{connection_termination}",
-                    )
+                    endpoint.send(req, opts, stats).await
+                }
+            };
+            let per_try = retry.and_then(|r| r.per_try_timeout);
+            let remaining = deadline.map(|d| d.saturating_duration_since(sent_at));
+            let limit = match (per_try, remaining) {
+                (Some(p), Some(r)) => Some(p.min(r)),
+                (p, r) => p.or(r),
+            };
+            let result = match limit {
+                Some(t) => tokio::time::timeout(t, send).await.ok(),
+                None => Some(send.await),
+            };
+            let global_timeout = deadline.is_some_and(|d| Instant::now() >= d);
+            let retriable = match (&result, retry) {
+                (_, None) => false,
+                (Some(Ok((resp, _))), Some(p)) => {
+                    p.retriable_response(resp.status(), resp.headers())
+                }
+                (Some(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
+                (None, Some(p)) => !global_timeout && p.retriable_failure(false, true),
+            };
+            let retry_limit = retry.map_or(0, |r| r.num_retries);
+            if retriable && retries < retry_limit && !global_timeout {
+                let back = match result {
+                    Some(Err(e)) => e.request,
+                    _ => None,
                 };
-                let body = format!(
-                    "upstream connect error or disconnect/reset before headers. reset reason: {}",
-                    e.reset_reason()
+                if back.is_some() || replay.is_some() {
+                    endpoint.end_request();
+                    stats.rq_active.dec();
+                    stats.rq_retry.inc();
+                    retries += 1;
+                    pending = back;
+                    if let Some(policy) = retry {
+                        tokio::time::sleep(policy.back_off(retries)).await;
+                        endpoint =
+                            pick_retry_host(&cluster, &pick, &tried, policy).unwrap_or(endpoint);
+                    }
+                    if let Some(log) = log.as_mut() {
+                        log.upstream_host = Some(endpoint.addr);
+                    }
+                    continue;
+                }
+                // Not replayable: answer with what we have (here: nothing, so a 503).
+                let reply = LocalReply::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
+                    "upstream_reset_before_response_started{remote_connection_failure}",
+                    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
                 );
-                LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, details, &body)
+                endpoint.end_request();
+                stats.rq_active.dec();
+                stats.record_status(503);
+                break self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
-        };
-        endpoint.end_request();
-        stats.rq_active.dec();
-        stats.record_status(reply.status.as_u16());
-        if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
-            log.bytes_received = c.load(Ordering::Relaxed);
+            if retriable && let Some(log) = log.as_mut() {
+                log.flags
+                    .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            }
+            let reply = match (result, downstream_upgrade.take()) {
+                (Some(Ok((resp, _))), Some(downstream))
+                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    let tunnel = Tunnel {
+                        downstream,
+                        endpoint,
+                        log: log.map(|log| LogTail {
+                            record: log,
+                            manager: self.config.clone(),
+                            started,
+                            request_bytes: None,
+                        }),
+                    };
+                    return self.tunnel(resp, tunnel, stats, &mutations, request_id);
+                }
+                (Some(Ok((resp, returner))), _) => {
+                    let upstream = Upstream {
+                        endpoint,
+                        returner,
+                        sent_at,
+                        counter,
+                    };
+                    return self
+                        .proxied(resp, upstream, stats, &mutations, request_id, log, started);
+                }
+                (None, _) => {
+                    stats.rq_timeout.inc();
+                    LocalReply::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+                        "upstream_response_timeout",
+                        "upstream request timeout",
+                    )
+                }
+                (Some(Err(e)), _) => {
+                    let e = e.error;
+                    let flag = if e.is_connect_failure() {
+                        ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+                    } else {
+                        ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
+                    };
+                    let body = format!(
+                        "upstream connect error or disconnect/reset before headers. reset reason: {}",
+                        e.reset_reason()
+                    );
+                    LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, e.details(), &body)
+                }
+            };
+            endpoint.end_request();
+            stats.rq_active.dec();
+            stats.record_status(reply.status.as_u16());
+            if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
+                log.bytes_received = c.load(Ordering::Relaxed);
+            }
+            break self.local(reply, grpc, Some(&mutations), request_id, log, started);
         }
-        self.local(reply, grpc, None, request_id, log, started)
+    }
+
+    /// Answers `101` downstream and splices the two upgraded connections together.
+    fn tunnel(
+        &self,
+        mut resp: Response<Incoming>,
+        t: Tunnel,
+        stats: &crate::stats::ClusterStats,
+        mutations: &Mutations<'_>,
+        request_id: Option<HeaderValue>,
+    ) -> Response<ResponseBody> {
+        let upstream = hyper::upgrade::on(&mut resp);
+        let rq_active = stats.rq_active.clone();
+        let (mut parts, _) = resp.into_parts();
+        // Connection/Upgrade are hop-by-hop, but a 101 must carry them to the client.
+        let upgrade_headers = (
+            parts.headers.remove(header::CONNECTION),
+            parts.headers.remove(header::UPGRADE),
+        );
+        headers::strip_hop_by_hop(&mut parts.headers);
+        if let (Some(c), Some(u)) = upgrade_headers {
+            parts.headers.insert(header::CONNECTION, c);
+            parts.headers.insert(header::UPGRADE, u);
+        }
+        mutations.apply_response(&mut parts.headers);
+        self.response_headers(&mut parts.headers, request_id.as_ref());
+        let mut log = t.log;
+        if let Some(l) = log.as_mut() {
+            l.record.response_code = 101;
+            l.record.details = "via_upstream";
+        }
+        let Tunnel {
+            downstream,
+            endpoint,
+            ..
+        } = t;
+        tokio::spawn(async move {
+            let mut moved = (0, 0);
+            if let (Ok(d), Ok(u)) = tokio::join!(downstream, upstream) {
+                let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+                moved = tokio::io::copy_bidirectional(&mut d, &mut u)
+                    .await
+                    .unwrap_or_default();
+            }
+            endpoint.end_request();
+            rq_active.dec();
+            if let Some(mut log) = log {
+                log.record.bytes_received = moved.0;
+                log.write(moved.1, true, true);
+            }
+        });
+        Response::from_parts(parts, ResponseBody::empty())
     }
 
     /// Turns an upstream response into the downstream one, streaming its body.
@@ -364,10 +618,12 @@ impl HttpManager {
 
         let (mut parts, incoming) = resp.into_parts();
         headers::strip_hop_by_hop(&mut parts.headers);
-        parts.headers.insert(
-            &X_ENVOY_UPSTREAM_SERVICE_TIME,
-            HeaderValue::from(upstream_ms),
-        );
+        if !self.config.suppress_envoy_headers {
+            parts.headers.insert(
+                &X_ENVOY_UPSTREAM_SERVICE_TIME,
+                HeaderValue::from(upstream_ms),
+            );
+        }
         mutations.apply_response(&mut parts.headers);
         self.response_headers(&mut parts.headers, request_id.as_ref());
         // hyper picks the downstream framing; the upstream's version is not ours to keep.
@@ -435,6 +691,9 @@ impl HttpManager {
         let cfg = &*self.config;
         let headers = req.headers_mut();
         headers::strip_hop_by_hop(headers);
+        // hyper answers `100 Continue` when the body is first read (as we start sending it
+        // upstream); like Envoy, the expectation itself is not forwarded.
+        headers.remove(header::EXPECT);
         if cfg.use_remote_address && !cfg.skip_xff_append {
             let ip = ds.remote.ip().to_string();
             let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
@@ -455,6 +714,19 @@ impl HttpManager {
             && is_external(ds.remote.ip());
         if cfg.generate_request_id && (distrust || !headers.contains_key(&X_REQUEST_ID)) {
             headers.insert(&X_REQUEST_ID, headers::uuid_v4());
+        }
+        if cfg.use_remote_address {
+            // Envoy marks where an edge request came from for everything downstream.
+            headers.remove(&X_ENVOY_INTERNAL);
+            headers.remove(&X_ENVOY_EXTERNAL_ADDRESS);
+            let ip = ds.remote.ip();
+            if is_external(ip) {
+                if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+                    headers.insert(&X_ENVOY_EXTERNAL_ADDRESS, v);
+                }
+            } else {
+                headers.insert(&X_ENVOY_INTERNAL, HeaderValue::from_static("true"));
+            }
         }
         if let Some(via) = &cfg.via {
             headers.append(header::VIA, via.clone());
@@ -491,11 +763,7 @@ impl HttpManager {
             path: req.uri().path_and_query().map(|p| p.as_str().to_owned()),
             authority: Some(authority.to_owned()),
             scheme: Some(ds.scheme),
-            protocol: Some(match req.version() {
-                Version::HTTP_2 => "HTTP/2",
-                Version::HTTP_10 => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            }),
+            protocol: Some(protocol_name(req.version())),
             downstream_local: Some(ds.local),
             downstream_remote: Some(ds.remote),
             server_name: ds.server_name.clone(),
@@ -539,6 +807,32 @@ impl HttpManager {
     }
 }
 
+/// Per-request facts carried from `handle` into `forward`.
+struct RequestCx {
+    request_id: Option<HeaderValue>,
+    grpc: bool,
+    log: Option<LogRecord>,
+    started: Instant,
+    /// The `Upgrade` header of an HTTP/1.1 upgrade request.
+    upgrade: Option<HeaderValue>,
+}
+
+/// An accepted upgrade, waiting for both sides to hand over their connections.
+struct Tunnel {
+    downstream: hyper::upgrade::OnUpgrade,
+    endpoint: Arc<Endpoint>,
+    log: Option<LogTail>,
+}
+
+fn internal_error() -> LocalReply {
+    LocalReply::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ResponseFlags::default(),
+        "internal_error",
+        "",
+    )
+}
+
 /// An upstream exchange that got response headers.
 struct Upstream {
     endpoint: Arc<Endpoint>,
@@ -547,319 +841,34 @@ struct Upstream {
     counter: Option<Arc<AtomicU64>>,
 }
 
-/// Envoy's default notion of an internal address: loopback, RFC 1918, unique-local IPv6.
-fn is_external(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => !(v4.is_loopback() || v4.is_private() || v4.is_link_local()),
-        std::net::IpAddr::V6(v6) => {
-            let unique_local = (v6.segments()[0] & 0xfe00) == 0xfc00;
-            !(v6.is_loopback() || unique_local)
-                && v6
-                    .to_ipv4_mapped()
-                    .is_none_or(|v4| !(v4.is_loopback() || v4.is_private()))
-        }
-    }
-}
-
 /// The header-mutation levels that apply to one request, most specific first.
 struct Mutations<'a> {
     target: Option<&'a WeightedTarget>,
     route: &'a Route,
     vh: &'a VirtualHost,
     table: &'a RouteTable,
+    /// What header value format strings (`%DOWNSTREAM_REMOTE_ADDRESS%`) render from.
+    cx: HeaderContext<'static>,
 }
 
 impl Mutations<'_> {
     fn apply_request(&self, h: &mut http::HeaderMap) {
+        let cx = &self.cx;
         if let Some(t) = self.target {
-            t.request_headers.apply(h);
+            t.request_headers.apply(h, cx);
         }
-        self.route.request_headers.apply(h);
-        self.vh.request_headers.apply(h);
-        self.table.request_headers.apply(h);
+        self.route.request_headers.apply(h, cx);
+        self.vh.request_headers.apply(h, cx);
+        self.table.request_headers.apply(h, cx);
     }
 
     fn apply_response(&self, h: &mut http::HeaderMap) {
+        let cx = &self.cx;
         if let Some(t) = self.target {
-            t.response_headers.apply(h);
+            t.response_headers.apply(h, cx);
         }
-        self.route.response_headers.apply(h);
-        self.vh.response_headers.apply(h);
-        self.table.response_headers.apply(h);
-    }
-}
-
-fn pick_weighted(targets: &[WeightedTarget], total: u64) -> &WeightedTarget {
-    let mut r = fastrand::u64(..total);
-    for t in targets {
-        let w = u64::from(t.weight);
-        if r < w {
-            return t;
-        }
-        r -= w;
-    }
-    &targets[targets.len() - 1]
-}
-
-/// Applies `prefix_rewrite` / `regex_rewrite`, keeping the original in
-/// `x-envoy-original-path` as Envoy does.
-fn rewrite_path(req: &mut Request<Incoming>, f: &ForwardAction, route: &Route) {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let (path, query) = match pq.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (pq.as_str(), None),
-    };
-    let new_path = if let Some(prefix) = &f.prefix_rewrite {
-        replace_prefix(path, &route.matcher.path, prefix)
-    } else if let Some(rr) = &f.regex_rewrite {
-        rr.apply(path)
-    } else {
-        return;
-    };
-    let new_pq = match query {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path,
-    };
-    let mut parts = req.uri().clone().into_parts();
-    let Ok(pq_parsed) = new_pq.parse() else {
-        return;
-    };
-    parts.path_and_query = Some(pq_parsed);
-    let Ok(uri) = Uri::from_parts(parts) else {
-        return;
-    };
-    if let Ok(v) = HeaderValue::from_str(&pq) {
-        req.headers_mut().insert(&X_ENVOY_ORIGINAL_PATH, v);
-    }
-    *req.uri_mut() = uri;
-}
-
-/// Replaces the part of `path` the route matched with `new_prefix`.
-fn replace_prefix(path: &str, matched: &PathMatch, new_prefix: &str) -> String {
-    let len = match matched {
-        PathMatch::Prefix(p) | PathMatch::SeparatedPrefix(p) => p.len().min(path.len()),
-        PathMatch::Exact(_) | PathMatch::Regex(_) => path.len(),
-    };
-    format!("{new_prefix}{}", &path[len..])
-}
-
-fn host_rewrite(
-    m: &Mutations<'_>,
-    f: &ForwardAction,
-    req: &Request<Incoming>,
-    ep: &Endpoint,
-) -> Option<String> {
-    if let Some(h) = m.target.and_then(|t| t.host_rewrite.as_ref()) {
-        return h.to_str().ok().map(str::to_owned);
-    }
-    match &f.host_rewrite {
-        HostRewrite::None => None,
-        HostRewrite::Literal(h) => h.to_str().ok().map(str::to_owned),
-        HostRewrite::Auto => Some(
-            ep.hostname
-                .as_deref()
-                .map_or_else(|| ep.addr.to_string(), str::to_owned),
-        ),
-        HostRewrite::Header(name) => req
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-    }
-}
-
-/// Envoy combines several hash policies by rotating and xoring; `terminal` stops early.
-fn request_hash(
-    policies: &[HashPolicy],
-    req: &Request<Incoming>,
-    remote: SocketAddr,
-) -> Option<u64> {
-    let mut hash: Option<u64> = None;
-    for p in policies {
-        let (h, terminal) = match p {
-            HashPolicy::Header { name, terminal } => (
-                req.headers().get(name).map(|v| hash64(v.as_bytes())),
-                *terminal,
-            ),
-            HashPolicy::Cookie { name, terminal } => (
-                cookie(req.headers(), name).map(|v| hash64(v.as_bytes())),
-                *terminal,
-            ),
-            HashPolicy::SourceIp { terminal } => {
-                (Some(hash64(remote.ip().to_string().as_bytes())), *terminal)
-            }
-            HashPolicy::QueryParameter { name, terminal } => (
-                req.uri()
-                    .query()
-                    .and_then(|q| crate::config::matcher::query_param(q, name))
-                    .map(|v| hash64(v.as_bytes())),
-                *terminal,
-            ),
-        };
-        if let Some(h) = h {
-            hash = Some(hash.map_or(h, |prev| prev.rotate_left(1) ^ h));
-            if terminal {
-                break;
-            }
-        }
-    }
-    hash
-}
-
-fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';').find_map(|pair| {
-                let (k, val) = pair.trim().split_once('=')?;
-                (k == name).then(|| val.to_owned())
-            })
-        })
-}
-
-/// Builds the upstream request: origin-form with `Host` for HTTP/1.1, absolute form with
-/// `:authority` (and no `Host`) for HTTP/2.
-fn upstream_request(
-    req: Request<Incoming>,
-    authority: &str,
-    http2: bool,
-    counter: Option<Arc<AtomicU64>>,
-) -> Result<Request<RequestBody>, LocalReply> {
-    let (mut parts, body) = req.into_parts();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    let bad = || {
-        LocalReply::new(
-            StatusCode::BAD_REQUEST,
-            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
-            "invalid_authority",
-            "",
-        )
-    };
-    if http2 {
-        parts.uri = Uri::builder()
-            .scheme("http")
-            .authority(authority)
-            .path_and_query(pq)
-            .build()
-            .map_err(|_| bad())?;
-        parts.version = Version::HTTP_2;
-        parts.headers.remove(header::HOST);
-    } else {
-        parts.uri = Uri::from(pq);
-        parts.version = Version::HTTP_11;
-        parts.headers.insert(
-            header::HOST,
-            HeaderValue::from_str(authority).map_err(|_| bad())?,
-        );
-    }
-    Ok(Request::from_parts(parts, RequestBody::new(body, counter)))
-}
-
-/// Envoy's redirect URL construction.
-fn redirect_location(
-    r: &RedirectAction,
-    route: &Route,
-    scheme: &str,
-    authority: &str,
-    path_and_query: &str,
-) -> String {
-    let new_scheme = r.scheme.as_deref().unwrap_or(scheme);
-    let mut host = r.host.clone().unwrap_or_else(|| authority.to_owned());
-    if let Some(port) = r.port {
-        host = format!("{}:{port}", strip_port(&host));
-    } else if r.scheme.is_some() {
-        // Moving between http and https drops the old scheme's default port.
-        let bare = strip_port(&host);
-        let port = host.get(bare.len() + 1..);
-        if matches!(
-            (new_scheme, port),
-            ("https", Some("80")) | ("http", Some("443"))
-        ) {
-            host = bare.to_owned();
-        }
-    }
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path_and_query, None),
-    };
-    let (new_path, keep_query) = match &r.path {
-        PathRedirect::Keep => (path.to_owned(), true),
-        PathRedirect::Path(p) if p.contains('?') => (p.clone(), false),
-        PathRedirect::Path(p) => (p.clone(), true),
-        PathRedirect::Prefix(p) => (replace_prefix(path, &route.matcher.path, p), true),
-        PathRedirect::Regex(rr) => (rr.apply(path), true),
-    };
-    let mut location = format!("{new_scheme}://{host}{new_path}");
-    if let (Some(q), true, false) = (query, keep_query, r.strip_query) {
-        location.push('?');
-        location.push_str(q);
-    }
-    if r.strip_query
-        && let Some(i) = location.find('?')
-    {
-        location.truncate(i);
-    }
-    location
-}
-
-/// Finishes an access-log record when the response body ends.
-struct LogTail {
-    record: LogRecord,
-    manager: Arc<HttpConnectionManagerConfig>,
-    started: Instant,
-    request_bytes: Option<Arc<AtomicU64>>,
-}
-
-impl LogTail {
-    fn write(mut self, bytes: u64, complete: bool, upstream: bool) {
-        self.record.bytes_sent = bytes;
-        self.record.duration_ms = self.started.elapsed().as_millis() as u64;
-        if let Some(c) = &self.request_bytes {
-            self.record.bytes_received = c.load(Ordering::Relaxed);
-        }
-        if !complete && upstream {
-            self.record
-                .flags
-                .insert(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
-        }
-        self.manager.access_logs.log(&self.record);
-    }
-}
-
-impl OnEnd for LogTail {
-    fn on_end(self: Box<Self>, bytes: u64, complete: bool) {
-        self.write(bytes, complete, false);
-    }
-}
-
-/// Runs when a proxied response body ends: returns the connection, updates counters, logs.
-struct UpstreamEnd {
-    returner: Option<Returner>,
-    endpoint: Arc<Endpoint>,
-    rq_active: prometheus_client::metrics::gauge::Gauge,
-    log: Option<LogTail>,
-}
-
-impl OnEnd for UpstreamEnd {
-    fn on_end(self: Box<Self>, bytes: u64, complete: bool) {
-        let this = *self;
-        if let (Some(r), true) = (this.returner, complete) {
-            r.give_back();
-        }
-        this.endpoint.end_request();
-        this.rq_active.dec();
-        if let Some(log) = this.log {
-            log.write(bytes, complete, true);
-        }
+        self.route.response_headers.apply(h, cx);
+        self.vh.response_headers.apply(h, cx);
+        self.table.response_headers.apply(h, cx);
     }
 }

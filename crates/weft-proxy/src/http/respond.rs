@@ -77,11 +77,12 @@ impl LocalReply {
                 HeaderValue::from_static("application/grpc"),
             );
             h.insert("grpc-status", HeaderValue::from(grpc_status(self.status)));
-            let message = self.body.as_ref().map_or_else(
-                || self.status.canonical_reason().unwrap_or("").to_owned(),
-                |b| String::from_utf8_lossy(b).into_owned(),
-            );
-            if let Ok(v) = HeaderValue::from_str(&message) {
+            // As Envoy: the local reply body becomes grpc-message; no body, no message.
+            if let Some(v) = self
+                .body
+                .as_ref()
+                .and_then(|b| HeaderValue::from_bytes(b).ok())
+            {
                 h.insert("grpc-message", v);
             }
             return resp;

@@ -27,6 +27,10 @@ pub struct Endpoint {
     pub priority: u32,
     pub healthy: bool,
     pub degraded: bool,
+    /// Index of the endpoint's `LocalityLbEndpoints` in the cluster (0 when unknown).
+    pub locality: u32,
+    /// That locality's `load_balancing_weight` (locality-weighted LB; 0 = unweighted).
+    pub locality_weight: u32,
     active: AtomicU32,
     pub(crate) pool: Pool,
 }
@@ -48,9 +52,18 @@ impl Endpoint {
             priority,
             healthy,
             degraded,
+            locality: 0,
+            locality_weight: 0,
             active: AtomicU32::new(0),
             pool: Pool::default(),
         }
+    }
+
+    /// Places the endpoint in locality `index` with that locality's weight.
+    pub fn in_locality(mut self, index: u32, weight: u32) -> Endpoint {
+        self.locality = index;
+        self.locality_weight = weight;
+        self
     }
 
     /// Requests in flight to this endpoint (LEAST_REQUEST reads it).
@@ -75,6 +88,8 @@ impl Endpoint {
             && self.priority == other.priority
             && self.healthy == other.healthy
             && self.degraded == other.degraded
+            && self.locality == other.locality
+            && self.locality_weight == other.locality_weight
     }
 }
 
@@ -143,6 +158,15 @@ impl Cluster {
         )
     }
 
+    fn lb_settings(&self) -> lb::LbSettings {
+        lb::LbSettings {
+            policy: self.config.lb,
+            overprovisioning: self.config.overprovisioning,
+            panic_threshold: self.config.panic_threshold,
+            locality_weighted: self.config.locality_weighted,
+        }
+    }
+
     /// Replaces the endpoints (EDS, DNS); endpoints unchanged keep their pools.
     pub fn set_endpoints(&self, resolved: Vec<Endpoint>) {
         let old = self.endpoints.load();
@@ -154,7 +178,7 @@ impl Cluster {
             })
             .collect();
         self.endpoints
-            .store(Arc::new(EndpointSet::build(all, self.config.lb)));
+            .store(Arc::new(EndpointSet::build(all, self.lb_settings())));
     }
 }
 
@@ -182,51 +206,65 @@ impl ClusterManager {
     /// Builds every cluster; DNS clusters are resolved once before this returns (as Envoy
     /// warms clusters before listeners take traffic) and refreshed in the background.
     pub async fn start(configs: &[Arc<ClusterConfig>], stats: &Stats) -> Arc<ClusterManager> {
-        let mut map = HashMap::new();
-        for c in configs {
-            let cluster = Arc::new(Cluster::new(c.clone(), stats));
-            match c.discovery {
-                Discovery::Static | Discovery::Eds => {
-                    cluster.set_endpoints(static_endpoints(&c.localities))
-                }
-                Discovery::StrictDns | Discovery::LogicalDns => {
-                    cluster.set_endpoints(resolve(&c.localities, c.discovery, c.dns_family).await)
-                }
-                Discovery::OriginalDst => {}
-            }
-            map.insert(c.name.clone(), cluster);
-        }
         let manager = Arc::new(ClusterManager {
-            clusters: ArcSwap::from_pointee(map),
+            clusters: ArcSwap::from_pointee(HashMap::new()),
             dns_tasks: Mutex::default(),
         });
-        let mut tasks = Vec::new();
-        for cluster in manager.clusters.load().values() {
-            if matches!(
-                cluster.config.discovery,
-                Discovery::StrictDns | Discovery::LogicalDns
-            ) {
-                let weak = Arc::downgrade(cluster);
-                let every = cluster.config.dns_refresh;
-                tasks.push(
-                    tokio::spawn(async move {
-                        loop {
-                            tokio::time::sleep(every).await;
-                            let Some(cluster) = weak.upgrade() else {
-                                return;
-                            };
-                            let c = &cluster.config;
-                            cluster.set_endpoints(
-                                resolve(&c.localities, c.discovery, c.dns_family).await,
-                            );
-                        }
-                    })
-                    .abort_handle(),
-                );
-            }
+        for c in configs {
+            manager.upsert(c.clone(), stats).await;
         }
-        *manager.dns_tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         manager
+    }
+
+    /// Adds or replaces a cluster (CDS will call this): endpoints are resolved first, then
+    /// the cluster map is swapped; requests already holding the old cluster finish on it.
+    pub async fn upsert(&self, config: Arc<ClusterConfig>, stats: &Stats) {
+        let cluster = Arc::new(Cluster::new(config.clone(), stats));
+        match config.discovery {
+            Discovery::Static | Discovery::Eds => {
+                cluster.set_endpoints(static_endpoints(&config.localities))
+            }
+            Discovery::StrictDns | Discovery::LogicalDns => cluster.set_endpoints(
+                resolve(&config.localities, config.discovery, config.dns_family).await,
+            ),
+            Discovery::OriginalDst => {}
+        }
+        if matches!(
+            config.discovery,
+            Discovery::StrictDns | Discovery::LogicalDns
+        ) {
+            // Refreshes until the cluster is replaced or removed (the weak link breaks).
+            let weak = Arc::downgrade(&cluster);
+            let every = config.dns_refresh;
+            let task = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(cluster) = weak.upgrade() else {
+                        return;
+                    };
+                    let c = &cluster.config;
+                    cluster.set_endpoints(resolve(&c.localities, c.discovery, c.dns_family).await);
+                }
+            });
+            self.dns_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(task.abort_handle());
+        }
+        self.clusters.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.insert(config.name.clone(), cluster.clone());
+            map
+        });
+    }
+
+    /// Removes a cluster; requests already holding it finish on it.
+    pub fn remove(&self, name: &str) {
+        self.clusters.rcu(|map| {
+            let mut map = HashMap::clone(map);
+            map.remove(name);
+            map
+        });
     }
 
     /// A cluster by name.
@@ -245,7 +283,7 @@ impl ClusterManager {
 fn endpoint_from(
     addr: SocketAddr,
     hostname: Option<&str>,
-    loc: &LocalityEndpoints,
+    (index, loc): (usize, &LocalityEndpoints),
     weight: u32,
     health: EndpointHealth,
 ) -> Endpoint {
@@ -257,14 +295,16 @@ fn endpoint_from(
         health != EndpointHealth::Unhealthy,
         health == EndpointHealth::Degraded,
     )
+    .in_locality(index as u32, loc.weight.unwrap_or(0))
 }
 
 /// Endpoints of STATIC and inline-EDS clusters (all IP literals, checked at load).
 pub fn static_endpoints(localities: &[LocalityEndpoints]) -> Vec<Endpoint> {
     localities
         .iter()
+        .enumerate()
         .flat_map(|loc| {
-            loc.endpoints.iter().filter_map(move |e| match e.address {
+            loc.1.endpoints.iter().filter_map(move |e| match e.address {
                 HostPort::Ip(addr) => Some(endpoint_from(
                     addr,
                     e.hostname.as_deref(),
@@ -286,8 +326,8 @@ async fn resolve(
     family: DnsFamily,
 ) -> Vec<Endpoint> {
     let mut out = Vec::new();
-    for loc in localities {
-        for e in &loc.endpoints {
+    for loc in localities.iter().enumerate() {
+        for e in &loc.1.endpoints {
             let (host, port) = match &e.address {
                 HostPort::Ip(addr) => {
                     out.push(endpoint_from(

@@ -42,12 +42,57 @@ impl UpstreamError {
         !matches!(self, UpstreamError::Reset(_))
     }
 
-    /// Envoy's `reset reason` wording for local replies.
+    /// Envoy's `reset reason` wording for local replies (a refused connect is the remote
+    /// end's doing; other connect errors are local).
     pub fn reset_reason(&self) -> &'static str {
+        use std::io::ErrorKind::{ConnectionRefused, ConnectionReset};
         match self {
             UpstreamError::ConnectTimeout => "connection timeout",
-            UpstreamError::Connect(_) | UpstreamError::Handshake(_) => "connection failure",
+            UpstreamError::Connect(e)
+                if matches!(e.kind(), ConnectionRefused | ConnectionReset) =>
+            {
+                "remote connection failure"
+            }
+            UpstreamError::Connect(_) => "local connection failure",
+            UpstreamError::Handshake(_) => "remote connection failure",
             UpstreamError::Reset(_) => "connection termination",
+        }
+    }
+
+    /// Envoy's `%RESPONSE_CODE_DETAILS%` for this failure.
+    pub fn details(&self) -> &'static str {
+        match self.reset_reason() {
+            "connection timeout" => "upstream_reset_before_response_started{connection_timeout}",
+            "remote connection failure" => {
+                "upstream_reset_before_response_started{remote_connection_failure}"
+            }
+            "local connection failure" => {
+                "upstream_reset_before_response_started{local_connection_failure}"
+            }
+            _ => "upstream_reset_before_response_started{connection_termination}",
+        }
+    }
+}
+
+/// A failed send: the error, and the request when it was never written.
+#[derive(Debug)]
+pub struct SendError {
+    pub error: UpstreamError,
+    pub request: Option<Request<RequestBody>>,
+}
+
+impl SendError {
+    fn unsent(error: UpstreamError, request: Request<RequestBody>) -> SendError {
+        SendError {
+            error,
+            request: Some(request),
+        }
+    }
+
+    fn lost(error: UpstreamError) -> SendError {
+        SendError {
+            error,
+            request: None,
         }
     }
 }
@@ -130,12 +175,14 @@ where
 impl Endpoint {
     /// Sends `req` to this endpoint on a pooled or new connection and returns the response
     /// head. For HTTP/1.1 the [`Returner`] must be used once the response body has ended.
+    /// When the request was never written (the connection could not be made), it comes
+    /// back with the error so a retry can send it elsewhere.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
         opts: ConnectOptions,
         stats: &ClusterStats,
-    ) -> Result<(Response<Incoming>, Option<Returner>), UpstreamError> {
+    ) -> Result<(Response<Incoming>, Option<Returner>), SendError> {
         if opts.http2 {
             return self.send_h2(req, opts, stats).await.map(|r| (r, None));
         }
@@ -168,19 +215,23 @@ impl Endpoint {
                 Err(mut e) => match e.take_message() {
                     // Never written: safe to try another connection.
                     Some(back) => req = back,
-                    None => return Err(UpstreamError::Reset(e.into_error())),
+                    None => return Err(SendError::lost(UpstreamError::Reset(e.into_error()))),
                 },
             }
         }
-        let stream = connect(self, opts, stats).await?;
-        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(UpstreamError::Handshake)?;
+        let stream = match connect(self, opts, stats).await {
+            Ok(s) => s,
+            Err(e) => return Err(SendError::unsent(e, req)),
+        };
+        let (mut sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
+            Ok(h) => h,
+            Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
+        };
         spawn_connection(conn, stats);
         let resp = sender
             .send_request(req)
             .await
-            .map_err(UpstreamError::Reset)?;
+            .map_err(|e| SendError::lost(UpstreamError::Reset(e)))?;
         Ok((
             resp,
             Some(Returner {
@@ -190,30 +241,56 @@ impl Endpoint {
         ))
     }
 
-    async fn send_h2(
+    /// Sends an HTTP/1.1 `Upgrade` request on a fresh connection of its own (an upgraded
+    /// connection becomes a tunnel and never returns to the pool).
+    pub async fn send_upgrade(
         self: &Arc<Self>,
         req: Request<RequestBody>,
         opts: ConnectOptions,
         stats: &ClusterStats,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let stream = connect(self, opts, stats).await?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Handshake)?;
+        spawn_connection(conn.with_upgrades(), stats);
+        sender.send_request(req).await.map_err(UpstreamError::Reset)
+    }
+
+    async fn send_h2(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        opts: ConnectOptions,
+        stats: &ClusterStats,
+    ) -> Result<Response<Incoming>, SendError> {
         let mut sender = {
             // Held across the connect so concurrent first requests share one connection.
             let mut slot = self.pool.h2.lock().await;
             match slot.as_ref() {
                 Some(s) if !s.is_closed() => s.clone(),
                 _ => {
-                    let stream = connect(self, opts, stats).await?;
-                    let (sender, conn) =
-                        http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                            .await
-                            .map_err(UpstreamError::Handshake)?;
+                    let stream = match connect(self, opts, stats).await {
+                        Ok(s) => s,
+                        Err(e) => return Err(SendError::unsent(e, req)),
+                    };
+                    let handshake =
+                        http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await;
+                    let (sender, conn) = match handshake {
+                        Ok(h) => h,
+                        Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
+                    };
                     spawn_connection(conn, stats);
                     *slot = Some(sender.clone());
                     sender
                 }
             }
         };
-        sender.ready().await.map_err(UpstreamError::Reset)?;
-        sender.send_request(req).await.map_err(UpstreamError::Reset)
+        if let Err(e) = sender.ready().await {
+            return Err(SendError::unsent(UpstreamError::Reset(e), req));
+        }
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| SendError::lost(UpstreamError::Reset(e)))
     }
 }

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bootstrap;
+mod differential;
 mod routing;
 mod tcp;
 mod upstream;

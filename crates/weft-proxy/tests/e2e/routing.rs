@@ -20,7 +20,7 @@ fn route(m: serde_json::Value, cluster: &str) -> serde_json::Value {
 }
 
 /// One routing case: method, host, path, request headers, expected outcome.
-type Case = (
+pub(crate) type Case = (
     &'static str,
     &'static str,
     &'static str,
@@ -28,19 +28,14 @@ type Case = (
     Want,
 );
 
-enum Want {
+pub(crate) enum Want {
     Backend(&'static str),
     Status(u16),
 }
 
-#[tokio::test]
-async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
-    let b = backends(&["a", "b", "c", "d"]).await;
-    let clusters = b
-        .iter()
-        .map(|s| static_cluster(&s.name, &[s.addr]))
-        .collect();
-    let route_config = json!({
+/// The routing table both the routing test and the Envoy differential test use.
+pub(crate) fn routing_table_config() -> serde_json::Value {
+    json!({
         "name": "table",
         "virtual_hosts": [
             { "name": "exact", "domains": ["exact.com"], "routes": [route(json!({"prefix": "/"}), "a")] },
@@ -66,15 +61,13 @@ async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
             ]},
             { "name": "default", "domains": ["*"], "routes": [route(json!({"prefix": "/only"}), "a")] },
         ]
-    });
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", route_config, json!({}))],
-        clusters,
-    ))
-    .await;
-    let addr = proxy.listener_addr("in").expect("bound");
+    })
+}
+
+/// Requests against [`routing_table_config`] and what each must reach.
+pub(crate) fn routing_cases() -> Vec<Case> {
     use Want::*;
-    let cases: Vec<Case> = vec![
+    vec![
         ("GET", "exact.com", "/", vec![], Backend("a")),
         ("GET", "EXACT.com", "/x", vec![], Backend("a")),
         ("GET", "x.suffix.com", "/", vec![], Backend("b")),
@@ -138,7 +131,25 @@ async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
         ("GET", "m.com", "/method", vec![], Status(404)),
         ("GET", "other.org", "/only", vec![], Backend("a")),
         ("GET", "other.org", "/nothing", vec![], Status(404)),
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn routing_table_matches_like_envoy_over_h1_and_h2c() {
+    let b = backends(&["a", "b", "c", "d"]).await;
+    let clusters = b
+        .iter()
+        .map(|s| static_cluster(&s.name, &[s.addr]))
+        .collect();
+    let route_config = routing_table_config();
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", route_config, json!({}))],
+        clusters,
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    use Want::*;
+    let cases = routing_cases();
     for h2 in [false, true] {
         let mut client = if h2 {
             HttpClient::h2c(addr).await
@@ -305,7 +316,7 @@ async fn header_mutations_apply_at_every_level_and_forwarding_headers_are_set() 
                     {"name": "b", "weight": 1, "request_headers_to_add": [add("x-level", "weighted", "APPEND_IF_EXISTS_OR_ADD")],
                      "response_headers_to_add": [add("x-resp-weighted", "w", "APPEND_IF_EXISTS_OR_ADD")]}]}}},
                 { "match": {"prefix": "/"}, "route": {"cluster": "a"},
-                  "request_headers_to_add": [add("x-level", "route", "APPEND_IF_EXISTS_OR_ADD"), add("x-if-absent", "added", "ADD_IF_ABSENT"), add("x-overwrite", "new", "OVERWRITE_IF_EXISTS")],
+                  "request_headers_to_add": [add("x-level", "route", "APPEND_IF_EXISTS_OR_ADD"), add("x-if-absent", "added", "ADD_IF_ABSENT"), add("x-overwrite", "new", "OVERWRITE_IF_EXISTS"), add("x-fmt", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%|%PROTOCOL%|100%%|%REQ(x-drop-me)%", "APPEND_IF_EXISTS_OR_ADD")],
                   "response_headers_to_add": [add("x-resp-route", "r", "APPEND_IF_EXISTS_OR_ADD")] },
             ]
         }]
@@ -345,6 +356,9 @@ async fn header_mutations_apply_at_every_level_and_forwarding_headers_are_set() 
     assert_eq!(h["x-table"], "1");
     assert_eq!(h["x-if-absent"], "mine");
     assert_eq!(h["x-overwrite"], "new");
+    // Format strings render per request (x-drop-me was removed at the vhost level, but the
+    // route level runs first, as in Envoy).
+    assert_eq!(h["x-fmt"], "127.0.0.1|HTTP/1.1|100%|1");
     assert_eq!(h["x-drop-me"], serde_json::Value::Null);
     assert_eq!(
         h["x-hop"],
@@ -540,5 +554,190 @@ async fn host_ports_strip_as_configured_and_unvalidated_clusters_503() {
     assert_eq!(
         r.status, 404,
         "other ports are kept, so the domain does not match"
+    );
+}
+
+/// Sends a raw HTTP/1.1 upgrade request and returns the response head and the stream.
+async fn upgrade(addr: SocketAddr, path: &str) -> (String, tokio::net::TcpStream) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut byte))
+            .await
+            .expect("head in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before the response head: {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&head).to_lowercase(), s)
+}
+
+#[tokio::test]
+async fn websocket_upgrades_tunnel_when_enabled() {
+    let b = backends(&["ws"]).await;
+    let routes = json!([
+        { "match": {"prefix": "/off"}, "route": {"cluster": "ws", "upgrade_configs": [{"upgrade_type": "websocket", "enabled": false}]} },
+        { "match": {"prefix": "/"}, "route": {"cluster": "ws", "timeout": "0s"} },
+    ]);
+    let hcm = json!({"upgrade_configs": [{"upgrade_type": "websocket"}]});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes.clone()), hcm)],
+        vec![static_cluster("ws", &[b[0].addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let (head, mut s) = upgrade(addr, "/chat").await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("upgrade: websocket") && head.contains("x-backend: ws"),
+        "{head}"
+    );
+    for msg in [&b"hello"[..], b"again"] {
+        s.write_all(msg).await.expect("write");
+        let mut buf = vec![0u8; msg.len()];
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .expect("echo")
+            .expect("read");
+        assert_eq!(buf, msg);
+    }
+    let (head, _) = upgrade(addr, "/off").await;
+    assert!(head.starts_with("http/1.1 403"), "route disables: {head}");
+
+    let plain = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("ws", &[b[0].addr])],
+    ))
+    .await;
+    let (head, _) = upgrade(plain.listener_addr("in").expect("bound"), "/chat").await;
+    assert!(
+        head.starts_with("http/1.1 403"),
+        "not enabled on the HCM: {head}"
+    );
+}
+
+#[tokio::test]
+async fn expect_100_continue_is_answered_and_the_body_forwarded() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), json!({}))],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut buf = vec![0u8; 25];
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("100 in time")
+        .expect("read");
+    assert_eq!(
+        String::from_utf8_lossy(&buf),
+        "HTTP/1.1 100 Continue\r\n\r\n"
+    );
+    s.write_all(b"hello").await.expect("body");
+    let mut rest = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&rest).contains("\"body_len\":5") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("reply")
+            .expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&rest));
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        !text.to_lowercase().contains("\"expect\""),
+        "expect not forwarded: {text}"
+    );
+}
+
+/// Writes a raw request and reads until the server closes (or 5 s pass).
+async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(raw).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("server closes");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn http1_connection_semantics_and_header_limits() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let hcm = json!({"max_request_headers_kb": 8});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), hcm)],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    // Connection: close is honoured downstream (and not forwarded: it is hop-by-hop).
+    let out = raw_exchange(
+        addr,
+        b"GET /c HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(!out.contains("\"connection\""), "{out}");
+    // HTTP/1.0 without keep-alive: one response, then close.
+    let out = raw_exchange(addr, b"GET /old HTTP/1.0\r\nHost: h\r\n\r\n").await;
+    assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+    assert!(out.contains("\"name\":\"a\""), "{out}");
+    // Headers beyond max_request_headers_kb: 431.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: h\r\nx-big: {}\r\n\r\n",
+        "x".repeat(16 * 1024)
+    );
+    let out = raw_exchange(addr, big.as_bytes()).await;
+    assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+}
+
+#[tokio::test]
+async fn idle_downstream_connections_are_closed() {
+    let b = backends(&["a"]).await;
+    let routes = json!([route(json!({"prefix": "/"}), "a")]);
+    let hcm = json!({"common_http_protocol_options": {"idle_timeout": "0.2s"}});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), hcm)],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    let mut s = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    // The response arrives, then the idle connection is closed by the proxy (EOF).
+    let mut got = Vec::new();
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut got))
+        .await
+        .expect("closed when idle");
+    assert!(n.is_ok());
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("\"name\":\"a\""),
+        "{text}"
     );
 }

@@ -100,6 +100,9 @@ async fn sniffing_routes_http_and_never_stalls_server_first_protocols() {
     let listener = json!({
         "name": "mixed",
         "address": address("127.0.0.1:0".parse().expect("addr")),
+        // Generous for loaded CI machines: an HTTP client's first bytes must arrive within
+        // it; a silent (server-first) client waits this long and no longer.
+        "listener_filters_timeout": "0.5s",
         "listener_filters": [
             {"name": "envoy.filters.listener.tls_inspector", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"}},
             {"name": "envoy.filters.listener.http_inspector", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"}},
@@ -122,10 +125,15 @@ async fn sniffing_routes_http_and_never_stalls_server_first_protocols() {
     // A server-first client sends nothing; the banner must still arrive promptly.
     let mut s = TcpStream::connect(addr).await.expect("connect");
     let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
+    let asked = std::time::Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
         .await
         .expect("banner not stalled")
         .expect("read");
+    assert!(
+        asked.elapsed() >= Duration::from_millis(400),
+        "waited for the client first"
+    );
     assert_eq!(
         String::from_utf8_lossy(&buf[..n]),
         "220 smtp.example ready\n"
@@ -141,4 +149,30 @@ async fn sniffing_routes_http_and_never_stalls_server_first_protocols() {
         let r = c.get("h", "/", &[]).await.expect("reply");
         assert_eq!(r.backend(), "web", "h2={h2}");
     }
+}
+
+#[tokio::test]
+async fn tcp_access_log_records_bytes_and_upstream() {
+    let echo = TcpEcho::start("t").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("tcp.log");
+    let spec = json!({"cluster": "t", "access_log": [{"name": "file", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": path,
+        "log_format": {"text_format_source": {"inline_string": "%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS%\n"}}
+    }}]});
+    let proxy = start(&bootstrap(
+        vec![tcp_listener("tcp", spec)],
+        vec![static_cluster("t", &[echo.addr])],
+    ))
+    .await;
+    let mut s = TcpStream::connect(proxy.listener_addr("tcp").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(b"12345").await.expect("write");
+    s.shutdown().await.expect("shutdown");
+    assert_eq!(read_all(&mut s).await, "12345bye from t\n");
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    weft_testkit::assert_eventually!(!read().is_empty(), "tcp log line");
+    assert_eq!(read(), format!("t {} 5 16 -\n", echo.addr));
 }

@@ -260,7 +260,7 @@ async fn failures_map_to_envoy_statuses_and_flags() {
     assert_eq!(r.status, 503);
     assert_eq!(
         r.text(),
-        "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
     );
     let r = c.get("h", "/ut", &[]).await.expect("reply");
     assert_eq!(
@@ -391,4 +391,195 @@ async fn trailers_pass_end_to_end_over_http2() {
     let trailers = r.trailers.expect("trailers kept");
     assert_eq!(trailers["grpc-status"], "0");
     assert_eq!(trailers["x-trailer-from"], "grpc");
+}
+
+#[tokio::test]
+async fn grpc_style_bidirectional_streaming_over_h2() {
+    use http_body_util::BodyExt;
+    use hyper::body::Frame;
+    let b = EchoServer::start("grpc").await;
+    let mut cluster = static_cluster("c", &[b.addr]);
+    cluster["http2_protocol_options"] = json!({});
+    let routes = any_host(
+        json!([{ "match": {"prefix": "/", "grpc": {}}, "route": {"cluster": "c", "timeout": "0s"} }]),
+    );
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![cluster],
+    ))
+    .await;
+    let stream = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c");
+    tokio::spawn(conn);
+    let (tx, body) = weft_testkit::channel_body();
+    let req = http::Request::post("http://svc/echo-body")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .expect("req");
+    tx.send(Frame::data(Bytes::from_static(b"msg-1")))
+        .await
+        .expect("send");
+    let resp = sender.send_request(req).await.expect("response head");
+    assert_eq!(resp.status(), 200);
+    let mut down = resp.into_body();
+    // Each message comes back while the request stream is still open.
+    for (i, msg) in ["msg-1", "msg-2"].into_iter().enumerate() {
+        if i > 0 {
+            tx.send(Frame::data(Bytes::from(msg))).await.expect("send");
+        }
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), down.frame())
+            .await
+            .expect("frame in time")
+            .expect("frame")
+            .expect("ok");
+        assert_eq!(frame.into_data().expect("data"), msg);
+    }
+    drop(tx);
+    let rest = down.collect().await.expect("end").to_bytes();
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn retries_move_to_other_hosts_on_failures() {
+    let good = EchoServer::start("good").await;
+    let failing = EchoServer::start_failing("failing", 503).await;
+    let closed: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let policy = |on: &str| {
+        json!({"retry_on": on, "num_retries": 2, "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+            "host_selection_retry_max_attempts": 5, "retry_back_off": {"base_interval": "0.001s"}})
+    };
+    let routes = any_host(json!([
+        {"match": {"prefix": "/uf"}, "route": {"cluster": "with-closed", "retry_policy": policy("connect-failure")}},
+        {"match": {"prefix": "/5xx"}, "route": {"cluster": "with-failing", "retry_policy": policy("5xx")}},
+        {"match": {"prefix": "/codes"}, "route": {"cluster": "with-failing", "retry_policy": {"retry_on": "retriable-status-codes", "retriable_status_codes": [503], "num_retries": 3, "retry_back_off": {"base_interval": "0.001s"}}}},
+        {"match": {"prefix": "/none"}, "route": {"cluster": "with-failing"}},
+        {"match": {"prefix": "/exhausted"}, "route": {"cluster": "only-failing", "retry_policy": policy("5xx")}},
+    ]));
+    let clusters = vec![
+        static_cluster("with-closed", &[closed, good.addr]),
+        static_cluster("with-failing", &[failing.addr, good.addr]),
+        static_cluster("only-failing", &[failing.addr]),
+    ];
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        clusters,
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    for path in ["/uf", "/5xx", "/codes"] {
+        for _ in 0..10 {
+            let r = c.get("h", path, &[]).await.expect("reply");
+            assert_eq!((r.status.as_u16(), r.backend()), (200, "good"), "{path}");
+        }
+    }
+    // A request with a body is retried when it was never sent (connect failure).
+    for _ in 0..10 {
+        let req = request(
+            "POST",
+            "h",
+            "/uf",
+            &[],
+            Bytes::from_static(b"payload"),
+            false,
+        )
+        .expect("req");
+        let r = c.send(req).await.expect("reply");
+        assert_eq!(
+            (r.status.as_u16(), r.json()["body_len"].as_u64()),
+            (200, Some(7))
+        );
+    }
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..10 {
+            v.push(
+                c.get("h", "/none", &[])
+                    .await
+                    .expect("reply")
+                    .status
+                    .as_u16(),
+            );
+        }
+        v
+    };
+    assert!(
+        statuses.contains(&503),
+        "without a retry policy failures reach the client"
+    );
+    let r = c.get("h", "/exhausted", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), r.backend()),
+        (503, "failing"),
+        "the last attempt's response is returned"
+    );
+    let stats = HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin")
+        .get("a", "/stats", &[])
+        .await
+        .expect("stats")
+        .text();
+    assert!(
+        stats.contains("cluster.only-failing.upstream_rq_retry: 2"),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn routes_and_clusters_swap_atomically_under_open_connections() {
+    let a = EchoServer::start("a").await;
+    let b = EchoServer::start("b").await;
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", to("a"), json!({}))],
+        vec![static_cluster("a", &[a.addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").backend(), "a");
+
+    // What xDS will do: convert new resources with the same TryFroms, then swap them in.
+    let next = weft_proxy::ProxyConfig::parse(
+        &bootstrap(
+            vec![http_listener("in", to("b"), json!({}))],
+            vec![static_cluster("b", &[b.addr])],
+        )
+        .to_string(),
+        weft_xds::Format::Json,
+    )
+    .expect("valid");
+    proxy
+        .clusters()
+        .upsert(next.clusters[0].clone(), proxy.stats())
+        .await;
+    let weft_proxy::config::NetworkFilter::Http(hcm) = &next.listeners[0].filter_chains[0].filter
+    else {
+        panic!("http listener")
+    };
+    let manager = proxy.listeners()[0]
+        .http_managers()
+        .next()
+        .expect("hcm")
+        .clone();
+    manager.routes.store(hcm.routes.clone());
+
+    // The same keep-alive connection now routes with the new table.
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").backend(), "b");
+    proxy.clusters().remove("b");
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").status, 503);
 }

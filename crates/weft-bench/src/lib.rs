@@ -1,0 +1,1 @@
+//! Benchmarks only; see `benches/hot_path.rs` (`cargo bench -p weft-bench`).

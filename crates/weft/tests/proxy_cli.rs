@@ -1,0 +1,199 @@
+//! `weft proxy -c` as a process: starts from a bootstrap file, proxies, reports its admin
+//! address like Envoy's `--admin-address-path`, and drains on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A one-shot HTTP/1.1 upstream on 127.0.0.1:0 answering `hello from upstream`.
+fn upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let body = "hello from upstream";
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn request(addr: SocketAddr, method: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn weft_proxy_serves_a_bootstrap_and_drains_on_sigterm() {
+    let up = upstream();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bootstrap.yaml");
+    let admin_path = dir.path().join("admin.txt");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+static_resources:
+  listeners:
+  - name: bench
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          route_config:
+            virtual_hosts:
+            - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: upstream }} }}] }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]
+"#,
+            port = up.port()
+        ),
+    )
+    .expect("write bootstrap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy", "-c"])
+        .arg(&config)
+        .args(["--concurrency", "1", "--admin-address-path"])
+        .arg(&admin_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    let admin: SocketAddr = wait_for("admin address", || {
+        std::fs::read_to_string(&admin_path)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let listeners = get(admin, "/listeners?format=json");
+    let body = listeners.split("\r\n\r\n").nth(1).unwrap_or("");
+    let json: serde_json::Value = serde_json::from_str(body).expect("listeners json");
+    let sa = &json["listener_statuses"][0]["local_address"]["socket_address"];
+    let listener: SocketAddr = format!(
+        "{}:{}",
+        sa["address"].as_str().unwrap_or(""),
+        sa["port_value"]
+    )
+    .parse()
+    .expect("addr");
+    let logging = request(admin, "POST", "/logging?level=debug");
+    assert!(logging.contains("active filter: debug"), "{logging}");
+    let reply = get(listener, "/");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        reply.contains("hello from upstream") && reply.contains("server: weft"),
+        "{reply}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = wait_for("exit after SIGTERM", || child.try_wait().ok().flatten());
+    assert!(exit.success(), "{exit:?}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    assert!(stderr.contains("SIGTERM: draining"), "{stderr}");
+}
+
+#[test]
+fn invalid_bootstraps_are_rejected_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(
+        &config,
+        "static_resources:\n  clusters:\n  - name: c\n    conect_timeout: 1s\n",
+    )
+    .expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy", "--mode", "validate", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run weft");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
+        "{stderr}"
+    );
+    // Serving decodes in a helper process; its error must reach the user the same way.
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy", "-c"])
+        .arg(&config)
+        .output()
+        .expect("run weft");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
+        "{stderr}"
+    );
+}
