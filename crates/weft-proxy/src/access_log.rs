@@ -1,0 +1,731 @@
+//! Access logs: Envoy's command-operator format strings (`%REQ(X-REQUEST-ID)%`), text and
+//! JSON, written to stdout, stderr or a file.
+//!
+//! A format is parsed once at load. Request and response headers a format names are copied
+//! into the [`LogRecord`] as cheap `HeaderValue` clones, so a record outlives the request.
+
+use crate::config::util::{data_source, decode_any};
+use crate::error::{At, ConfigError};
+use crate::flags::ResponseFlags;
+use envoy_types::pb::envoy::config::accesslog::v3::{AccessLog as PbAccessLog, access_log};
+use envoy_types::pb::envoy::config::core::v3::{
+    SubstitutionFormatString, substitution_format_string,
+};
+use envoy_types::pb::envoy::extensions::access_loggers::{file::v3 as file, stream::v3 as stream};
+use envoy_types::pb::google::protobuf::{Struct, value::Kind};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use weft_xds::type_url;
+
+/// Istio's default text format (what `meshConfig.accessLogFile` produces); weft uses it when
+/// a logger names no format.
+pub const ISTIO_TEXT_FORMAT: &str = "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% \"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% \"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" \"%UPSTREAM_HOST%\" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n";
+
+/// Istio's JSON access-log keys (`meshConfig.accessLogEncoding: JSON`).
+pub const ISTIO_JSON_FORMAT: &[(&str, &str)] = &[
+    ("authority", "%REQ(:AUTHORITY)%"),
+    ("bytes_received", "%BYTES_RECEIVED%"),
+    ("bytes_sent", "%BYTES_SENT%"),
+    (
+        "connection_termination_details",
+        "%CONNECTION_TERMINATION_DETAILS%",
+    ),
+    ("downstream_local_address", "%DOWNSTREAM_LOCAL_ADDRESS%"),
+    ("downstream_remote_address", "%DOWNSTREAM_REMOTE_ADDRESS%"),
+    ("duration", "%DURATION%"),
+    ("method", "%REQ(:METHOD)%"),
+    ("path", "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%"),
+    ("protocol", "%PROTOCOL%"),
+    ("request_id", "%REQ(X-REQUEST-ID)%"),
+    ("requested_server_name", "%REQUESTED_SERVER_NAME%"),
+    ("response_code", "%RESPONSE_CODE%"),
+    ("response_code_details", "%RESPONSE_CODE_DETAILS%"),
+    ("response_flags", "%RESPONSE_FLAGS%"),
+    ("route_name", "%ROUTE_NAME%"),
+    ("start_time", "%START_TIME%"),
+    ("upstream_cluster", "%UPSTREAM_CLUSTER_RAW%"),
+    ("upstream_host", "%UPSTREAM_HOST%"),
+    ("upstream_local_address", "%UPSTREAM_LOCAL_ADDRESS%"),
+    (
+        "upstream_service_time",
+        "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
+    ),
+    (
+        "upstream_transport_failure_reason",
+        "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    ),
+    ("user_agent", "%REQ(USER-AGENT)%"),
+    ("x_forwarded_for", "%REQ(X-FORWARDED-FOR)%"),
+];
+
+/// Everything a log line can show about one request or TCP connection.
+#[derive(Debug, Clone, Default)]
+pub struct LogRecord {
+    pub start: Option<SystemTime>,
+    pub method: Option<http::Method>,
+    /// Path with query as received.
+    pub path: Option<String>,
+    pub authority: Option<String>,
+    pub scheme: Option<&'static str>,
+    /// `HTTP/1.1`, `HTTP/2`; `None` for TCP.
+    pub protocol: Option<&'static str>,
+    /// 0 when no response was sent (TCP, or a reset before headers).
+    pub response_code: u16,
+    pub flags: ResponseFlags,
+    pub details: &'static str,
+    pub termination_details: Option<String>,
+    pub transport_failure: Option<String>,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub duration_ms: u64,
+    pub upstream_host: Option<SocketAddr>,
+    pub upstream_cluster: Option<Arc<str>>,
+    pub upstream_local: Option<SocketAddr>,
+    pub downstream_local: Option<SocketAddr>,
+    pub downstream_remote: Option<SocketAddr>,
+    pub server_name: Option<String>,
+    pub route_name: Option<Arc<str>>,
+    /// Values of the request headers the plan names, in plan order.
+    pub req_headers: Vec<Option<HeaderValue>>,
+    /// Values of the response headers the plan names, in plan order.
+    pub resp_headers: Vec<Option<HeaderValue>>,
+}
+
+/// The loggers of one HCM or TCP proxy, plus the headers they need captured.
+#[derive(Debug, Default)]
+pub struct AccessLogs {
+    loggers: Vec<Logger>,
+    req_headers: Vec<HeaderName>,
+    resp_headers: Vec<HeaderName>,
+}
+
+#[derive(Debug)]
+struct Logger {
+    sink: Sink,
+    format: Format,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Stdout,
+    Stderr,
+    File(Mutex<std::fs::File>),
+}
+
+#[derive(Debug)]
+enum Format {
+    Text(Vec<Token>),
+    Json(Vec<(String, Vec<Token>)>),
+}
+
+#[derive(Debug, Clone)]
+enum Token {
+    Literal(String),
+    Op { op: Op, max_len: Option<usize> },
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    StartTime,
+    Method,
+    Protocol,
+    ResponseCode,
+    ResponseFlags,
+    ResponseCodeDetails,
+    ConnectionTerminationDetails,
+    UpstreamTransportFailureReason,
+    BytesReceived,
+    BytesSent,
+    Duration,
+    UpstreamHost,
+    UpstreamCluster,
+    UpstreamLocalAddress,
+    DownstreamLocalAddress,
+    DownstreamRemoteAddress,
+    DownstreamRemoteAddressWithoutPort,
+    DownstreamLocalAddressWithoutPort,
+    RequestedServerName,
+    RouteName,
+    /// A request header (by plan index), with an optional fallback.
+    Req(HeaderRef, Option<HeaderRef>),
+    Resp(usize),
+    /// An operator weft does not implement yet: rendered as `-`.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum HeaderRef {
+    Method,
+    Path,
+    Authority,
+    Scheme,
+    Index(usize),
+}
+
+impl AccessLogs {
+    /// Whether any logger is configured (the hot path skips record building otherwise).
+    pub fn is_empty(&self) -> bool {
+        self.loggers.is_empty()
+    }
+
+    /// Converts Envoy `AccessLog`s; unimplemented operators are added to `notes`.
+    pub fn from_pb(
+        logs: &[PbAccessLog],
+        notes: &mut Vec<String>,
+    ) -> Result<AccessLogs, ConfigError> {
+        let mut out = AccessLogs::default();
+        for (i, log) in logs.iter().enumerate() {
+            let logger = out.logger(log, notes).at(format!("access_log[{i}]"))?;
+            out.loggers.push(logger);
+        }
+        Ok(out)
+    }
+
+    /// A plan with one stdout logger in `format` (Istio's text format when `None`); for tests
+    /// and the CLI.
+    pub fn stdout_text(format: Option<&str>) -> AccessLogs {
+        let mut out = AccessLogs::default();
+        let mut notes = Vec::new();
+        let tokens = out.parse(format.unwrap_or(ISTIO_TEXT_FORMAT), &mut notes);
+        out.loggers.push(Logger {
+            sink: Sink::Stdout,
+            format: Format::Text(tokens),
+        });
+        out
+    }
+
+    fn logger(
+        &mut self,
+        log: &PbAccessLog,
+        notes: &mut Vec<String>,
+    ) -> Result<Logger, ConfigError> {
+        let Some(access_log::ConfigType::TypedConfig(any)) = &log.config_type else {
+            return Err(ConfigError::new("typed_config is required"));
+        };
+        let (sink, fmt) = match any.type_url.as_str() {
+            type_url::STDOUT_ACCESS_LOG => {
+                let l: stream::StdoutAccessLog =
+                    decode_any(any, type_url::STDOUT_ACCESS_LOG).at("typed_config")?;
+                (
+                    Sink::Stdout,
+                    l.access_log_format
+                        .map(|stream::stdout_access_log::AccessLogFormat::LogFormat(f)| f),
+                )
+            }
+            type_url::STDERR_ACCESS_LOG => {
+                let l: stream::StderrAccessLog =
+                    decode_any(any, type_url::STDERR_ACCESS_LOG).at("typed_config")?;
+                (
+                    Sink::Stderr,
+                    l.access_log_format
+                        .map(|stream::stderr_access_log::AccessLogFormat::LogFormat(f)| f),
+                )
+            }
+            type_url::FILE_ACCESS_LOG => {
+                let l: file::FileAccessLog =
+                    decode_any(any, type_url::FILE_ACCESS_LOG).at("typed_config")?;
+                let sink = match l.path.as_str() {
+                    "/dev/stdout" => Sink::Stdout,
+                    "/dev/stderr" => Sink::Stderr,
+                    path => Sink::File(Mutex::new(
+                        std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)
+                            .map_err(|e| {
+                                ConfigError::new(format!("opening {path}: {e}"))
+                                    .at("typed_config.path")
+                            })?,
+                    )),
+                };
+                #[allow(deprecated)]
+                let fmt = match l.access_log_format {
+                    None => None,
+                    Some(file::file_access_log::AccessLogFormat::LogFormat(f)) => Some(f),
+                    Some(file::file_access_log::AccessLogFormat::Format(s)) => {
+                        Some(SubstitutionFormatString {
+                            format: Some(substitution_format_string::Format::TextFormat(s)),
+                            ..Default::default()
+                        })
+                    }
+                    Some(
+                        file::file_access_log::AccessLogFormat::JsonFormat(s)
+                        | file::file_access_log::AccessLogFormat::TypedJsonFormat(s),
+                    ) => Some(SubstitutionFormatString {
+                        format: Some(substitution_format_string::Format::JsonFormat(s)),
+                        ..Default::default()
+                    }),
+                };
+                (sink, fmt)
+            }
+            other => {
+                return Err(
+                    ConfigError::new(format!("access logger {other} is not supported"))
+                        .at("typed_config"),
+                );
+            }
+        };
+        let format = self
+            .format(fmt.as_ref(), notes)
+            .at("typed_config.log_format")?;
+        Ok(Logger { sink, format })
+    }
+
+    fn format(
+        &mut self,
+        f: Option<&SubstitutionFormatString>,
+        notes: &mut Vec<String>,
+    ) -> Result<Format, ConfigError> {
+        #[allow(deprecated)]
+        let format = match f.and_then(|f| f.format.as_ref()) {
+            None => Format::Text(self.parse(ISTIO_TEXT_FORMAT, notes)),
+            Some(substitution_format_string::Format::TextFormat(s)) => {
+                Format::Text(self.parse(s, notes))
+            }
+            Some(substitution_format_string::Format::TextFormatSource(d)) => {
+                let text = data_source(d).at("text_format_source")?;
+                Format::Text(self.parse(&String::from_utf8_lossy(&text), notes))
+            }
+            Some(substitution_format_string::Format::JsonFormat(s)) => {
+                Format::Json(self.json(s, notes)?)
+            }
+        };
+        Ok(format)
+    }
+
+    fn json(
+        &mut self,
+        s: &Struct,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<(String, Vec<Token>)>, ConfigError> {
+        let mut keys: Vec<_> = s.fields.iter().collect();
+        keys.sort_by(|a, b| a.0.cmp(b.0));
+        keys.into_iter()
+            .map(|(k, v)| match &v.kind {
+                Some(Kind::StringValue(t)) => Ok((k.clone(), self.parse(t, notes))),
+                _ => Err(ConfigError::new("only string values are supported")
+                    .at(format!("json_format.{k}"))),
+            })
+            .collect()
+    }
+
+    fn header_index(list: &mut Vec<HeaderName>, name: &str) -> Option<usize> {
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok()?;
+        Some(match list.iter().position(|h| *h == name) {
+            Some(i) => i,
+            None => {
+                list.push(name);
+                list.len() - 1
+            }
+        })
+    }
+
+    fn req_ref(&mut self, name: &str) -> Option<HeaderRef> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            ":method" => HeaderRef::Method,
+            ":path" => HeaderRef::Path,
+            ":authority" | "host" => HeaderRef::Authority,
+            ":scheme" => HeaderRef::Scheme,
+            n => HeaderRef::Index(Self::header_index(&mut self.req_headers, n)?),
+        })
+    }
+
+    fn parse(&mut self, format: &str, notes: &mut Vec<String>) -> Vec<Token> {
+        let mut tokens = Vec::new();
+        let mut literal = String::new();
+        let mut rest = format;
+        while let Some(start) = rest.find('%') {
+            literal.push_str(&rest[..start]);
+            let after = &rest[start + 1..];
+            if let Some(stripped) = after.strip_prefix('%') {
+                // `%%` is a literal percent.
+                literal.push('%');
+                rest = stripped;
+                continue;
+            }
+            let Some(end) = after.find('%') else {
+                literal.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let spec = &after[..end];
+            rest = &after[end + 1..];
+            if !literal.is_empty() {
+                tokens.push(Token::Literal(std::mem::take(&mut literal)));
+            }
+            tokens.push(self.op(spec, notes));
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            tokens.push(Token::Literal(literal));
+        }
+        tokens
+    }
+
+    fn op(&mut self, spec: &str, notes: &mut Vec<String>) -> Token {
+        // NAME, NAME(ARG) or NAME(ARG):LEN
+        let (head, max_len) = match spec.rsplit_once("):") {
+            Some((h, len)) if len.bytes().all(|b| b.is_ascii_digit()) => {
+                (format!("{h})"), len.parse().ok())
+            }
+            _ => (spec.to_owned(), None),
+        };
+        let (name, arg) = match head.split_once('(') {
+            Some((n, a)) => (n, a.strip_suffix(')').unwrap_or(a)),
+            None => (head.as_str(), ""),
+        };
+        let op = match name {
+            "START_TIME" => Op::StartTime,
+            "PROTOCOL" => Op::Protocol,
+            "RESPONSE_CODE" => Op::ResponseCode,
+            "RESPONSE_FLAGS" => Op::ResponseFlags,
+            "RESPONSE_CODE_DETAILS" => Op::ResponseCodeDetails,
+            "CONNECTION_TERMINATION_DETAILS" => Op::ConnectionTerminationDetails,
+            "UPSTREAM_TRANSPORT_FAILURE_REASON" => Op::UpstreamTransportFailureReason,
+            "BYTES_RECEIVED" => Op::BytesReceived,
+            "BYTES_SENT" => Op::BytesSent,
+            "DURATION" => Op::Duration,
+            "UPSTREAM_HOST" => Op::UpstreamHost,
+            "UPSTREAM_CLUSTER" | "UPSTREAM_CLUSTER_RAW" => Op::UpstreamCluster,
+            "UPSTREAM_LOCAL_ADDRESS" => Op::UpstreamLocalAddress,
+            "DOWNSTREAM_LOCAL_ADDRESS" => Op::DownstreamLocalAddress,
+            "DOWNSTREAM_REMOTE_ADDRESS" | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS" => {
+                Op::DownstreamRemoteAddress
+            }
+            "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT"
+            | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
+                Op::DownstreamRemoteAddressWithoutPort
+            }
+            "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => Op::DownstreamLocalAddressWithoutPort,
+            "REQUESTED_SERVER_NAME" => Op::RequestedServerName,
+            "ROUTE_NAME" => Op::RouteName,
+            "METHOD" => Op::Method,
+            "REQ" => {
+                let (primary, alt) = match arg.split_once('?') {
+                    Some((p, a)) => (p, Some(a)),
+                    None => (arg, None),
+                };
+                match (self.req_ref(primary), alt.map(|a| self.req_ref(a))) {
+                    (Some(p), None) => Op::Req(p, None),
+                    (Some(p), Some(Some(a))) => Op::Req(p, Some(a)),
+                    _ => Op::Unknown,
+                }
+            }
+            "RESP" => match Self::header_index(&mut self.resp_headers, arg) {
+                Some(i) => Op::Resp(i),
+                None => Op::Unknown,
+            },
+            _ => Op::Unknown,
+        };
+        if matches!(op, Op::Unknown) {
+            notes.push(format!(
+                "access log operator %{spec}% is not implemented; it logs \"-\""
+            ));
+        }
+        Token::Op { op, max_len }
+    }
+
+    /// Copies the request headers the formats name into `record`.
+    pub fn capture_request(&self, record: &mut LogRecord, headers: &HeaderMap) {
+        record.req_headers = self
+            .req_headers
+            .iter()
+            .map(|h| headers.get(h).cloned())
+            .collect();
+    }
+
+    /// Copies the response headers the formats name into `record`.
+    pub fn capture_response(&self, record: &mut LogRecord, headers: &HeaderMap) {
+        record.resp_headers = self
+            .resp_headers
+            .iter()
+            .map(|h| headers.get(h).cloned())
+            .collect();
+    }
+
+    /// Writes one line per logger. Errors writing are dropped: logging never fails a request.
+    pub fn log(&self, record: &LogRecord) {
+        for logger in &self.loggers {
+            let mut line = match &logger.format {
+                Format::Text(tokens) => render_text(tokens, record),
+                Format::Json(fields) => render_json(fields, record),
+            };
+            if !line.ends_with('\n') {
+                line.push('\n');
+            }
+            let _ = match &logger.sink {
+                Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
+                Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+                Sink::File(f) => match f.lock() {
+                    Ok(mut f) => f.write_all(line.as_bytes()),
+                    Err(_) => Ok(()),
+                },
+            };
+        }
+    }
+
+    /// Renders the first logger's line (for tests and `weft proxy` diagnostics).
+    pub fn render_first(&self, record: &LogRecord) -> Option<String> {
+        self.loggers.first().map(|l| match &l.format {
+            Format::Text(tokens) => render_text(tokens, record),
+            Format::Json(fields) => render_json(fields, record),
+        })
+    }
+}
+
+/// A rendered operator: absent values are `None` (`-` in text, `null` in JSON).
+enum Rendered {
+    Str(String),
+    Num(u64),
+    None,
+}
+
+fn render_op(op: &Op, r: &LogRecord) -> Rendered {
+    use Rendered::{None as Nil, Num, Str};
+    let addr = |a: Option<SocketAddr>| a.map_or(Nil, |a| Str(a.to_string()));
+    let opt = |s: Option<&str>| s.map_or(Nil, |s| Str(s.to_owned()));
+    let header = |h: &HeaderRef| -> Rendered {
+        match h {
+            HeaderRef::Method => opt(r.method.as_ref().map(|m| m.as_str())),
+            HeaderRef::Path => opt(r.path.as_deref()),
+            HeaderRef::Authority => opt(r.authority.as_deref()),
+            HeaderRef::Scheme => opt(r.scheme),
+            HeaderRef::Index(i) => r
+                .req_headers
+                .get(*i)
+                .and_then(|v| v.as_ref())
+                .map_or(Nil, |v| {
+                    Str(String::from_utf8_lossy(v.as_bytes()).into_owned())
+                }),
+        }
+    };
+    match op {
+        Op::StartTime => r.start.map_or(Nil, |t| Str(rfc3339_millis(t))),
+        Op::Method => header(&HeaderRef::Method),
+        Op::Protocol => opt(r.protocol),
+        Op::ResponseCode => Num(u64::from(r.response_code)),
+        Op::ResponseFlags => Str(r.flags.to_string()),
+        Op::ResponseCodeDetails => opt((!r.details.is_empty()).then_some(r.details)),
+        Op::ConnectionTerminationDetails => opt(r.termination_details.as_deref()),
+        Op::UpstreamTransportFailureReason => opt(r.transport_failure.as_deref()),
+        Op::BytesReceived => Num(r.bytes_received),
+        Op::BytesSent => Num(r.bytes_sent),
+        Op::Duration => Num(r.duration_ms),
+        Op::UpstreamHost => addr(r.upstream_host),
+        Op::UpstreamCluster => opt(r.upstream_cluster.as_deref()),
+        Op::UpstreamLocalAddress => addr(r.upstream_local),
+        Op::DownstreamLocalAddress => addr(r.downstream_local),
+        Op::DownstreamRemoteAddress => addr(r.downstream_remote),
+        Op::DownstreamRemoteAddressWithoutPort => {
+            r.downstream_remote.map_or(Nil, |a| Str(a.ip().to_string()))
+        }
+        Op::DownstreamLocalAddressWithoutPort => {
+            r.downstream_local.map_or(Nil, |a| Str(a.ip().to_string()))
+        }
+        Op::RequestedServerName => opt(r.server_name.as_deref()),
+        Op::RouteName => opt(r.route_name.as_deref()),
+        Op::Req(primary, alt) => match (header(primary), alt) {
+            (Nil, Some(alt)) => header(alt),
+            (v, _) => v,
+        },
+        Op::Resp(i) => r
+            .resp_headers
+            .get(*i)
+            .and_then(|v| v.as_ref())
+            .map_or(Nil, |v| {
+                Str(String::from_utf8_lossy(v.as_bytes()).into_owned())
+            }),
+        Op::Unknown => Nil,
+    }
+}
+
+fn truncate(mut s: String, max_len: Option<usize>) -> String {
+    if let Some(max) = max_len {
+        if s.len() > max {
+            let mut end = max;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+    }
+    s
+}
+
+fn render_text(tokens: &[Token], r: &LogRecord) -> String {
+    let mut out = String::with_capacity(256);
+    for t in tokens {
+        match t {
+            Token::Literal(s) => out.push_str(s),
+            Token::Op { op, max_len } => match render_op(op, r) {
+                Rendered::Str(s) => out.push_str(&truncate(s, *max_len)),
+                Rendered::Num(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Rendered::None => out.push('-'),
+            },
+        }
+    }
+    out
+}
+
+fn render_json(fields: &[(String, Vec<Token>)], r: &LogRecord) -> String {
+    let mut map = serde_json::Map::new();
+    for (key, tokens) in fields {
+        let value = match tokens.as_slice() {
+            // A lone operator keeps its type, as Envoy's typed JSON does.
+            [Token::Op { op, max_len }] => match render_op(op, r) {
+                Rendered::Str(s) => serde_json::Value::String(truncate(s, *max_len)),
+                Rendered::Num(n) => serde_json::Value::from(n),
+                Rendered::None => serde_json::Value::Null,
+            },
+            _ => serde_json::Value::String(render_text(tokens, r)),
+        };
+        map.insert(key.clone(), value);
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+impl AccessLogs {
+    /// A plan with one stdout logger in Istio's JSON format.
+    pub fn stdout_istio_json() -> AccessLogs {
+        let mut out = AccessLogs::default();
+        let mut notes = Vec::new();
+        let fields = ISTIO_JSON_FORMAT
+            .iter()
+            .map(|(k, f)| ((*k).to_owned(), out.parse(f, &mut notes)))
+            .collect();
+        out.loggers.push(Logger {
+            sink: Sink::Stdout,
+            format: Format::Json(fields),
+        });
+        out
+    }
+}
+
+/// `2023-10-31T14:52:14.279Z`, Envoy's default `%START_TIME%`.
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_format_like_envoy() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_698_763_934_279);
+        assert_eq!(rfc3339_millis(t), "2023-10-31T14:52:14.279Z");
+        assert_eq!(
+            rfc3339_millis(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&rfc3339_millis(leap)[..10], "2000-02-29");
+    }
+
+    fn record(logs: &AccessLogs) -> LogRecord {
+        let mut req = HeaderMap::new();
+        req.insert("user-agent", HeaderValue::from_static("grpc-go/1.58.3"));
+        req.insert(
+            "x-request-id",
+            HeaderValue::from_static("6d293d32-af96-9f87-a8e4-6665632f7236"),
+        );
+        let mut resp = HeaderMap::new();
+        resp.insert(
+            "x-envoy-upstream-service-time",
+            HeaderValue::from_static("9"),
+        );
+        let mut r = LogRecord {
+            start: Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_698_763_934_279)),
+            method: Some(http::Method::POST),
+            path: Some("/helloworld.Greeter/SayHello".into()),
+            authority: Some("k8s-combat-service:50051".into()),
+            scheme: Some("http"),
+            protocol: Some("HTTP/2"),
+            response_code: 200,
+            flags: ResponseFlags::default(),
+            details: "via_upstream",
+            bytes_received: 12,
+            bytes_sent: 61,
+            duration_ms: 14,
+            upstream_host: Some("172.17.0.9:50051".parse().expect("addr")),
+            upstream_cluster: Some(Arc::from("inbound|50051||")),
+            upstream_local: Some("127.0.0.6:42051".parse().expect("addr")),
+            downstream_local: Some("172.17.0.9:50051".parse().expect("addr")),
+            downstream_remote: Some("172.17.0.9:40804".parse().expect("addr")),
+            server_name: Some(
+                "outbound_.50051_._.k8s-combat-service.default.svc.cluster.local".into(),
+            ),
+            route_name: Some(Arc::from("default")),
+            ..Default::default()
+        };
+        logs.capture_request(&mut r, &req);
+        logs.capture_response(&mut r, &resp);
+        r
+    }
+
+    #[test]
+    fn istio_text_format_matches_a_real_istio_line() {
+        let logs = AccessLogs::stdout_text(None);
+        let line = logs.render_first(&record(&logs)).expect("line");
+        assert_eq!(
+            line,
+            "[2023-10-31T14:52:14.279Z] \"POST /helloworld.Greeter/SayHello HTTP/2\" 200 - via_upstream - \"-\" 12 61 14 9 \"-\" \"grpc-go/1.58.3\" \"6d293d32-af96-9f87-a8e4-6665632f7236\" \"k8s-combat-service:50051\" \"172.17.0.9:50051\" inbound|50051|| 127.0.0.6:42051 172.17.0.9:50051 172.17.0.9:40804 outbound_.50051_._.k8s-combat-service.default.svc.cluster.local default\n"
+        );
+    }
+
+    #[test]
+    fn istio_json_format_is_typed() {
+        let logs = AccessLogs::stdout_istio_json();
+        let line = logs.render_first(&record(&logs)).expect("line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["response_code"], 200);
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["upstream_service_time"], "9");
+        assert_eq!(v["x_forwarded_for"], serde_json::Value::Null);
+        assert_eq!(v["response_flags"], "-");
+    }
+
+    #[test]
+    fn operators_parse_with_lengths_and_fallbacks() {
+        let mut logs = AccessLogs::default();
+        let mut notes = Vec::new();
+        let tokens = logs.parse("%REQ(X-A?X-B):2% 100%% %NOPE%", &mut notes);
+        let mut r = LogRecord::default();
+        let mut h = HeaderMap::new();
+        h.insert("x-b", HeaderValue::from_static("hello"));
+        logs.capture_request(&mut r, &h);
+        assert_eq!(render_text(&tokens, &r), "he 100% -");
+        assert_eq!(notes.len(), 1);
+    }
+}

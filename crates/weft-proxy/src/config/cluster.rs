@@ -1,0 +1,422 @@
+//! Clusters: discovery type, load-balancing policy, upstream protocol and endpoints,
+//! converted from Envoy's `Cluster` (with an inline `ClusterLoadAssignment`).
+
+use crate::config::util::{HostPort, decode_any, duration, host_port};
+use crate::error::{At, ConfigError};
+use envoy_types::pb::envoy::config::cluster::v3::{self as pb, cluster};
+use envoy_types::pb::envoy::config::core::v3::HealthStatus;
+use envoy_types::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::{
+    HttpProtocolOptions,
+    http_protocol_options::{UpstreamProtocolOptions, explicit_http_config::ProtocolConfig},
+};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_xds::type_url;
+
+/// Envoy's default `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Envoy's default `dns_refresh_rate`.
+pub const DEFAULT_DNS_REFRESH: Duration = Duration::from_secs(5);
+
+/// A converted `Cluster`.
+#[derive(Debug)]
+pub struct ClusterConfig {
+    pub name: Arc<str>,
+    pub discovery: Discovery,
+    pub lb: LbPolicy,
+    pub connect_timeout: Duration,
+    pub protocol: UpstreamProtocol,
+    /// Endpoints grouped by locality and priority, as configured.
+    pub localities: Vec<LocalityEndpoints>,
+    pub dns_refresh: Duration,
+    pub dns_family: DnsFamily,
+    pub original_dst: OriginalDstOptions,
+}
+
+/// How a cluster learns its endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    Static,
+    /// Resolve every endpoint's hostname periodically; every address is an endpoint.
+    StrictDns,
+    /// Resolve the single endpoint's hostname; use the first address.
+    LogicalDns,
+    /// Endpoints from EDS (for now the inline `load_assignment`).
+    Eds,
+    /// The downstream connection's original destination.
+    OriginalDst,
+}
+
+/// Endpoint choice within a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbPolicy {
+    /// Weighted round robin.
+    RoundRobin,
+    /// Power of `choice_count` choices on outstanding requests (weighted by endpoint weight).
+    LeastRequest {
+        choice_count: u32,
+    },
+    Random,
+    RingHash {
+        min_ring_size: u64,
+        max_ring_size: u64,
+    },
+    Maglev {
+        table_size: u64,
+    },
+    /// The discovery type decides (ORIGINAL_DST).
+    ClusterProvided,
+}
+
+/// The protocol spoken to upstream endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    Http1,
+    /// h2c with prior knowledge (TLS and ALPN arrive with the mTLS issue).
+    Http2,
+    /// The same protocol as the downstream request.
+    UseDownstream,
+}
+
+/// DNS address family preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsFamily {
+    /// Envoy's AUTO: IPv6 if any, else IPv4.
+    Auto,
+    V4Only,
+    V6Only,
+    V4Preferred,
+    All,
+}
+
+/// `original_dst_lb_config`.
+#[derive(Debug, Clone, Default)]
+pub struct OriginalDstOptions {
+    /// Take the destination from this header (`x-envoy-original-dst-host` by default).
+    pub http_header: Option<http::HeaderName>,
+    pub port_override: Option<u16>,
+}
+
+/// One `LocalityLbEndpoints`.
+#[derive(Debug, Clone)]
+pub struct LocalityEndpoints {
+    pub locality: Locality,
+    pub weight: Option<u32>,
+    pub priority: u32,
+    pub endpoints: Vec<EndpointConfig>,
+}
+
+/// Region/zone/subzone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+    pub sub_zone: String,
+}
+
+/// One configured endpoint (a DNS name expands to addresses at run time).
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub address: HostPort,
+    /// `endpoint.hostname`, or the DNS name: what `auto_host_rewrite` uses.
+    pub hostname: Option<String>,
+    pub weight: u32,
+    pub health: EndpointHealth,
+}
+
+/// Health as EDS reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointHealth {
+    Healthy,
+    Degraded,
+    Unhealthy,
+}
+
+impl TryFrom<&pb::Cluster> for ClusterConfig {
+    type Error = ConfigError;
+
+    fn try_from(c: &pb::Cluster) -> Result<Self, ConfigError> {
+        if c.name.is_empty() {
+            return Err(ConfigError::new("name is required").at("name"));
+        }
+        let discovery = match &c.cluster_discovery_type {
+            None => Discovery::Static,
+            Some(cluster::ClusterDiscoveryType::Type(t)) => {
+                match cluster::DiscoveryType::try_from(*t) {
+                    Ok(cluster::DiscoveryType::Static) => Discovery::Static,
+                    Ok(cluster::DiscoveryType::StrictDns) => Discovery::StrictDns,
+                    Ok(cluster::DiscoveryType::LogicalDns) => Discovery::LogicalDns,
+                    Ok(cluster::DiscoveryType::Eds) => Discovery::Eds,
+                    Ok(cluster::DiscoveryType::OriginalDst) => Discovery::OriginalDst,
+                    Err(_) => return Err(ConfigError::new(format!("unknown type {t}")).at("type")),
+                }
+            }
+            Some(cluster::ClusterDiscoveryType::ClusterType(t)) => {
+                return Err(ConfigError::new(format!(
+                    "custom cluster type {:?} is not supported",
+                    t.name
+                ))
+                .at("cluster_type"));
+            }
+        };
+        let lb = lb_policy(c, discovery)?;
+        let localities = match &c.load_assignment {
+            Some(la) => load_assignment(la, discovery).at("load_assignment")?,
+            None => Vec::new(),
+        };
+        let endpoint_count: usize = localities.iter().map(|l| l.endpoints.len()).sum();
+        match discovery {
+            Discovery::LogicalDns if endpoint_count != 1 => {
+                return Err(
+                    ConfigError::new("LOGICAL_DNS clusters need exactly one endpoint")
+                        .at("load_assignment"),
+                );
+            }
+            Discovery::OriginalDst if endpoint_count != 0 => {
+                return Err(ConfigError::new("ORIGINAL_DST clusters take no endpoints")
+                    .at("load_assignment"));
+            }
+            _ => {}
+        }
+        let dns_family = match cluster::DnsLookupFamily::try_from(c.dns_lookup_family) {
+            Ok(cluster::DnsLookupFamily::Auto) => DnsFamily::Auto,
+            Ok(cluster::DnsLookupFamily::V4Only) => DnsFamily::V4Only,
+            Ok(cluster::DnsLookupFamily::V6Only) => DnsFamily::V6Only,
+            Ok(cluster::DnsLookupFamily::V4Preferred) => DnsFamily::V4Preferred,
+            Ok(cluster::DnsLookupFamily::All) => DnsFamily::All,
+            Err(_) => {
+                return Err(ConfigError::new("unknown dns_lookup_family").at("dns_lookup_family"));
+            }
+        };
+        let original_dst = match &c.lb_config {
+            Some(cluster::LbConfig::OriginalDstLbConfig(o)) => OriginalDstOptions {
+                http_header: o
+                    .use_http_header
+                    .then(|| {
+                        let name = if o.http_header_name.is_empty() {
+                            "x-envoy-original-dst-host"
+                        } else {
+                            o.http_header_name.as_str()
+                        };
+                        http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    })
+                    .transpose()
+                    .map_err(|_| {
+                        ConfigError::new("invalid header name")
+                            .at("original_dst_lb_config.http_header_name")
+                    })?,
+                port_override: o
+                    .upstream_port_override
+                    .as_ref()
+                    .map(|p| u16::try_from(p.value))
+                    .transpose()
+                    .map_err(|_| {
+                        ConfigError::new("port out of range")
+                            .at("original_dst_lb_config.upstream_port_override")
+                    })?,
+            },
+            _ => OriginalDstOptions::default(),
+        };
+        Ok(ClusterConfig {
+            name: Arc::from(c.name.as_str()),
+            discovery,
+            lb,
+            connect_timeout: duration(c.connect_timeout.as_ref())
+                .at("connect_timeout")?
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            protocol: upstream_protocol(c)?,
+            localities,
+            dns_refresh: duration(c.dns_refresh_rate.as_ref())
+                .at("dns_refresh_rate")?
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_DNS_REFRESH),
+            dns_family,
+            original_dst,
+        })
+    }
+}
+
+fn lb_policy(c: &pb::Cluster, discovery: Discovery) -> Result<LbPolicy, ConfigError> {
+    use cluster::LbPolicy as P;
+    let policy = P::try_from(c.lb_policy).map_err(|_| {
+        ConfigError::new(format!("unknown lb_policy {}", c.lb_policy)).at("lb_policy")
+    })?;
+    let lb = match policy {
+        P::RoundRobin => LbPolicy::RoundRobin,
+        P::LeastRequest => {
+            let choice_count = match &c.lb_config {
+                Some(cluster::LbConfig::LeastRequestLbConfig(l)) => {
+                    l.choice_count.as_ref().map_or(2, |c| c.value.max(2))
+                }
+                _ => 2,
+            };
+            LbPolicy::LeastRequest { choice_count }
+        }
+        P::Random => LbPolicy::Random,
+        P::RingHash => {
+            let (min, max) = match &c.lb_config {
+                Some(cluster::LbConfig::RingHashLbConfig(r)) => (
+                    r.minimum_ring_size.as_ref().map_or(1024, |v| v.value),
+                    r.maximum_ring_size
+                        .as_ref()
+                        .map_or(8 * 1024 * 1024, |v| v.value),
+                ),
+                _ => (1024, 8 * 1024 * 1024),
+            };
+            if min > max || max > 8 * 1024 * 1024 {
+                return Err(ConfigError::new("ring sizes must satisfy min <= max <= 8M")
+                    .at("ring_hash_lb_config"));
+            }
+            LbPolicy::RingHash {
+                min_ring_size: min,
+                max_ring_size: max,
+            }
+        }
+        P::Maglev => {
+            let table_size = match &c.lb_config {
+                Some(cluster::LbConfig::MaglevLbConfig(m)) => {
+                    m.table_size.as_ref().map_or(65537, |v| v.value)
+                }
+                _ => 65537,
+            };
+            if !is_prime(table_size) || table_size > 5_000_011 {
+                return Err(ConfigError::new("table_size must be a prime up to 5000011")
+                    .at("maglev_lb_config.table_size"));
+            }
+            LbPolicy::Maglev { table_size }
+        }
+        P::ClusterProvided => LbPolicy::ClusterProvided,
+        P::LoadBalancingPolicyConfig => {
+            return Err(ConfigError::new(
+                "LOAD_BALANCING_POLICY_CONFIG is not supported; use lb_policy",
+            )
+            .at("lb_policy"));
+        }
+    };
+    match (discovery, lb) {
+        (Discovery::OriginalDst, LbPolicy::ClusterProvided | LbPolicy::RoundRobin) => {
+            Ok(LbPolicy::ClusterProvided)
+        }
+        (Discovery::OriginalDst, _) => Err(ConfigError::new(
+            "ORIGINAL_DST clusters need lb_policy CLUSTER_PROVIDED",
+        )
+        .at("lb_policy")),
+        (_, LbPolicy::ClusterProvided) => Err(ConfigError::new(
+            "CLUSTER_PROVIDED is only valid with ORIGINAL_DST",
+        )
+        .at("lb_policy")),
+        (_, lb) => Ok(lb),
+    }
+}
+
+fn is_prime(n: u64) -> bool {
+    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+}
+
+fn upstream_protocol(c: &pb::Cluster) -> Result<UpstreamProtocol, ConfigError> {
+    const KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    if let Some(any) = c.typed_extension_protocol_options.get(KEY) {
+        let at = format!("typed_extension_protocol_options[{KEY:?}]");
+        let opts: HttpProtocolOptions = decode_any(any, type_url::HTTP_PROTOCOL_OPTIONS).at(&at)?;
+        return Ok(match opts.upstream_protocol_options {
+            Some(UpstreamProtocolOptions::ExplicitHttpConfig(e)) => match e.protocol_config {
+                Some(ProtocolConfig::Http2ProtocolOptions(_)) => UpstreamProtocol::Http2,
+                Some(ProtocolConfig::HttpProtocolOptions(_)) | None => UpstreamProtocol::Http1,
+                Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
+                    return Err(ConfigError::new("HTTP/3 upstreams are not supported").at(at));
+                }
+            },
+            Some(UpstreamProtocolOptions::UseDownstreamProtocolConfig(_)) => {
+                UpstreamProtocol::UseDownstream
+            }
+            // AUTO picks by ALPN, which needs TLS; without it Envoy speaks HTTP/1.1.
+            Some(UpstreamProtocolOptions::AutoConfig(_)) | None => UpstreamProtocol::Http1,
+        });
+    }
+    if c.http2_protocol_options.is_some() {
+        return Ok(UpstreamProtocol::Http2);
+    }
+    if cluster::ClusterProtocolSelection::try_from(c.protocol_selection)
+        == Ok(cluster::ClusterProtocolSelection::UseDownstreamProtocol)
+    {
+        return Ok(UpstreamProtocol::UseDownstream);
+    }
+    Ok(UpstreamProtocol::Http1)
+}
+
+fn load_assignment(
+    la: &ClusterLoadAssignment,
+    discovery: Discovery,
+) -> Result<Vec<LocalityEndpoints>, ConfigError> {
+    la.endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let endpoints = l
+                .lb_endpoints
+                .iter()
+                .enumerate()
+                .map(|(j, e)| endpoint(e, discovery).at(format!("lb_endpoints[{j}]")))
+                .collect::<Result<Vec<_>, _>>()
+                .at(format!("endpoints[{i}]"))?;
+            let loc = l.locality.as_ref();
+            Ok(LocalityEndpoints {
+                locality: Locality {
+                    region: loc.map(|l| l.region.clone()).unwrap_or_default(),
+                    zone: loc.map(|l| l.zone.clone()).unwrap_or_default(),
+                    sub_zone: loc.map(|l| l.sub_zone.clone()).unwrap_or_default(),
+                },
+                weight: l.load_balancing_weight.as_ref().map(|w| w.value),
+                priority: l.priority,
+                endpoints,
+            })
+        })
+        .collect()
+}
+
+fn endpoint(
+    e: &envoy_types::pb::envoy::config::endpoint::v3::LbEndpoint,
+    discovery: Discovery,
+) -> Result<EndpointConfig, ConfigError> {
+    let ep = match &e.host_identifier {
+        Some(lb_endpoint::HostIdentifier::Endpoint(ep)) => ep,
+        Some(lb_endpoint::HostIdentifier::EndpointName(_)) => {
+            return Err(ConfigError::new("named endpoints are not supported").at("endpoint_name"));
+        }
+        None => return Err(ConfigError::new("endpoint is required").at("endpoint")),
+    };
+    let address = host_port(ep.address.as_ref())
+        .at("socket_address")
+        .at("address")
+        .at("endpoint")?;
+    let dns = matches!(discovery, Discovery::StrictDns | Discovery::LogicalDns);
+    let hostname = match &address {
+        HostPort::Dns { host, .. } if !dns => {
+            return Err(ConfigError::new(format!(
+                "{host:?} is not an IP address (use STRICT_DNS or LOGICAL_DNS for names)"
+            ))
+            .at("endpoint.address.socket_address.address"));
+        }
+        HostPort::Dns { host, .. } if ep.hostname.is_empty() => Some(host.clone()),
+        _ => (!ep.hostname.is_empty()).then(|| ep.hostname.clone()),
+    };
+    let health = match HealthStatus::try_from(e.health_status) {
+        Ok(HealthStatus::Unknown | HealthStatus::Healthy) => EndpointHealth::Healthy,
+        Ok(HealthStatus::Degraded) => EndpointHealth::Degraded,
+        _ => EndpointHealth::Unhealthy,
+    };
+    let weight = match &e.load_balancing_weight {
+        None => 1,
+        Some(w) if w.value == 0 => {
+            return Err(ConfigError::new("weight must be at least 1").at("load_balancing_weight"));
+        }
+        Some(w) => w.value,
+    };
+    Ok(EndpointConfig {
+        address,
+        hostname,
+        weight,
+        health,
+    })
+}

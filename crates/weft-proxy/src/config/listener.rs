@@ -1,0 +1,385 @@
+//! Listeners, filter chains and their network filters (HTTP connection manager, TCP proxy).
+
+use crate::access_log::AccessLogs;
+use crate::config::route::RouteTable;
+use crate::config::util::{decode_any, duration, ip_socket_addr};
+use crate::error::{At, ConfigError};
+use envoy_types::pb::envoy::config::listener::v3::{self as pb, filter, listener_filter};
+use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager,
+};
+use envoy_types::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_xds::type_url;
+
+/// Envoy's default TCP proxy idle timeout.
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long protocol detection waits for a client's first bytes when some filter chain needs
+/// them (`listener_filters_timeout` overrides it). Short, so server-first protocols that
+/// land on a chain without such needs are not stalled long; see `listener::sniff`.
+pub const DEFAULT_SNIFF_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A converted `Listener`.
+#[derive(Debug)]
+pub struct ListenerConfig {
+    pub name: Arc<str>,
+    pub address: SocketAddr,
+    pub filter_chains: Vec<FilterChainConfig>,
+    pub default_chain: Option<FilterChainConfig>,
+    /// `use_original_dst`: hand connections to the listener owning their original destination.
+    pub use_original_dst: bool,
+    /// Whether to peek at the first bytes (TLS ClientHello / HTTP) to match filter chains.
+    pub inspect_tls: bool,
+    pub inspect_http: bool,
+    pub sniff_timeout: Duration,
+    /// `bind_to_port: false` listeners only receive connections handed over by another.
+    pub bind_to_port: bool,
+}
+
+/// One filter chain: when it applies and the filter that serves it.
+#[derive(Debug)]
+pub struct FilterChainConfig {
+    pub name: String,
+    pub matcher: FilterChainMatch,
+    pub filter: NetworkFilter,
+}
+
+/// Envoy's `FilterChainMatch` for the criteria weft implements.
+#[derive(Debug, Clone, Default)]
+pub struct FilterChainMatch {
+    pub destination_port: Option<u16>,
+    /// Lowercase SNI names; `*.example.com` wildcards allowed.
+    pub server_names: Vec<String>,
+    /// `raw_buffer` or `tls`.
+    pub transport_protocol: Option<String>,
+    /// `http/1.1`, `h2c`, `h2`...
+    pub application_protocols: Vec<String>,
+}
+
+/// The terminal network filter of a chain.
+#[derive(Debug, Clone)]
+pub enum NetworkFilter {
+    Http(Arc<HttpConnectionManagerConfig>),
+    Tcp(Arc<TcpProxyConfig>),
+}
+
+/// Downstream codec selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Auto,
+    Http1,
+    Http2,
+}
+
+/// What the `server` response header becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerHeader {
+    Overwrite,
+    AppendIfAbsent,
+    PassThrough,
+}
+
+/// A converted `HttpConnectionManager` (inline `route_config` only for now; RDS later).
+#[derive(Debug)]
+pub struct HttpConnectionManagerConfig {
+    pub stat_prefix: String,
+    pub codec: Codec,
+    pub routes: Arc<RouteTable>,
+    pub access_logs: AccessLogs,
+    pub use_remote_address: bool,
+    pub skip_xff_append: bool,
+    pub generate_request_id: bool,
+    pub preserve_external_request_id: bool,
+    pub always_set_request_id_in_response: bool,
+    pub server_name: http::HeaderValue,
+    pub server_header: ServerHeader,
+    pub strip_any_host_port: bool,
+    pub strip_matching_host_port: bool,
+    pub stream_idle_timeout: Option<Duration>,
+    pub request_timeout: Option<Duration>,
+    pub max_request_headers_kb: u32,
+    pub via: Option<http::HeaderValue>,
+}
+
+/// A converted `TcpProxy`.
+#[derive(Debug)]
+pub struct TcpProxyConfig {
+    pub stat_prefix: String,
+    pub clusters: TcpClusters,
+    /// `None` when disabled (`idle_timeout: 0s`).
+    pub idle_timeout: Option<Duration>,
+    pub access_logs: AccessLogs,
+}
+
+/// The TCP proxy's upstream cluster(s).
+#[derive(Debug)]
+pub enum TcpClusters {
+    Single(Arc<str>),
+    Weighted {
+        targets: Vec<(Arc<str>, u32)>,
+        total: u64,
+    },
+}
+
+impl ListenerConfig {
+    /// Converts a listener; notes about partly implemented features go to `notes`.
+    pub fn from_pb(
+        l: &pb::Listener,
+        notes: &mut Vec<String>,
+    ) -> Result<ListenerConfig, ConfigError> {
+        if l.name.is_empty() {
+            return Err(ConfigError::new("name is required").at("name"));
+        }
+        let address = ip_socket_addr(l.address.as_ref()).at("address")?;
+        let mut inspect_tls = false;
+        let mut inspect_http = false;
+        for (i, f) in l.listener_filters.iter().enumerate() {
+            let url = match &f.config_type {
+                Some(listener_filter::ConfigType::TypedConfig(any)) => any.type_url.as_str(),
+                _ => "",
+            };
+            match (f.name.as_str(), url) {
+                (_, type_url::TLS_INSPECTOR) | ("envoy.filters.listener.tls_inspector", "") => {
+                    inspect_tls = true
+                }
+                (_, type_url::HTTP_INSPECTOR) | ("envoy.filters.listener.http_inspector", "") => {
+                    inspect_http = true
+                }
+                // Original destination is always recovered when the socket has one.
+                (_, type_url::ORIGINAL_DST) | ("envoy.filters.listener.original_dst", "") => {}
+                (name, url) => {
+                    return Err(ConfigError::new(format!(
+                        "listener filter {name:?} ({url}) is not supported"
+                    ))
+                    .at(format!("listener_filters[{i}]")));
+                }
+            }
+        }
+        let filter_chains = l
+            .filter_chains
+            .iter()
+            .enumerate()
+            .map(|(i, c)| filter_chain(c, notes).at(format!("filter_chains[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let default_chain = l
+            .default_filter_chain
+            .as_ref()
+            .map(|c| filter_chain(c, notes))
+            .transpose()
+            .at("default_filter_chain")?;
+        if filter_chains.is_empty() && default_chain.is_none() {
+            return Err(
+                ConfigError::new("at least one filter chain is required").at("filter_chains")
+            );
+        }
+        Ok(ListenerConfig {
+            name: Arc::from(l.name.as_str()),
+            address,
+            filter_chains,
+            default_chain,
+            use_original_dst: l.use_original_dst.as_ref().is_some_and(|b| b.value),
+            inspect_tls,
+            inspect_http,
+            sniff_timeout: duration(l.listener_filters_timeout.as_ref())
+                .at("listener_filters_timeout")?
+                .filter(|d| !d.is_zero())
+                .unwrap_or(DEFAULT_SNIFF_TIMEOUT),
+            bind_to_port: l.bind_to_port.as_ref().is_none_or(|b| b.value),
+        })
+    }
+}
+
+fn filter_chain(
+    c: &pb::FilterChain,
+    notes: &mut Vec<String>,
+) -> Result<FilterChainConfig, ConfigError> {
+    let matcher = match &c.filter_chain_match {
+        None => FilterChainMatch::default(),
+        Some(m) => FilterChainMatch {
+            destination_port: m
+                .destination_port
+                .as_ref()
+                .map(|p| u16::try_from(p.value))
+                .transpose()
+                .map_err(|_| {
+                    ConfigError::new("port out of range").at("filter_chain_match.destination_port")
+                })?,
+            server_names: m
+                .server_names
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect(),
+            transport_protocol: (!m.transport_protocol.is_empty())
+                .then(|| m.transport_protocol.clone()),
+            application_protocols: m.application_protocols.clone(),
+        },
+    };
+    let Some((last, rest)) = c.filters.split_last() else {
+        return Err(ConfigError::new("at least one filter is required").at("filters"));
+    };
+    if let Some((i, f)) = rest.iter().enumerate().next() {
+        return Err(ConfigError::new(format!(
+            "network filter {:?} before the terminal filter is not supported",
+            f.name
+        ))
+        .at(format!("filters[{i}]")));
+    }
+    let at = format!("filters[{}]", c.filters.len() - 1);
+    let Some(filter::ConfigType::TypedConfig(any)) = &last.config_type else {
+        return Err(ConfigError::new("typed_config is required").at(at));
+    };
+    let filter = match any.type_url.as_str() {
+        type_url::HTTP_CONNECTION_MANAGER => {
+            let hcm: HttpConnectionManager =
+                decode_any(any, type_url::HTTP_CONNECTION_MANAGER).at(&at)?;
+            NetworkFilter::Http(Arc::new(
+                hcm_config(&hcm, notes).at("typed_config").at(&at)?,
+            ))
+        }
+        type_url::TCP_PROXY => {
+            let tcp: TcpProxy = decode_any(any, type_url::TCP_PROXY).at(&at)?;
+            NetworkFilter::Tcp(Arc::new(
+                tcp_config(&tcp, notes).at("typed_config").at(&at)?,
+            ))
+        }
+        other => {
+            return Err(
+                ConfigError::new(format!("network filter {other} is not supported")).at(at),
+            );
+        }
+    };
+    Ok(FilterChainConfig {
+        name: c.name.clone(),
+        matcher,
+        filter,
+    })
+}
+
+fn hcm_config(
+    h: &HttpConnectionManager,
+    notes: &mut Vec<String>,
+) -> Result<HttpConnectionManagerConfig, ConfigError> {
+    use http_connection_manager::{
+        CodecType, RouteSpecifier, ServerHeaderTransformation, StripPortMode,
+    };
+    let codec = match CodecType::try_from(h.codec_type) {
+        Ok(CodecType::Auto) => Codec::Auto,
+        Ok(CodecType::Http1) => Codec::Http1,
+        Ok(CodecType::Http2) => Codec::Http2,
+        _ => {
+            return Err(
+                ConfigError::new("only AUTO, HTTP1 and HTTP2 codecs are supported")
+                    .at("codec_type"),
+            );
+        }
+    };
+    let routes = match &h.route_specifier {
+        Some(RouteSpecifier::RouteConfig(rc)) => RouteTable::try_from(rc).at("route_config")?,
+        Some(RouteSpecifier::Rds(_)) => {
+            return Err(ConfigError::new(
+                "RDS needs an xDS client (not yet implemented); use route_config",
+            )
+            .at("rds"));
+        }
+        Some(RouteSpecifier::ScopedRoutes(_)) => {
+            return Err(ConfigError::new("scoped routes are not supported").at("scoped_routes"));
+        }
+        None => return Err(ConfigError::new("route_config is required")),
+    };
+    match h.http_filters.last() {
+        Some(f) if f.name == "envoy.filters.http.router" || is_router(f) => {}
+        _ => {
+            return Err(
+                ConfigError::new("the last HTTP filter must be envoy.filters.http.router")
+                    .at("http_filters"),
+            );
+        }
+    }
+    let server_header = match ServerHeaderTransformation::try_from(h.server_header_transformation) {
+        Ok(ServerHeaderTransformation::Overwrite) => ServerHeader::Overwrite,
+        Ok(ServerHeaderTransformation::AppendIfAbsent) => ServerHeader::AppendIfAbsent,
+        Ok(ServerHeaderTransformation::PassThrough) => ServerHeader::PassThrough,
+        Err(_) => return Err(ConfigError::new("unknown value").at("server_header_transformation")),
+    };
+    let server_name = if h.server_name.is_empty() {
+        "weft"
+    } else {
+        h.server_name.as_str()
+    };
+    let positive = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+    Ok(HttpConnectionManagerConfig {
+        stat_prefix: h.stat_prefix.clone(),
+        codec,
+        routes: Arc::new(routes),
+        access_logs: AccessLogs::from_pb(&h.access_log, notes)?,
+        use_remote_address: h.use_remote_address.as_ref().is_some_and(|b| b.value),
+        skip_xff_append: h.skip_xff_append,
+        generate_request_id: h.generate_request_id.as_ref().is_none_or(|b| b.value),
+        preserve_external_request_id: h.preserve_external_request_id,
+        always_set_request_id_in_response: h.always_set_request_id_in_response,
+        server_name: http::HeaderValue::from_str(server_name)
+            .map_err(|_| ConfigError::new("invalid header value").at("server_name"))?,
+        server_header,
+        strip_any_host_port: matches!(
+            h.strip_port_mode,
+            Some(StripPortMode::StripAnyHostPort(true))
+        ),
+        strip_matching_host_port: h.strip_matching_host_port,
+        // Envoy's default stream idle timeout is 5 minutes.
+        stream_idle_timeout: match duration(h.stream_idle_timeout.as_ref())
+            .at("stream_idle_timeout")?
+        {
+            None => Some(Duration::from_secs(300)),
+            d => positive(d),
+        },
+        request_timeout: positive(duration(h.request_timeout.as_ref()).at("request_timeout")?),
+        max_request_headers_kb: h.max_request_headers_kb.as_ref().map_or(60, |v| v.value),
+        via: (!h.via.is_empty())
+            .then(|| http::HeaderValue::from_str(&h.via))
+            .transpose()
+            .map_err(|_| ConfigError::new("invalid header value").at("via"))?,
+    })
+}
+
+fn is_router(
+    f: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,
+) -> bool {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
+    matches!(&f.config_type, Some(ConfigType::TypedConfig(any)) if any.type_url == type_url::ROUTER)
+}
+
+fn tcp_config(t: &TcpProxy, notes: &mut Vec<String>) -> Result<TcpProxyConfig, ConfigError> {
+    let clusters = match &t.cluster_specifier {
+        Some(tcp_proxy::ClusterSpecifier::Cluster(c)) if !c.is_empty() => {
+            TcpClusters::Single(Arc::from(c.as_str()))
+        }
+        Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => {
+            let targets: Vec<(Arc<str>, u32)> = w
+                .clusters
+                .iter()
+                .map(|c| (Arc::from(c.name.as_str()), c.weight))
+                .collect();
+            let total = targets.iter().map(|(_, w)| u64::from(*w)).sum();
+            if total == 0 {
+                return Err(
+                    ConfigError::new("weights must add up to more than 0").at("weighted_clusters")
+                );
+            }
+            TcpClusters::Weighted { targets, total }
+        }
+        _ => return Err(ConfigError::new("cluster or weighted_clusters is required").at("cluster")),
+    };
+    let idle_timeout = match duration(t.idle_timeout.as_ref()).at("idle_timeout")? {
+        None => Some(DEFAULT_TCP_IDLE_TIMEOUT),
+        Some(d) if d.is_zero() => None,
+        d => d,
+    };
+    Ok(TcpProxyConfig {
+        stat_prefix: t.stat_prefix.clone(),
+        clusters,
+        idle_timeout,
+        access_logs: AccessLogs::from_pb(&t.access_log, notes)?,
+    })
+}

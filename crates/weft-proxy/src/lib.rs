@@ -1,0 +1,26 @@
+//! weft's data-plane proxy.
+//!
+//! Configuration arrives as Envoy v3 resources (today a static bootstrap, later xDS), is
+//! converted once into plain Rust types ([`config`]), and is read by the hot path through
+//! `ArcSwap` snapshots (route tables per HTTP connection manager, endpoints per cluster).
+//! See `docs/ARCHITECTURE.md` for how a request flows.
+//!
+//! Start a proxy with [`start`], which returns a [`ProxyHandle`] to find bound addresses,
+//! wait for `/quitquitquit`, and drain.
+
+pub mod access_log;
+pub mod admin;
+pub mod config;
+mod error;
+pub mod flags;
+pub mod http;
+pub mod listener;
+mod proxy;
+pub mod sniff;
+pub mod stats;
+pub mod tcp;
+pub mod upstream;
+
+pub use config::ProxyConfig;
+pub use error::{ConfigError, ProxyError};
+pub use proxy::{Drain, ProxyHandle, start};

@@ -1,0 +1,351 @@
+//! Upstream clusters at run time: endpoints (static, DNS-resolved, original destination),
+//! load balancing and connection pools, behind an atomically swapped snapshot.
+
+pub mod lb;
+pub mod pool;
+
+use crate::config::ClusterConfig;
+use crate::config::HostPort;
+use crate::config::cluster::{Discovery, DnsFamily, EndpointHealth, LocalityEndpoints};
+use crate::stats::{ClusterStats, Stats};
+use arc_swap::ArcSwap;
+use lb::EndpointSet;
+use pool::Pool;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::task::AbortHandle;
+
+/// One upstream host: its address, LB attributes and connection pool.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// What `auto_host_rewrite` sends (the DNS name or `endpoint.hostname`).
+    pub hostname: Option<Arc<str>>,
+    pub weight: u32,
+    pub priority: u32,
+    pub healthy: bool,
+    pub degraded: bool,
+    active: AtomicU32,
+    pub(crate) pool: Pool,
+}
+
+impl Endpoint {
+    /// A new endpoint with an empty pool.
+    pub fn new(
+        addr: SocketAddr,
+        hostname: Option<Arc<str>>,
+        weight: u32,
+        priority: u32,
+        healthy: bool,
+        degraded: bool,
+    ) -> Endpoint {
+        Endpoint {
+            addr,
+            hostname,
+            weight,
+            priority,
+            healthy,
+            degraded,
+            active: AtomicU32::new(0),
+            pool: Pool::default(),
+        }
+    }
+
+    /// Requests in flight to this endpoint (LEAST_REQUEST reads it).
+    pub fn active_requests(&self) -> u32 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Marks a request started; pair with [`Endpoint::end_request`].
+    pub fn begin_request(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Marks a request finished.
+    pub fn end_request(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn same_as(&self, other: &Endpoint) -> bool {
+        self.addr == other.addr
+            && self.hostname == other.hostname
+            && self.weight == other.weight
+            && self.priority == other.priority
+            && self.healthy == other.healthy
+            && self.degraded == other.degraded
+    }
+}
+
+/// A running cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    pub config: Arc<ClusterConfig>,
+    endpoints: ArcSwap<EndpointSet>,
+    pub stats: ClusterStats,
+    original_dst: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+}
+
+/// Request facts that endpoint selection may need.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PickContext {
+    /// Consistent-hash key from the route's hash policy.
+    pub hash: Option<u64>,
+    /// The downstream connection's original destination (ORIGINAL_DST clusters).
+    pub original_dst: Option<SocketAddr>,
+    /// From the ORIGINAL_DST cluster's header, when configured and present.
+    pub original_dst_header: Option<SocketAddr>,
+}
+
+/// ORIGINAL_DST endpoints are kept for reuse up to this many; beyond, the map is reset
+/// (connections in use keep their endpoint alive through their `Arc`).
+const MAX_ORIGINAL_DST_HOSTS: usize = 1024;
+
+impl Cluster {
+    fn new(config: Arc<ClusterConfig>, stats: &Stats) -> Cluster {
+        let stats = stats.cluster(&config.name);
+        Cluster {
+            config,
+            endpoints: ArcSwap::from_pointee(EndpointSet::empty()),
+            stats,
+            original_dst: Mutex::default(),
+        }
+    }
+
+    /// The current endpoint snapshot.
+    pub fn endpoints(&self) -> Arc<EndpointSet> {
+        self.endpoints.load_full()
+    }
+
+    /// Picks an endpoint for a request, `None` when no healthy endpoint exists.
+    pub fn pick(&self, cx: &PickContext) -> Option<Arc<Endpoint>> {
+        if self.config.discovery == Discovery::OriginalDst {
+            return self.original_dst_endpoint(cx);
+        }
+        self.endpoints.load().pick(cx.hash).cloned()
+    }
+
+    fn original_dst_endpoint(&self, cx: &PickContext) -> Option<Arc<Endpoint>> {
+        let mut addr = cx.original_dst_header.or(cx.original_dst)?;
+        if let Some(port) = self.config.original_dst.port_override {
+            addr.set_port(port);
+        }
+        let mut hosts = self.original_dst.lock().unwrap_or_else(|e| e.into_inner());
+        if hosts.len() >= MAX_ORIGINAL_DST_HOSTS && !hosts.contains_key(&addr) {
+            hosts.clear();
+        }
+        Some(
+            hosts
+                .entry(addr)
+                .or_insert_with(|| Arc::new(Endpoint::new(addr, None, 1, 0, true, false)))
+                .clone(),
+        )
+    }
+
+    /// Replaces the endpoints (EDS, DNS); endpoints unchanged keep their pools.
+    pub fn set_endpoints(&self, resolved: Vec<Endpoint>) {
+        let old = self.endpoints.load();
+        let all = resolved
+            .into_iter()
+            .map(|new| match old.all.iter().find(|e| e.same_as(&new)) {
+                Some(existing) => existing.clone(),
+                None => Arc::new(new),
+            })
+            .collect();
+        self.endpoints
+            .store(Arc::new(EndpointSet::build(all, self.config.lb)));
+    }
+}
+
+/// All clusters by name, swapped as a whole when CDS changes them.
+#[derive(Debug)]
+pub struct ClusterManager {
+    clusters: ArcSwap<HashMap<Arc<str>, Arc<Cluster>>>,
+    dns_tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl Drop for ClusterManager {
+    fn drop(&mut self) {
+        for t in self
+            .dns_tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+}
+
+impl ClusterManager {
+    /// Builds every cluster; DNS clusters are resolved once before this returns (as Envoy
+    /// warms clusters before listeners take traffic) and refreshed in the background.
+    pub async fn start(configs: &[Arc<ClusterConfig>], stats: &Stats) -> Arc<ClusterManager> {
+        let mut map = HashMap::new();
+        for c in configs {
+            let cluster = Arc::new(Cluster::new(c.clone(), stats));
+            match c.discovery {
+                Discovery::Static | Discovery::Eds => {
+                    cluster.set_endpoints(static_endpoints(&c.localities))
+                }
+                Discovery::StrictDns | Discovery::LogicalDns => {
+                    cluster.set_endpoints(resolve(&c.localities, c.discovery, c.dns_family).await)
+                }
+                Discovery::OriginalDst => {}
+            }
+            map.insert(c.name.clone(), cluster);
+        }
+        let manager = Arc::new(ClusterManager {
+            clusters: ArcSwap::from_pointee(map),
+            dns_tasks: Mutex::default(),
+        });
+        let mut tasks = Vec::new();
+        for cluster in manager.clusters.load().values() {
+            if matches!(
+                cluster.config.discovery,
+                Discovery::StrictDns | Discovery::LogicalDns
+            ) {
+                let weak = Arc::downgrade(cluster);
+                let every = cluster.config.dns_refresh;
+                tasks.push(
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(every).await;
+                            let Some(cluster) = weak.upgrade() else {
+                                return;
+                            };
+                            let c = &cluster.config;
+                            cluster.set_endpoints(
+                                resolve(&c.localities, c.discovery, c.dns_family).await,
+                            );
+                        }
+                    })
+                    .abort_handle(),
+                );
+            }
+        }
+        *manager.dns_tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
+        manager
+    }
+
+    /// A cluster by name.
+    pub fn get(&self, name: &str) -> Option<Arc<Cluster>> {
+        self.clusters.load().get(name).cloned()
+    }
+
+    /// Every cluster, sorted by name (for admin output).
+    pub fn all(&self) -> Vec<Arc<Cluster>> {
+        let mut all: Vec<_> = self.clusters.load().values().cloned().collect();
+        all.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+        all
+    }
+}
+
+fn endpoint_from(
+    addr: SocketAddr,
+    hostname: Option<&str>,
+    loc: &LocalityEndpoints,
+    weight: u32,
+    health: EndpointHealth,
+) -> Endpoint {
+    Endpoint::new(
+        addr,
+        hostname.map(Arc::from),
+        weight,
+        loc.priority,
+        health != EndpointHealth::Unhealthy,
+        health == EndpointHealth::Degraded,
+    )
+}
+
+/// Endpoints of STATIC and inline-EDS clusters (all IP literals, checked at load).
+pub fn static_endpoints(localities: &[LocalityEndpoints]) -> Vec<Endpoint> {
+    localities
+        .iter()
+        .flat_map(|loc| {
+            loc.endpoints.iter().filter_map(move |e| match e.address {
+                HostPort::Ip(addr) => Some(endpoint_from(
+                    addr,
+                    e.hostname.as_deref(),
+                    loc,
+                    e.weight,
+                    e.health,
+                )),
+                HostPort::Dns { .. } => None,
+            })
+        })
+        .collect()
+}
+
+/// Resolves DNS endpoints. STRICT_DNS keeps every address; LOGICAL_DNS the first. A failed
+/// lookup yields no addresses for that name (Envoy keeps the last good set; refinement TBD).
+async fn resolve(
+    localities: &[LocalityEndpoints],
+    discovery: Discovery,
+    family: DnsFamily,
+) -> Vec<Endpoint> {
+    let mut out = Vec::new();
+    for loc in localities {
+        for e in &loc.endpoints {
+            let (host, port) = match &e.address {
+                HostPort::Ip(addr) => {
+                    out.push(endpoint_from(
+                        *addr,
+                        e.hostname.as_deref(),
+                        loc,
+                        e.weight,
+                        e.health,
+                    ));
+                    continue;
+                }
+                HostPort::Dns { host, port } => (host.as_str(), *port),
+            };
+            let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((host, port)).await {
+                Ok(addrs) => filter_family(addrs.collect(), family),
+                Err(e) => {
+                    tracing::warn!(host, error = %e, "DNS resolution failed");
+                    Vec::new()
+                }
+            };
+            let take = if discovery == Discovery::LogicalDns {
+                1
+            } else {
+                usize::MAX
+            };
+            for addr in addrs.into_iter().take(take) {
+                out.push(endpoint_from(
+                    addr,
+                    Some(e.hostname.as_deref().unwrap_or(host)),
+                    loc,
+                    e.weight,
+                    e.health,
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn filter_family(addrs: Vec<SocketAddr>, family: DnsFamily) -> Vec<SocketAddr> {
+    let (v4, v6): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| a.is_ipv4());
+    match family {
+        DnsFamily::V4Only => v4,
+        DnsFamily::V6Only => v6,
+        DnsFamily::Auto => {
+            if v6.is_empty() {
+                v4
+            } else {
+                v6
+            }
+        }
+        DnsFamily::V4Preferred => {
+            if v4.is_empty() {
+                v6
+            } else {
+                v4
+            }
+        }
+        DnsFamily::All => v4.into_iter().chain(v6).collect(),
+    }
+}
