@@ -22,3 +22,6 @@ pub mod translate;
 pub use error::ControlError;
 pub use proxy::{ProxyIdentity, ProxyRole};
 pub use snapshot::Snapshot;
+pub mod ads;
+pub mod hub;
+pub mod store;

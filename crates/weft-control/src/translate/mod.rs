@@ -102,14 +102,6 @@ impl<'a> Ctx<'a> {
             services,
         }
     }
-
-    /// The visible service with this hostname.
-    pub fn service(&self, hostname: &str) -> Option<&'a Service> {
-        self.services
-            .iter()
-            .copied()
-            .find(|s| s.hostname == hostname)
-    }
 }
 
 /// The egress hosts of the `Sidecar` that applies to the proxy, if any: one in its
