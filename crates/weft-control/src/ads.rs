@@ -214,8 +214,10 @@ impl Conn {
         let desired = self.desired(t);
         let nonce = self.hub.nonce();
         let w = self.watches.entry(t.to_owned()).or_default();
-        let digests: BTreeMap<String, String> =
-            desired.iter().map(|(n, a)| (n.clone(), digest(a))).collect();
+        let digests: BTreeMap<String, String> = desired
+            .iter()
+            .map(|(n, a)| (n.clone(), digest(a)))
+            .collect();
         let send: Vec<Any> = if w.wildcard {
             if digests == w.sent && !force {
                 return None;
@@ -313,7 +315,8 @@ async fn sotw(
         .node
         .as_ref()
         .ok_or_else(|| Status::invalid_argument(crate::ControlError::NoNode.to_string()))?;
-    let proxy = ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let proxy =
+        ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let mut snaps = hub.subscribe();
     let mut conn = Conn::new(hub, proxy, "sotw");
     let mut next = Some(first);
@@ -393,7 +396,8 @@ async fn delta(
         .node
         .as_ref()
         .ok_or_else(|| Status::invalid_argument(crate::ControlError::NoNode.to_string()))?;
-    let proxy = ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let proxy =
+        ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let mut snaps = hub.subscribe();
     let mut conn = Conn::new(hub, proxy, "delta");
     let mut next = Some(first);

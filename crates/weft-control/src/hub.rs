@@ -137,13 +137,16 @@ impl Hub {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        lock(&self.conns).insert(id, ConnStatus {
+        lock(&self.conns).insert(
             id,
-            proxy,
-            protocol,
-            connected_at_unix_ms: now,
-            types: BTreeMap::new(),
-        });
+            ConnStatus {
+                id,
+                proxy,
+                protocol,
+                connected_at_unix_ms: now,
+                types: BTreeMap::new(),
+            },
+        );
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         self.dirty.notify_one();
         ConnGuard {

@@ -23,5 +23,7 @@ pub use error::ControlError;
 pub use proxy::{ProxyIdentity, ProxyRole};
 pub use snapshot::Snapshot;
 pub mod ads;
+pub mod api;
 pub mod hub;
+pub mod server;
 pub mod store;

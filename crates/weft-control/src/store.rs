@@ -81,7 +81,8 @@ impl ConfigStore {
 
     /// Re-reads changed files and publishes the result when anything changed.
     pub fn reload(&self) -> Result<(), ControlError> {
-        let paths = weft_model::collect_files(&self.dir).map_err(|e| ControlError::io(&self.dir, e))?;
+        let paths =
+            weft_model::collect_files(&self.dir).map_err(|e| ControlError::io(&self.dir, e))?;
         let mut files = lock(&self.files);
         let mut changed = false;
         let before = files.len();
@@ -92,7 +93,11 @@ impl ConfigStore {
                 continue; // removed between listing and reading: the next event settles it
             };
             let state = files.entry(path.clone()).or_default();
-            if state.text == text && (!state.resources.is_empty() || !state.errors.is_empty() || text.trim().is_empty()) {
+            if state.text == text
+                && (!state.resources.is_empty()
+                    || !state.errors.is_empty()
+                    || text.trim().is_empty())
+            {
                 continue;
             }
             state.text = text;
@@ -109,7 +114,10 @@ impl ConfigStore {
             }
         }
         if changed {
-            let resources = files.values().flat_map(|f| f.resources.iter().cloned()).collect();
+            let resources = files
+                .values()
+                .flat_map(|f| f.resources.iter().cloned())
+                .collect();
             drop(files);
             self.hub.set_config(resources);
         }
@@ -153,7 +161,11 @@ impl ConfigStore {
                     let name = format!(
                         "{}-{}-{}.yaml",
                         r.kind.kind.to_ascii_lowercase(),
-                        if r.namespace().is_empty() { "cluster" } else { r.namespace() },
+                        if r.namespace().is_empty() {
+                            "cluster"
+                        } else {
+                            r.namespace()
+                        },
                         r.name()
                     );
                     let path = self.dir.join(name);
@@ -172,7 +184,11 @@ impl ConfigStore {
 
     /// Deletes the resources `text` names (kind, namespace, name); returns
     /// `(deleted, not found)` display names.
-    pub fn delete(&self, file: &str, text: &str) -> Result<(Vec<String>, Vec<String>), ControlError> {
+    pub fn delete(
+        &self,
+        file: &str,
+        text: &str,
+    ) -> Result<(Vec<String>, Vec<String>), ControlError> {
         let out = weft_model::load_str(file, text);
         if out.has_errors() {
             return Err(ControlError::Invalid(render(&out.diagnostics)));
@@ -198,7 +214,12 @@ impl ConfigStore {
     }
 
     /// The serving resources of a kind (`KindInfo::lookup` names), optionally filtered.
-    pub fn get(&self, kind: &str, namespace: Option<&str>, name: Option<&str>) -> Result<Vec<Resource>, ControlError> {
+    pub fn get(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Vec<Resource>, ControlError> {
         let kinds = weft_model::KindInfo::lookup(kind);
         if kinds.is_empty() {
             return Err(ControlError::Invalid(vec![format!(
@@ -220,20 +241,22 @@ impl ConfigStore {
     /// The last file (path order) whose serving version defines `key`, with the
     /// document index and the resource.
     fn definition(&self, key: &ResourceKey) -> Option<(PathBuf, usize, Resource)> {
-        lock(&self.files)
-            .iter()
-            .rev()
-            .find_map(|(p, f)| {
-                f.resources
-                    .iter()
-                    .find(|r| key_of(r) == *key)
-                    .map(|r| (p.clone(), r.origin.index, r.clone()))
-            })
+        lock(&self.files).iter().rev().find_map(|(p, f)| {
+            f.resources
+                .iter()
+                .find(|r| key_of(r) == *key)
+                .map(|r| (p.clone(), r.origin.index, r.clone()))
+        })
     }
 
     /// Replaces (or with `None` removes) document `index` of a file, keeping the other
     /// documents and their comments; a file left without documents is removed.
-    fn replace_document(&self, path: &Path, index: usize, yaml: Option<&str>) -> Result<(), ControlError> {
+    fn replace_document(
+        &self,
+        path: &Path,
+        index: usize,
+        yaml: Option<&str>,
+    ) -> Result<(), ControlError> {
         let text = std::fs::read_to_string(path).map_err(|e| ControlError::io(path, e))?;
         let mut docs = split_documents(&text);
         let content: Vec<usize> = docs
@@ -360,10 +383,18 @@ mod tests {
         assert_eq!(subset_of_reviews(&store), ["\"v1\""]);
         std::fs::write(&path, VS.replace("subset: v1", "subset: v1, weight: -1")).expect("write");
         store.reload().expect("reload");
-        assert_eq!(subset_of_reviews(&store), ["\"v1\""], "still the last good version");
+        assert_eq!(
+            subset_of_reviews(&store),
+            ["\"v1\""],
+            "still the last good version"
+        );
         let rejected = store.rejected();
         assert_eq!(rejected.len(), 1);
-        assert!(rejected[0].errors[0].contains("bookinfo.yaml"), "{:?}", rejected);
+        assert!(
+            rejected[0].errors[0].contains("bookinfo.yaml"),
+            "{:?}",
+            rejected
+        );
     }
 
     #[test]
@@ -372,14 +403,27 @@ mod tests {
         let path = dir.path().join("bookinfo.yaml");
         std::fs::write(&path, format!("{DR}---\n{VS}")).expect("write");
         let store = ConfigStore::open(dir.path(), Hub::new(Vec::new())).expect("open");
-        let applied = store.apply("vs.yaml", &VS.replace("subset: v1", "subset: v2")).expect("apply");
+        let applied = store
+            .apply("vs.yaml", &VS.replace("subset: v1", "subset: v2"))
+            .expect("apply");
         assert_eq!(applied[0].action, "configured");
         assert_eq!(subset_of_reviews(&store), ["\"v2\""]);
         let text = std::fs::read_to_string(&path).expect("read");
-        assert!(text.starts_with("# the subsets"), "comments of other documents survive: {text}");
-        assert_eq!(store.apply("vs.yaml", &VS.replace("subset: v1", "subset: v2")).expect("again")[0].action, "unchanged");
+        assert!(
+            text.starts_with("# the subsets"),
+            "comments of other documents survive: {text}"
+        );
+        assert_eq!(
+            store
+                .apply("vs.yaml", &VS.replace("subset: v1", "subset: v2"))
+                .expect("again")[0]
+                .action,
+            "unchanged"
+        );
 
-        let err = store.apply("bad.yaml", &VS.replace("route:", "rout:")).expect_err("invalid");
+        let err = store
+            .apply("bad.yaml", &VS.replace("route:", "rout:"))
+            .expect_err("invalid");
         assert!(err.to_string().contains("bad.yaml"), "{err}");
         assert_eq!(subset_of_reviews(&store), ["\"v2\""], "nothing changed");
 
@@ -390,6 +434,10 @@ mod tests {
 
         let created = store.apply("vs.yaml", VS).expect("create");
         assert_eq!(created[0].action, "created");
-        assert!(dir.path().join("virtualservice-default-reviews.yaml").exists());
+        assert!(
+            dir.path()
+                .join("virtualservice-default-reviews.yaml")
+                .exists()
+        );
     }
 }
