@@ -337,11 +337,12 @@ fn split_documents(text: &str) -> Vec<String> {
         if line == "---" || line.starts_with("--- ") {
             docs.push(String::new());
             let rest = line.trim_start_matches("---").trim();
-            if !rest.is_empty() && !rest.starts_with('#') {
-                docs.last_mut().map(|d| {
-                    d.push_str(rest);
-                    d.push('\n')
-                });
+            if !rest.is_empty()
+                && !rest.starts_with('#')
+                && let Some(d) = docs.last_mut()
+            {
+                d.push_str(rest);
+                d.push('\n');
             }
         } else if let Some(d) = docs.last_mut() {
             d.push_str(line);

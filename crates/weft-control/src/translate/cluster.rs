@@ -388,7 +388,6 @@ pub(super) fn load_assignment(cluster: &str, eps: &[Endpoint]) -> ClusterLoadAss
                     region: parts.next().unwrap_or_default().to_owned(),
                     zone: parts.next().unwrap_or_default().to_owned(),
                     sub_zone: parts.next().unwrap_or_default().to_owned(),
-                    ..Default::default()
                 });
                 LocalityLbEndpoints {
                     locality,

@@ -181,7 +181,6 @@ fn tcp_destination(ctx: &Ctx, hostname: &str, port: u16) -> tcp_proxy::ClusterSp
                     },
                 )
                 .collect(),
-            ..Default::default()
         }),
     }
 }

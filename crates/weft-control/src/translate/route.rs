@@ -173,16 +173,15 @@ pub(crate) fn route_config(
 /// and its VIPs.
 pub(crate) fn name_forms(svc: &Service, proxy_ns: &str) -> Vec<String> {
     let mut names = vec![svc.hostname.clone()];
-    if let Some(short) = svc.hostname.strip_suffix(&format!(".{DOMAIN_SUFFIX}")) {
-        if let Some((name, ns)) = short.split_once('.')
-            && !ns.contains('.')
-        {
-            if ns == proxy_ns {
-                names.push(name.to_owned());
-            }
-            names.push(format!("{name}.{ns}.svc"));
-            names.push(short.to_owned());
+    if let Some(short) = svc.hostname.strip_suffix(&format!(".{DOMAIN_SUFFIX}"))
+        && let Some((name, ns)) = short.split_once('.')
+        && !ns.contains('.')
+    {
+        if ns == proxy_ns {
+            names.push(name.to_owned());
         }
+        names.push(format!("{name}.{ns}.svc"));
+        names.push(short.to_owned());
     }
     names.extend(svc.addresses.iter().filter(|a| !a.contains('/')).cloned());
     names

@@ -229,7 +229,7 @@ pub fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
             print!("{}", docs.join("---\n"));
         }
         None => {
-            println!("{:<20} {:<40} {}", "NAMESPACE", "NAME", "KIND");
+            println!("{:<20} {:<40} KIND", "NAMESPACE", "NAME");
             for i in &items {
                 println!(
                     "{:<20} {:<40} {}",
