@@ -207,6 +207,20 @@ impl Conn {
         });
     }
 
+    /// Envoy re-creates a cluster whose definition changed, and the new cluster waits
+    /// ("warms") for its endpoints before Envoy ACKs the clusters. So the endpoints of
+    /// every changed cluster are sent again with the next EDS push, changed or not.
+    fn clusters_replaced(&mut self, t: &str, names: &[String]) {
+        if t != type_url::CLUSTER || names.is_empty() {
+            return;
+        }
+        if let Some(eds) = self.watches.get_mut(type_url::CLUSTER_LOAD_ASSIGNMENT) {
+            for n in names {
+                eds.sent.remove(n);
+            }
+        }
+    }
+
     /// State of the world: the response for `t`, or `None` when nothing changed.
     /// Wildcard types resend all their resources when any changed; named types send only
     /// the changed ones (Envoy keeps the others).
@@ -236,11 +250,18 @@ impl Conn {
             }
             changed
         };
+        let changed: Vec<String> = digests
+            .iter()
+            .filter(|(n, d)| w.sent.get(*n) != Some(*d))
+            .map(|(n, _)| n.clone())
+            .collect();
         if w.wildcard {
             w.sent = digests;
         } else {
             w.sent.extend(digests);
         }
+        self.clusters_replaced(t, &changed);
+        let w = self.watches.entry(t.to_owned()).or_default();
         w.version += 1;
         w.nonce = nonce.clone();
         let version = w.version;
@@ -273,6 +294,7 @@ impl Conn {
                 w.sent.insert(name.clone(), d);
             }
         }
+        let changed: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
         let removed: Vec<String> = w
             .sent
             .keys()
@@ -285,6 +307,8 @@ impl Conn {
         if resources.is_empty() && removed.is_empty() && !force {
             return None;
         }
+        self.clusters_replaced(t, &changed);
+        let w = self.watches.entry(t.to_owned()).or_default();
         w.version += 1;
         w.nonce = nonce.clone();
         let version = w.version;

@@ -433,6 +433,32 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
             .with_context(logs)?;
     }
 
+    // Envoy accepts what translation makes of the golden fixtures (a NACK would show in
+    // /debug/syncz as `last_nack` and keep the proxy out of sync). `external.yaml` is left
+    // out: its DNS cluster would make Envoy resolve a name off this machine.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../weft-control/tests/fixtures");
+    for f in ["route-features.yaml", "traffic-policy.yaml"] {
+        let out = weft(
+            &server,
+            &["apply", "-f", fixtures.join(f).to_str().context("utf8")?],
+        )?;
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // traffic-policy.yaml routes reviews to v2: once that routes, its clusters were pushed
+    // (CDS goes before RDS on the stream) and answered.
+    for p in proxies {
+        eventually("traffic-policy fixture routes to v2", within, || {
+            all_reach(p, &[], "/", "reviews-v2")
+        })
+        .await
+        .with_context(logs)?;
+    }
+
     // Both proxies are connected and in sync, as /debug/syncz tells.
     eventually(
         "syncz shows both proxies synced",
@@ -459,6 +485,14 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
                     .iter()
                     .filter_map(|p| p["protocol"].as_str())
                     .collect();
+                let nacks: Vec<&serde_json::Value> = proxies
+                    .iter()
+                    .flat_map(|p| p["types"].as_object().into_iter().flat_map(|t| t.values()))
+                    .filter(|t| !t["last_nack"].is_null())
+                    .collect();
+                if !nacks.is_empty() {
+                    bail!("Envoy rejected config: {nacks:?}");
+                }
                 if synced == 2 && protocols.contains(&"sotw") && protocols.contains(&"delta") {
                     Ok(())
                 } else {

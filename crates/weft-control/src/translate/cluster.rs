@@ -327,12 +327,27 @@ fn apply_outlier(c: &mut Cluster, o: &OutlierDetection) {
     c.outlier_detection = Some(out);
 }
 
+/// The cluster's upstream HTTP options; HTTP/1.1 unless already set (Envoy requires an
+/// upstream protocol whenever the options are present).
 fn protocol_options(c: &Cluster) -> HttpProtocolOptions {
     use prost::Message;
     c.typed_extension_protocol_options
         .get(HTTP_PROTOCOL_OPTIONS)
         .and_then(|a| HttpProtocolOptions::decode(a.value.as_slice()).ok())
-        .unwrap_or_default()
+        .unwrap_or_else(|| HttpProtocolOptions {
+            upstream_protocol_options: Some(
+                http_protocol_options::UpstreamProtocolOptions::ExplicitHttpConfig(
+                    http_protocol_options::ExplicitHttpConfig {
+                        protocol_config: Some(
+                            http_protocol_options::explicit_http_config::ProtocolConfig::HttpProtocolOptions(
+                                Default::default(),
+                            ),
+                        ),
+                    },
+                ),
+            ),
+            ..Default::default()
+        })
 }
 
 fn set_protocol_options(c: &mut Cluster, opts: &HttpProtocolOptions) {
