@@ -12,6 +12,8 @@ if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; f
 
 have iptables || need_apt+=(iptables)
 have ip || need_apt+=(iproute2)
+# Headless Chromium for the Bookinfo browser tests (samples/bookinfo/tests/browser.rs).
+have chromium || need_apt+=(chromium)
 
 if ((${#need_apt[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"

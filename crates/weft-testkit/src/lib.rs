@@ -9,10 +9,12 @@
 
 mod client;
 mod echo;
+mod envoy;
 mod tcp;
 
 pub use client::{HttpClient, Reply, request};
 pub use echo::{ChannelBody, EchoServer, channel_body};
+pub use envoy::envoy_binary;
 pub use tcp::{TcpBanner, TcpEcho};
 
 /// Polls `cond` (an expression, re-evaluated each time) every 10 ms until it is true or

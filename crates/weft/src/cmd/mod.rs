@@ -1,8 +1,8 @@
 //! Subcommands. Each lives in its own module with its own `Args`.
 
-mod proxy;
 mod config;
 mod control;
+mod proxy;
 mod validate;
 
 use clap::{Parser, Subcommand};
