@@ -11,7 +11,7 @@ use crate::common::selector_matches;
 use crate::diag::{Diagnostic, Severity};
 use crate::istio::networking::{Destination, DestinationRule, VirtualService};
 use crate::resource::{Resource, Spec};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Istio's analyzer message codes used here.
 pub mod codes {
@@ -518,10 +518,10 @@ fn destination_rules(resources: &[Resource]) -> Vec<(&Resource, &DestinationRule
 }
 
 fn virtual_service_checks(resources: &[Resource], reg: &Registry, f: &mut Findings) {
-    let gateways: BTreeSet<(String, String)> = resources
+    let gateways: BTreeMap<(String, String), &Resource> = resources
         .iter()
         .filter(|r| matches!(r.spec, Spec::Gateway(_)))
-        .map(|r| (r.namespace().to_string(), r.name().to_string()))
+        .map(|r| ((r.namespace().to_string(), r.name().to_string()), r))
         .collect();
     let drs = destination_rules(resources);
     // Mesh-bound VirtualServices by resolved host, to find conflicts (IST0109).
@@ -552,19 +552,15 @@ fn virtual_service_checks(resources: &[Resource], reg: &Registry, f: &mut Findin
             if g == "mesh" {
                 continue;
             }
-            let key = gateway_ref(g, ns);
-            if !gateways.contains(&key) {
-                f.push(
+            match gateways.get(&gateway_ref(g, ns)) {
+                Some(gw) => gateway_host_check(r, vs, &path, gw, f),
+                None => f.push(
                     r,
                     Severity::Error,
                     codes::REFERENCED_RESOURCE_NOT_FOUND,
                     &path,
                     format!("Referenced gateway not found: \"{g}\""),
-                );
-            } else if let Some(gw) = resources.iter().find(|x| {
-                matches!(x.spec, Spec::Gateway(_)) && x.namespace() == key.0 && x.name() == key.1
-            }) {
-                gateway_host_check(r, vs, &path, gw, f);
+                ),
             }
         }
         // Destinations: the host must exist (when the files describe services) and a
