@@ -11,6 +11,7 @@ use crate::hub::{ConnGuard, Hub};
 use crate::proxy::ProxyIdentity;
 use crate::snapshot::Snapshot;
 use crate::translate::{ProxyResources, generate};
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -129,8 +130,8 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(hub: Arc<Hub>, proxy: ProxyIdentity, protocol: &'static str) -> Conn {
-        let guard = hub.connect(proxy.clone(), protocol);
+    fn new(hub: Arc<Hub>, proxy: ProxyIdentity, protocol: &'static str, agent: String) -> Conn {
+        let guard = hub.connect(proxy.clone(), protocol, agent);
         let snap = hub.snapshot();
         let resources = generate(&snap, &proxy);
         tracing::info!(proxy = %proxy.id, protocol, "proxy connected");
@@ -327,6 +328,26 @@ impl Conn {
 
 type Tx<T> = mpsc::Sender<Result<T, Status>>;
 
+/// `NAME/VERSION` from the node's user agent (`envoy/1.40.0`), or what there is of it.
+fn user_agent(node: &Node) -> String {
+    use envoy_types::pb::envoy::config::core::v3::node::UserAgentVersionType;
+    let version = match &node.user_agent_version_type {
+        Some(UserAgentVersionType::UserAgentVersion(v)) => v.clone(),
+        Some(UserAgentVersionType::UserAgentBuildVersion(b)) => b
+            .version
+            .as_ref()
+            .map(|v| format!("{}.{}.{}", v.major_number, v.minor_number, v.patch))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    match (node.user_agent_name.as_str(), version.as_str()) {
+        ("", "") => "unknown".to_owned(),
+        (name, "") => name.to_owned(),
+        ("", v) => v.to_owned(),
+        (name, v) => format!("{name}/{v}"),
+    }
+}
+
 async fn sotw(
     hub: Arc<Hub>,
     mut inbound: Streaming<DiscoveryRequest>,
@@ -342,7 +363,7 @@ async fn sotw(
     let proxy =
         ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let mut snaps = hub.subscribe();
-    let mut conn = Conn::new(hub, proxy, "sotw");
+    let mut conn = Conn::new(hub, proxy, "sotw", user_agent(node));
     let mut next = Some(first);
     loop {
         if let Some(req) = next.take() {
@@ -423,7 +444,7 @@ async fn delta(
     let proxy =
         ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let mut snaps = hub.subscribe();
-    let mut conn = Conn::new(hub, proxy, "delta");
+    let mut conn = Conn::new(hub, proxy, "delta", user_agent(node));
     let mut next = Some(first);
     loop {
         if let Some(req) = next.take()

@@ -44,6 +44,40 @@ pub struct TypeStatus {
     pub snapshot: u64,
 }
 
+/// Where one xDS type stands on one connection, as `weft proxy-status` shows it (Istio's
+/// words: `SYNCED`, `NOT SENT`, `STALE`, plus `NACKED` with the proxy's error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "error")]
+pub enum SyncState {
+    /// Nothing of this type was sent (the proxy did not ask, or there is nothing to send).
+    #[serde(rename = "NOT SENT")]
+    NotSent,
+    /// The last response was ACKed.
+    #[serde(rename = "SYNCED")]
+    Synced,
+    /// The last response was neither ACKed nor NACKed yet.
+    #[serde(rename = "STALE")]
+    Stale,
+    /// The proxy rejected the last response it answered; it keeps its last good config.
+    #[serde(rename = "NACKED")]
+    Nacked(String),
+}
+
+impl TypeStatus {
+    /// This type's state: a NACK not yet followed by an ACK wins over everything.
+    pub fn state(&self) -> SyncState {
+        if let Some(e) = &self.last_nack {
+            SyncState::Nacked(e.clone())
+        } else if self.sent_nonce.is_empty() {
+            SyncState::NotSent
+        } else if self.acked_version == self.sent_version {
+            SyncState::Synced
+        } else {
+            SyncState::Stale
+        }
+    }
+}
+
 /// One connected proxy, as `/debug/syncz` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnStatus {
@@ -51,6 +85,8 @@ pub struct ConnStatus {
     pub proxy: ProxyIdentity,
     /// `sotw` or `delta`.
     pub protocol: &'static str,
+    /// What the proxy says it is (`envoy/1.40.0`, `weft/0.1.0`), from its node's user agent.
+    pub agent: String,
     pub connected_at_unix_ms: u64,
     /// By type URL.
     pub types: BTreeMap<String, TypeStatus>,
@@ -132,7 +168,12 @@ impl Hub {
 
     /// Registers a connected proxy: its workload joins the registry (debounced) until the
     /// returned guard drops.
-    pub fn connect(self: &Arc<Hub>, proxy: ProxyIdentity, protocol: &'static str) -> ConnGuard {
+    pub fn connect(
+        self: &Arc<Hub>,
+        proxy: ProxyIdentity,
+        protocol: &'static str,
+        agent: String,
+    ) -> ConnGuard {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -143,6 +184,7 @@ impl Hub {
                 id,
                 proxy,
                 protocol,
+                agent,
                 connected_at_unix_ms: now,
                 types: BTreeMap::new(),
             },

@@ -25,5 +25,6 @@ pub use snapshot::Snapshot;
 pub mod ads;
 pub mod api;
 pub mod hub;
+pub mod inspect;
 pub mod server;
 pub mod store;

@@ -262,7 +262,8 @@ async fn delta_sends_changes_and_removals() {
     .await
     .expect("ack");
 
-    // Deleting the DestinationRule removes the subset clusters, and only that is sent.
+    // Deleting the DestinationRule removes the subset clusters; the default cluster is
+    // resent only because its `istio.config` metadata no longer names the rule.
     let (deleted, _) = plane
         .store
         .delete(
@@ -272,10 +273,11 @@ async fn delta_sends_changes_and_removals() {
         .expect("delete");
     assert_eq!(deleted.len(), 1);
     let update: DeltaDiscoveryResponse = next(&mut stream).await;
-    assert!(
-        update.resources.is_empty(),
-        "{:?}",
-        update.resources.iter().map(|r| &r.name).collect::<Vec<_>>()
+    let resent: Vec<&str> = update.resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        resent,
+        ["outbound|9080||reviews.default.svc.cluster.local"],
+        "only the default cluster changed"
     );
     assert_eq!(update.removed_resources, [V1, V2]);
 }

@@ -100,10 +100,10 @@ impl Policy {
 /// Outbound clusters (and their endpoints) for every visible service port and subset.
 pub(super) fn outbound(ctx: &Ctx, out: &mut ProxyResources) {
     for svc in &ctx.services {
-        let dr = ctx
-            .snap
-            .destination_rule_for(&svc.hostname, &ctx.proxy.namespace, &svc.namespace)
-            .map(|(_, dr)| dr);
+        let found =
+            ctx.snap
+                .destination_rule_for(&svc.hostname, &ctx.proxy.namespace, &svc.namespace);
+        let dr = found.map(|(_, dr)| dr);
         for port in &svc.ports {
             let eps = ctx.snap.registry.endpoints(&svc.hostname, port.number);
             add_cluster(out, svc, port, dr, None, eps);
@@ -114,6 +114,29 @@ pub(super) fn outbound(ctx: &Ctx, out: &mut ProxyResources) {
                     .cloned()
                     .collect();
                 add_cluster(out, svc, port, dr, Some(&subset.name), &eps);
+            }
+        }
+        if let Some((r, _)) = found {
+            // The DestinationRule these clusters follow, as Istio records it.
+            let meta = super::config_metadata(r);
+            let names: Vec<String> = svc
+                .ports
+                .iter()
+                .flat_map(|p| {
+                    std::iter::once(String::new())
+                        .chain(
+                            dr.into_iter()
+                                .flat_map(|d| d.subsets.iter().map(|s| s.name.clone())),
+                        )
+                        .map(move |s| {
+                            ClusterName::outbound(p.number, &s, &svc.hostname).to_string()
+                        })
+                })
+                .collect();
+            for n in names {
+                if let Some(c) = out.clusters.get_mut(&n) {
+                    c.metadata = Some(meta.clone());
+                }
             }
         }
     }

@@ -167,6 +167,46 @@ pub fn any<M: Message + Name>(m: &M) -> Any {
     }
 }
 
+/// Istio's `filter_metadata.istio.config`: the config resource a generated cluster or
+/// route came from (`/apis/networking.istio.io/v1/namespaces/NS/destination-rule/NAME`),
+/// which `proxy-config` shows as its DESTINATION RULE / VIRTUAL SERVICE column.
+pub(crate) fn config_metadata(
+    r: &weft_model::Resource,
+) -> envoy_types::pb::envoy::config::core::v3::Metadata {
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    // Istio's path segment: the kind in kebab case (`DestinationRule` → `destination-rule`).
+    let mut kind = String::new();
+    for (i, ch) in r.kind.kind.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            kind.push('-');
+        }
+        kind.push(ch.to_ascii_lowercase());
+    }
+    let path = format!(
+        "/apis/{}/v1/namespaces/{}/{kind}/{}",
+        r.kind.group,
+        r.namespace(),
+        r.name()
+    );
+    let fields = [(
+        "config".to_owned(),
+        Value {
+            kind: Some(Kind::StringValue(path)),
+        },
+    )];
+    envoy_types::pb::envoy::config::core::v3::Metadata {
+        filter_metadata: [(
+            "istio".to_owned(),
+            Struct {
+                fields: fields.into_iter().collect(),
+            },
+        )]
+        .into_iter()
+        .collect(),
+        ..Default::default()
+    }
+}
+
 /// A protobuf duration from a std one.
 pub(crate) fn duration(d: std::time::Duration) -> Duration {
     Duration {

@@ -273,6 +273,7 @@ pub(crate) fn virtual_service_routes(
         let mut template = Route {
             name,
             action: Some(action),
+            metadata: Some(super::config_metadata(r)),
             ..Default::default()
         };
         apply_headers(&mut template, rule.headers.as_ref());
