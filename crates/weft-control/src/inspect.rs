@@ -259,6 +259,19 @@ pub fn cluster_table(dump: &Value) -> Table {
             config_ref(&c["metadata"]),
         ]);
     }
+    // Istio's named clusters first, then by host, port and subset (the plain one first).
+    t.rows.sort_by(|a, b| {
+        let key = |r: &Vec<String>| {
+            (
+                r[3] != "-",
+                r[0].clone(),
+                r[1].clone(),
+                r[2] != "-",
+                r[2].clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     t
 }
 
@@ -466,6 +479,17 @@ fn endpoint_header() -> Table {
 /// `config_dump?include_eds`): the outlier check is unknown there and shown as `-`.
 /// Endpoints of non-EDS clusters (static, DNS) come from the clusters' own assignments.
 pub fn endpoint_table_from_dump(dump: &Value) -> Table {
+    let mut t = endpoint_rows_from_dump(dump);
+    sort_endpoints(&mut t);
+    t
+}
+
+/// By cluster, then address.
+fn sort_endpoints(t: &mut Table) {
+    t.rows.sort_by(|a, b| (&a[3], &a[0]).cmp(&(&b[3], &b[0])));
+}
+
+fn endpoint_rows_from_dump(dump: &Value) -> Table {
     let mut t = endpoint_header();
     let mut assignments: Vec<&Value> = endpoint_configs(dump);
     assignments.extend(
@@ -523,6 +547,7 @@ pub fn endpoint_table_from_statuses(statuses: &Value) -> Table {
             ]);
         }
     }
+    sort_endpoints(&mut t);
     t
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Where the control plane's API is.
-fn server() -> String {
+pub(super) fn server() -> String {
     std::env::var("WEFT_SERVER")
         .ok()
         .filter(|s| !s.is_empty())

@@ -2,6 +2,7 @@
 
 mod config;
 mod control;
+mod inspect;
 mod proxy;
 mod validate;
 
@@ -48,6 +49,17 @@ pub enum Command {
     Delete(config::ApplyArgs),
     /// List resources in force on the control plane ($WEFT_SERVER).
     Get(config::GetArgs),
+    /// Each connected proxy and whether it is in sync per xDS type ($WEFT_SERVER).
+    ///
+    /// SYNCED: the last push was ACKed; NOT SENT: nothing of that type was sent; STALE:
+    /// sent, not answered yet; NACKED: rejected (the proxy's error is printed below).
+    ProxyStatus(inspect::StatusArgs),
+    /// A proxy's listeners, routes, clusters or endpoints, as tables like istioctl's.
+    ///
+    /// From the control plane's view of what it sends the proxy ($WEFT_SERVER), or with
+    /// --admin from the proxy's own admin endpoint (weft or Envoy). `-o json` prints the
+    /// raw config.
+    ProxyConfig(inspect::ConfigArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -59,5 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(a) => config::apply(a),
         Command::Delete(a) => config::delete(a),
         Command::Get(a) => config::get(a),
+        Command::ProxyStatus(a) => inspect::status(a),
+        Command::ProxyConfig(a) => inspect::config(a),
     }
 }
