@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A set of response flags; empty renders as `-`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ResponseFlags(u16);
+pub struct ResponseFlags(u32);
 
 impl ResponseFlags {
     /// `UH`: no healthy upstream host.
@@ -33,7 +33,18 @@ impl ResponseFlags {
     /// `URX`: upstream retry limit exceeded.
     pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: ResponseFlags = ResponseFlags(1 << 11);
 
-    const NAMES: [(ResponseFlags, &'static str); 12] = [
+    /// `DI`: the request was delayed by the fault filter.
+    pub const DELAY_INJECTED: ResponseFlags = ResponseFlags(1 << 12);
+    /// `FI`: the request was aborted by the fault filter.
+    pub const FAULT_INJECTED: ResponseFlags = ResponseFlags(1 << 13);
+    /// `UO`: upstream overflow (circuit breaking).
+    pub const UPSTREAM_OVERFLOW: ResponseFlags = ResponseFlags(1 << 14);
+    /// `RL`: rate limited locally.
+    pub const RATE_LIMITED: ResponseFlags = ResponseFlags(1 << 15);
+    /// `DT`: the stream exceeded its maximum duration.
+    pub const DURATION_TIMEOUT: ResponseFlags = ResponseFlags(1 << 16);
+
+    const NAMES: [(ResponseFlags, &'static str); 17] = [
         (Self::NO_HEALTHY_UPSTREAM, "UH"),
         (Self::UPSTREAM_CONNECTION_FAILURE, "UF"),
         (Self::UPSTREAM_REQUEST_TIMEOUT, "UT"),
@@ -46,6 +57,11 @@ impl ResponseFlags {
         (Self::UPSTREAM_PROTOCOL_ERROR, "UPE"),
         (Self::STREAM_IDLE_TIMEOUT, "SI"),
         (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
+        (Self::DELAY_INJECTED, "DI"),
+        (Self::FAULT_INJECTED, "FI"),
+        (Self::UPSTREAM_OVERFLOW, "UO"),
+        (Self::RATE_LIMITED, "RL"),
+        (Self::DURATION_TIMEOUT, "DT"),
     ];
 
     /// Whether no flag is set.

@@ -50,7 +50,77 @@ pub struct Stats {
     downstream_cx_total: Family<ListenerLabel, Counter>,
     downstream_cx_active: Family<ListenerLabel, Gauge>,
     downstream_rq_total: Family<ListenerLabel, Counter>,
+    listener_counters: Vec<(&'static str, Family<ListenerLabel, Counter>)>,
+    fault_active: Family<ListenerLabel, Gauge>,
+    cluster_counters: Vec<(&'static str, Family<ClusterLabel, Counter>)>,
 }
+
+/// Listener (HTTP connection manager) counters beyond the basics: name and help.
+const LISTENER_COUNTERS: [(&str, &str); 7] = [
+    (
+        "http_fault_delays_injected",
+        "Requests delayed by the fault filter",
+    ),
+    (
+        "http_fault_aborts_injected",
+        "Requests aborted by the fault filter",
+    ),
+    (
+        "http_fault_overflow",
+        "Faults not injected because max_active_faults was reached",
+    ),
+    (
+        "downstream_rq_timeout",
+        "Requests not received in full within request_timeout",
+    ),
+    (
+        "downstream_rq_idle_timeout",
+        "Streams ended by stream_idle_timeout",
+    ),
+    (
+        "downstream_rq_max_duration_reached",
+        "Streams ended by their maximum duration",
+    ),
+    (
+        "http_local_rate_limited",
+        "Requests answered 429 by the local rate limit",
+    ),
+];
+
+/// Cluster counters beyond the basics: name and help.
+const CLUSTER_COUNTERS: [(&str, &str); 10] = [
+    (
+        "upstream_rq_per_try_timeout",
+        "Attempts that hit the per-try (or per-try idle) timeout",
+    ),
+    (
+        "upstream_rq_retry_limit_exceeded",
+        "Requests that ended still retriable with no retries left",
+    ),
+    (
+        "upstream_rq_retry_success",
+        "Requests that succeeded after a retry",
+    ),
+    (
+        "upstream_rq_retry_overflow",
+        "Retries not made because of the circuit breaker or budget",
+    ),
+    (
+        "upstream_rq_pending_overflow",
+        "Requests answered 503 UO (max_pending_requests / max_requests)",
+    ),
+    ("upstream_cx_overflow", "Times max_connections was reached"),
+    (
+        "upstream_rq_body_too_large_for_retry",
+        "Requests not retried because their body exceeded the replay buffer",
+    ),
+    (
+        "outlier_detection_ejections_enforced",
+        "Endpoints ejected by outlier detection",
+    ),
+    ("health_check_failure", "Failed active health checks"),
+    ("health_check_success", "Successful active health checks"),
+];
 
 impl Default for Stats {
     fn default() -> Self {
@@ -72,6 +142,16 @@ pub struct ClusterStats {
     pub cx_connect_fail: Counter,
     pub cx_active: Gauge,
     pub no_healthy_upstream: Counter,
+    pub per_try_timeout: Counter,
+    pub retry_limit_exceeded: Counter,
+    pub retry_success: Counter,
+    pub retry_overflow: Counter,
+    pub pending_overflow: Counter,
+    pub cx_overflow: Counter,
+    pub body_too_large_for_retry: Counter,
+    pub ejections_enforced: Counter,
+    pub hc_failure: Counter,
+    pub hc_success: Counter,
 }
 
 impl ClusterStats {
@@ -89,6 +169,14 @@ pub struct ListenerStats {
     pub cx_total: Counter,
     pub cx_active: Gauge,
     pub rq_total: Counter,
+    pub fault_delays: Counter,
+    pub fault_aborts: Counter,
+    pub fault_overflow: Counter,
+    pub fault_active: Gauge,
+    pub rq_timeout: Counter,
+    pub rq_idle_timeout: Counter,
+    pub rq_max_duration: Counter,
+    pub rate_limited: Counter,
 }
 
 impl Stats {
@@ -110,7 +198,27 @@ impl Stats {
             downstream_cx_total: Family::default(),
             downstream_cx_active: Family::default(),
             downstream_rq_total: Family::default(),
+            listener_counters: LISTENER_COUNTERS
+                .iter()
+                .map(|(n, _)| (*n, Family::default()))
+                .collect(),
+            fault_active: Family::default(),
+            cluster_counters: CLUSTER_COUNTERS
+                .iter()
+                .map(|(n, _)| (*n, Family::default()))
+                .collect(),
         };
+        for ((name, help), (_, family)) in LISTENER_COUNTERS.iter().zip(&s.listener_counters) {
+            registry.register(*name, *help, family.clone());
+        }
+        for ((name, help), (_, family)) in CLUSTER_COUNTERS.iter().zip(&s.cluster_counters) {
+            registry.register(*name, *help, family.clone());
+        }
+        registry.register(
+            "http_fault_active",
+            "Faults (delays) in effect now",
+            s.fault_active.clone(),
+        );
         registry.register(
             "upstream_rq",
             "Upstream requests",
@@ -208,6 +316,16 @@ impl Stats {
             cx_connect_fail: self.upstream_cx_connect_fail.get_or_create_owned(&l),
             cx_active: self.upstream_cx_active.get_or_create_owned(&l),
             no_healthy_upstream: self.no_healthy_upstream.get_or_create_owned(&l),
+            per_try_timeout: self.cluster_counter(0, &l),
+            retry_limit_exceeded: self.cluster_counter(1, &l),
+            retry_success: self.cluster_counter(2, &l),
+            retry_overflow: self.cluster_counter(3, &l),
+            pending_overflow: self.cluster_counter(4, &l),
+            cx_overflow: self.cluster_counter(5, &l),
+            body_too_large_for_retry: self.cluster_counter(6, &l),
+            ejections_enforced: self.cluster_counter(7, &l),
+            hc_failure: self.cluster_counter(8, &l),
+            hc_success: self.cluster_counter(9, &l),
         }
     }
 
@@ -220,7 +338,23 @@ impl Stats {
             cx_total: self.downstream_cx_total.get_or_create_owned(&l),
             cx_active: self.downstream_cx_active.get_or_create_owned(&l),
             rq_total: self.downstream_rq_total.get_or_create_owned(&l),
+            fault_delays: self.listener_counter(0, &l),
+            fault_aborts: self.listener_counter(1, &l),
+            fault_overflow: self.listener_counter(2, &l),
+            fault_active: self.fault_active.get_or_create_owned(&l),
+            rq_timeout: self.listener_counter(3, &l),
+            rq_idle_timeout: self.listener_counter(4, &l),
+            rq_max_duration: self.listener_counter(5, &l),
+            rate_limited: self.listener_counter(6, &l),
         }
+    }
+
+    fn listener_counter(&self, i: usize, l: &ListenerLabel) -> Counter {
+        self.listener_counters[i].1.get_or_create_owned(l)
+    }
+
+    fn cluster_counter(&self, i: usize, l: &ClusterLabel) -> Counter {
+        self.cluster_counters[i].1.get_or_create_owned(l)
     }
 
     /// Prometheus text exposition.
@@ -257,6 +391,25 @@ impl ClusterStats {
         let _ = writeln!(out, "{p}.upstream_rq_retry: {}", self.rq_retry.get());
         let _ = writeln!(out, "{p}.upstream_rq_timeout: {}", self.rq_timeout.get());
         let _ = writeln!(out, "{p}.upstream_rq_total: {}", self.rq_total.get());
+        for (name, c) in [
+            ("upstream_rq_per_try_timeout", &self.per_try_timeout),
+            (
+                "upstream_rq_retry_limit_exceeded",
+                &self.retry_limit_exceeded,
+            ),
+            ("upstream_rq_retry_success", &self.retry_success),
+            ("upstream_rq_retry_overflow", &self.retry_overflow),
+            ("upstream_rq_pending_overflow", &self.pending_overflow),
+            ("upstream_cx_overflow", &self.cx_overflow),
+            (
+                "outlier_detection.ejections_enforced_total",
+                &self.ejections_enforced,
+            ),
+            ("health_check.failure", &self.hc_failure),
+            ("health_check.success", &self.hc_success),
+        ] {
+            let _ = writeln!(out, "{p}.{name}: {}", c.get());
+        }
     }
 }
 
@@ -268,5 +421,17 @@ impl ListenerStats {
         let _ = writeln!(out, "{p}.downstream_cx_active: {}", self.cx_active.get());
         let _ = writeln!(out, "{p}.downstream_cx_total: {}", self.cx_total.get());
         let _ = writeln!(out, "{p}.downstream_rq_total: {}", self.rq_total.get());
+        for (name, c) in [
+            ("fault.delays_injected", &self.fault_delays),
+            ("fault.aborts_injected", &self.fault_aborts),
+            ("fault.faults_overflow", &self.fault_overflow),
+            ("downstream_rq_timeout", &self.rq_timeout),
+            ("downstream_rq_idle_timeout", &self.rq_idle_timeout),
+            ("downstream_rq_max_duration_reached", &self.rq_max_duration),
+            ("local_rate_limit.rate_limited", &self.rate_limited),
+        ] {
+            let _ = writeln!(out, "{p}.{name}: {}", c.get());
+        }
+        let _ = writeln!(out, "{p}.fault.active_faults: {}", self.fault_active.get());
     }
 }

@@ -3,6 +3,8 @@
 //! - [`EchoServer`]: an HTTP/1.1 + h2c backend on `127.0.0.1:0` that answers with a JSON
 //!   description of the request it saw (its name, method, path, headers, body size), plus a
 //!   few special paths for status codes, delays, streaming and body echo.
+//! - [`FaultyServer`]: an HTTP/1.1 backend that resets, closes mid-body, stalls or never
+//!   answers; [`refused_addr`]: an address that refuses connections.
 //! - [`TcpEcho`] and [`TcpBanner`]: raw TCP backends (client-first echo, server-first banner).
 //! - [`HttpClient`]: one HTTP/1.1 or h2c connection for tests.
 //! - [`assert_eventually!`]: poll a condition with bounded patience instead of sleeping.
@@ -10,11 +12,13 @@
 mod client;
 mod echo;
 mod envoy;
+mod faulty;
 mod tcp;
 
 pub use client::{HttpClient, Reply, request};
 pub use echo::{ChannelBody, EchoServer, channel_body};
 pub use envoy::envoy_binary;
+pub use faulty::{FaultyServer, Misbehaviour, refused_addr};
 pub use tcp::{TcpBanner, TcpEcho};
 
 /// Polls `cond` (an expression, re-evaluated each time) every 10 ms until it is true or

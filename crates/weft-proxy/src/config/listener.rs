@@ -1,7 +1,9 @@
 //! Listeners, filter chains and their network filters (HTTP connection manager, TCP proxy).
 
 use crate::access_log::AccessLogs;
+use crate::config::fault::FaultConfig;
 use crate::config::route::RouteTable;
+use crate::config::route::filters::HTTP_FAULT;
 use crate::config::util::{decode_any, duration, ip_socket_addr};
 use crate::error::{At, ConfigError};
 use envoy_types::pb::envoy::config::listener::v3::{self as pb, filter, listener_filter};
@@ -110,6 +112,16 @@ pub struct HttpConnectionManagerConfig {
     /// Close a downstream connection with no request for this long
     /// (`common_http_protocol_options.idle_timeout`, Envoy's default 1 h; `0s` disables).
     pub idle_timeout: Option<Duration>,
+    /// The fault filter, when the HTTP filter chain has one (its filter-level config; routes
+    /// may override it). `None`: per-route fault configs have no filter to act on.
+    pub fault: Option<Arc<FaultConfig>>,
+    /// `stream_idle_timeout` (Envoy's default 5 min; `0s` disables): no bytes either way for
+    /// this long ends the stream (`408` before the response started, flag `SI`).
+    pub stream_idle_timeout: Option<Duration>,
+    /// `request_timeout`: the whole request must arrive within this (`408`).
+    pub request_timeout: Option<Duration>,
+    /// `common_http_protocol_options.max_stream_duration`, used when the route sets none.
+    pub max_stream_duration: Option<Duration>,
 }
 
 /// A converted `TcpProxy`.
@@ -297,19 +309,7 @@ fn hcm_config(
         }
         None => return Err(ConfigError::new("route_config is required")),
     };
-    let suppress_envoy_headers = match h.http_filters.last() {
-        Some(f) if f.name == "envoy.filters.http.router" || is_router(f) => {
-            router_config(f)
-                .at(format!("http_filters[{}]", h.http_filters.len() - 1))?
-                .suppress_envoy_headers
-        }
-        _ => {
-            return Err(
-                ConfigError::new("the last HTTP filter must be envoy.filters.http.router")
-                    .at("http_filters"),
-            );
-        }
-    };
+    let filters = http_filters(h, notes).at("http_filters")?;
     let server_header = match ServerHeaderTransformation::try_from(h.server_header_transformation) {
         Ok(ServerHeaderTransformation::Overwrite) => ServerHeader::Overwrite,
         Ok(ServerHeaderTransformation::AppendIfAbsent) => ServerHeader::AppendIfAbsent,
@@ -342,12 +342,27 @@ fn hcm_config(
         Some(d) if d.is_zero() => None,
         d => d,
     };
+    let opts = h.common_http_protocol_options.as_ref();
     Ok(HttpConnectionManagerConfig {
+        fault: filters.fault,
+        stream_idle_timeout: match duration(h.stream_idle_timeout.as_ref())
+            .at("stream_idle_timeout")?
+        {
+            None => Some(DEFAULT_STREAM_IDLE_TIMEOUT),
+            Some(d) if d.is_zero() => None,
+            d => d,
+        },
+        request_timeout: duration(h.request_timeout.as_ref())
+            .at("request_timeout")?
+            .filter(|d| !d.is_zero()),
+        max_stream_duration: duration(opts.and_then(|o| o.max_stream_duration.as_ref()))
+            .at("common_http_protocol_options.max_stream_duration")?
+            .filter(|d| !d.is_zero()),
+        suppress_envoy_headers: filters.suppress_envoy_headers,
         normalize_path: h.normalize_path.as_ref().is_some_and(|b| b.value),
         merge_slashes: h.merge_slashes,
         idle_timeout,
         upgrades,
-        suppress_envoy_headers,
         stat_prefix: h.stat_prefix.clone(),
         codec,
         routes: Arc::new(routes),
@@ -372,6 +387,81 @@ fn hcm_config(
             .map_err(|_| ConfigError::new("invalid header value").at("via"))?,
     })
 }
+
+/// What the HTTP filter chain configures.
+struct HttpFilters {
+    fault: Option<Arc<FaultConfig>>,
+    suppress_envoy_headers: bool,
+}
+
+/// The HTTP filters weft implements, in order, ending with the router. A filter weft does
+/// not know is an error unless marked `is_optional` (then it is skipped, as Envoy skips an
+/// optional filter it lacks, and noted).
+fn http_filters(
+    h: &HttpConnectionManager,
+    notes: &mut Vec<String>,
+) -> Result<HttpFilters, ConfigError> {
+    use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::http_filter::ConfigType;
+    let Some((router, rest)) = h.http_filters.split_last() else {
+        return Err(ConfigError::new(
+            "the last HTTP filter must be envoy.filters.http.router",
+        ));
+    };
+    if !(router.name == "envoy.filters.http.router" || is_router(router)) {
+        return Err(
+            ConfigError::new("the last HTTP filter must be envoy.filters.http.router")
+                .at(format!("[{}]", h.http_filters.len() - 1)),
+        );
+    }
+    let mut out = HttpFilters {
+        fault: None,
+        suppress_envoy_headers: router_config(router)
+            .at(format!("[{}]", h.http_filters.len() - 1))?
+            .suppress_envoy_headers,
+    };
+    for (i, f) in rest.iter().enumerate() {
+        let at = format!("[{i}]");
+        let any = match &f.config_type {
+            Some(ConfigType::TypedConfig(any)) => Some(any),
+            _ => None,
+        };
+        let url = any.map_or("", |a| a.type_url.as_str());
+        match (f.name.as_str(), url) {
+            (_, HTTP_FAULT) | ("envoy.filters.http.fault", "") => {
+                let cfg = match any {
+                    Some(any) => FaultConfig::try_from(
+                        &decode_any::<envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault>(any, HTTP_FAULT)
+                            .at("typed_config")
+                            .at(&at)?,
+                    )
+                    .at("typed_config")
+                    .at(&at)?,
+                    None => FaultConfig::default(),
+                };
+                out.fault = Some(Arc::new(cfg));
+            }
+            // Istio installs CORS everywhere; with no policy on any route it does nothing,
+            // and per-route CORS policies are rejected where they appear.
+            (_, CORS) | ("envoy.filters.http.cors", "") => {}
+            (name, url) if f.is_optional => notes.push(format!(
+                "http_filters{at}: optional HTTP filter {name:?} ({url}) is not implemented, skipped"
+            )),
+            (name, url) => {
+                return Err(ConfigError::new(format!(
+                    "HTTP filter {name:?} ({url}) is not supported"
+                ))
+                .at(at));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `envoy.extensions.filters.http.cors.v3.Cors`.
+const CORS: &str = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors";
+
+/// Envoy's default `stream_idle_timeout`.
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn router_config(
     f: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,

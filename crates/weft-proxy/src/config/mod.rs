@@ -10,6 +10,7 @@
 #![allow(deprecated)]
 
 pub mod cluster;
+pub mod fault;
 pub mod listener;
 pub mod matcher;
 pub mod route;

@@ -94,11 +94,13 @@ pub static SUPPORT: Support = Support(&[
             "common_http_protocol_options",
             "normalize_path",
             "merge_slashes",
+            "stream_idle_timeout",
+            "request_timeout",
         ],
     ),
     (
         "envoy.config.core.v3.HttpProtocolOptions",
-        &["idle_timeout"],
+        &["idle_timeout", "max_stream_duration"],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
@@ -106,11 +108,52 @@ pub static SUPPORT: Support = Support(&[
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
-        &["name", "typed_config"],
+        &["name", "typed_config", "is_optional"],
     ),
     (
         "envoy.extensions.filters.http.router.v3.Router",
         &["suppress_envoy_headers"],
+    ),
+    // Fault injection
+    (
+        "envoy.extensions.filters.http.fault.v3.HTTPFault",
+        &[
+            "delay",
+            "abort",
+            "upstream_cluster",
+            "headers",
+            "downstream_nodes",
+            "max_active_faults",
+        ],
+    ),
+    (
+        "envoy.extensions.filters.common.fault.v3.FaultDelay",
+        &["fixed_delay", "header_delay", "percentage"],
+    ),
+    (
+        "envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay",
+        &[],
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.FaultAbort",
+        &[
+            "http_status",
+            "grpc_status",
+            "header_abort",
+            "percentage",
+            "response_body",
+        ],
+    ),
+    (
+        "envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort",
+        &[],
+    ),
+    ("envoy.type.v3.FractionalPercent", &["*"]),
+    // Istio's CORS filter without policies does nothing.
+    ("envoy.extensions.filters.http.cors.v3.Cors", &[]),
+    (
+        "envoy.config.route.v3.FilterConfig",
+        &["config", "disabled", "is_optional"],
     ),
     // Routes
     (
@@ -124,6 +167,7 @@ pub static SUPPORT: Support = Support(&[
             "response_headers_to_remove",
             "ignore_port_in_host_matching",
             "validate_clusters",
+            "typed_per_filter_config",
         ],
     ),
     (
@@ -137,6 +181,7 @@ pub static SUPPORT: Support = Support(&[
             "request_headers_to_remove",
             "response_headers_to_add",
             "response_headers_to_remove",
+            "typed_per_filter_config",
         ],
     ),
     (
@@ -152,6 +197,7 @@ pub static SUPPORT: Support = Support(&[
             "response_headers_to_add",
             "response_headers_to_remove",
             "decorator",
+            "typed_per_filter_config",
         ],
     ),
     ("envoy.config.route.v3.Decorator", &["*"]),
@@ -228,6 +274,10 @@ pub static SUPPORT: Support = Support(&[
             "hash_policy",
             "upgrade_configs",
             "retry_policy",
+            "idle_timeout",
+            "max_grpc_timeout",
+            "grpc_timeout_offset",
+            "max_stream_duration",
         ],
     ),
     (
@@ -240,7 +290,12 @@ pub static SUPPORT: Support = Support(&[
             "host_selection_retry_max_attempts",
             "retriable_status_codes",
             "retry_back_off",
+            "per_try_idle_timeout",
         ],
+    ),
+    (
+        "envoy.config.route.v3.RouteAction.MaxStreamDuration",
+        &["*"],
     ),
     (
         "envoy.config.route.v3.RetryPolicy.RetryHostPredicate",

@@ -94,3 +94,57 @@ pub(crate) fn data_source(d: &DataSource) -> Result<bytes::Bytes, ConfigError> {
         None => Ok(bytes::Bytes::new()),
     }
 }
+
+/// Envoy's `FractionalPercent`: `numerator` out of 100, 10 000 or 1 000 000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fraction {
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+impl Fraction {
+    /// Always.
+    pub const ALL: Fraction = Fraction {
+        numerator: 100,
+        denominator: 100,
+    };
+
+    /// Converts a `FractionalPercent`; unset is 0% as in Envoy (a message left out reads as
+    /// its zero value).
+    pub(crate) fn from_pb(
+        p: Option<&envoy_types::pb::envoy::r#type::v3::FractionalPercent>,
+    ) -> Result<Fraction, ConfigError> {
+        use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType as D;
+        let Some(p) = p else {
+            return Ok(Fraction {
+                numerator: 0,
+                denominator: 100,
+            });
+        };
+        let denominator = match D::try_from(p.denominator) {
+            Ok(D::Hundred) => 100,
+            Ok(D::TenThousand) => 10_000,
+            Ok(D::Million) => 1_000_000,
+            Err(_) => {
+                return Err(
+                    ConfigError::new(format!("unknown denominator {}", p.denominator))
+                        .at("denominator"),
+                );
+            }
+        };
+        Ok(Fraction {
+            numerator: p.numerator,
+            denominator,
+        })
+    }
+
+    /// The same denominator with another numerator.
+    pub fn with_numerator(self, numerator: u32) -> Fraction {
+        Fraction { numerator, ..self }
+    }
+
+    /// A random draw: true with probability numerator/denominator (capped at 1).
+    pub fn roll(self) -> bool {
+        self.numerator >= self.denominator || fastrand::u32(..self.denominator) < self.numerator
+    }
+}

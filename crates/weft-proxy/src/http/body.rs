@@ -1,84 +1,377 @@
 //! Body types of the proxy. Bodies stream frame by frame; nothing here buffers a whole body.
 
+use crate::flags::ResponseFlags;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
-/// A downstream request body on its way upstream (optionally counting its bytes), or an
-/// empty one for replayed (retried) bodyless requests.
+/// Request bodies kept for a retry are buffered up to this many bytes (Envoy's default
+/// `per_request_buffer_limit_bytes`); a longer body is never replayed, not even in part.
+pub const RETRY_BUFFER_LIMIT: usize = 1 << 20;
+
+/// Set once the downstream request body has ended (for `request_timeout`).
+#[derive(Debug, Default)]
+pub struct BodyDone {
+    done: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl BodyDone {
+    /// A flag that is already set (bodyless requests).
+    pub fn finished() -> Arc<BodyDone> {
+        let d = BodyDone::default();
+        d.done.store(true, Ordering::Relaxed);
+        Arc::new(d)
+    }
+
+    fn set(&self) {
+        self.done.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether the body has ended.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the body has ended.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_done() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn unreachable_shared() -> Arc<SharedBody> {
+    unreachable!("into_shared is only called on downstream bodies")
+}
+
+/// A frame kept for replay.
+#[derive(Debug, Clone)]
+enum Kept {
+    Data(Bytes),
+    Trailers(http::HeaderMap),
+}
+
+impl Kept {
+    fn frame(&self) -> Frame<Bytes> {
+        match self {
+            Kept::Data(d) => Frame::data(d.clone()),
+            Kept::Trailers(t) => Frame::trailers(t.clone()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SourceState {
+    inner: Incoming,
+    kept: Vec<Kept>,
+    kept_bytes: usize,
+    /// Frames pulled from the downstream so far.
+    pulled: usize,
+    /// The body outgrew the buffer: kept frames were dropped and nothing can be replayed.
+    overflowed: bool,
+    ended: bool,
+}
+
+/// A downstream body shared by the attempts of one request: frames are read from the client
+/// once and kept (up to [`RETRY_BUFFER_LIMIT`]) so a retry can send them again.
+#[derive(Debug)]
+pub struct SharedBody {
+    state: std::sync::Mutex<SourceState>,
+    counter: Option<Arc<AtomicU64>>,
+    done: Arc<BodyDone>,
+    hint: SizeHint,
+    limit: usize,
+}
+
+impl SharedBody {
+    /// Wraps a downstream body for replay.
+    pub fn new(
+        inner: Incoming,
+        counter: Option<Arc<AtomicU64>>,
+        done: Arc<BodyDone>,
+        limit: usize,
+    ) -> Arc<SharedBody> {
+        Arc::new(SharedBody {
+            hint: inner.size_hint(),
+            state: std::sync::Mutex::new(SourceState {
+                inner,
+                kept: Vec::new(),
+                kept_bytes: 0,
+                pulled: 0,
+                overflowed: false,
+                ended: false,
+            }),
+            counter,
+            done,
+            limit,
+        })
+    }
+
+    /// Whether a new attempt could send the whole body again.
+    pub fn replayable(&self) -> bool {
+        !self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .overflowed
+    }
+
+    /// A body for one attempt, starting from the first byte.
+    pub fn attempt(self: &Arc<Self>) -> RequestBody {
+        RequestBody {
+            kind: Kind::Shared {
+                source: self.clone(),
+                pos: 0,
+            },
+        }
+    }
+
+    fn poll_at(
+        &self,
+        pos: &mut usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.overflowed && *pos < st.kept.len() {
+            let f = st.kept[*pos].frame();
+            *pos += 1;
+            return Poll::Ready(Some(Ok(f)));
+        }
+        if *pos < st.pulled {
+            // Another attempt read frames that were not kept: never send a partial body.
+            return Poll::Ready(Some(Err("request body exceeded the retry buffer".into())));
+        }
+        if st.ended {
+            return Poll::Ready(None);
+        }
+        let frame = ready!(Pin::new(&mut st.inner).poll_frame(cx));
+        match frame {
+            None => {
+                st.ended = true;
+                self.done.set();
+                Poll::Ready(None)
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            Some(Ok(f)) => {
+                st.pulled += 1;
+                *pos += 1;
+                let len = f.data_ref().map_or(0, |d| d.len());
+                if let Some(c) = &self.counter {
+                    c.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                if !st.overflowed {
+                    st.kept_bytes += len;
+                    if st.kept_bytes > self.limit {
+                        st.overflowed = true;
+                        st.kept = Vec::new();
+                    } else if let Some(d) = f.data_ref() {
+                        st.kept.push(Kept::Data(d.clone()));
+                    } else if let Some(t) = f.trailers_ref() {
+                        st.kept.push(Kept::Trailers(t.clone()));
+                    }
+                }
+                if st.inner.is_end_stream() {
+                    st.ended = true;
+                    self.done.set();
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Kind {
+    Empty,
+    Direct {
+        inner: Incoming,
+        counter: Option<Arc<AtomicU64>>,
+        done: Option<Arc<BodyDone>>,
+    },
+    Shared {
+        source: Arc<SharedBody>,
+        pos: usize,
+    },
+}
+
+/// A downstream request body on its way upstream: streamed straight through (optionally
+/// counting its bytes), read through a [`SharedBody`] that keeps it for retries, or empty
+/// (replayed bodyless requests).
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Option<Incoming>,
-    counter: Option<Arc<AtomicU64>>,
+    kind: Kind,
 }
 
 impl RequestBody {
-    /// Wraps `inner`; bytes are added to `counter` when given.
-    pub fn new(inner: Incoming, counter: Option<Arc<AtomicU64>>) -> RequestBody {
+    /// Wraps `inner`; bytes are added to `counter` when given, `done` is set at its end.
+    pub fn new(
+        inner: Incoming,
+        counter: Option<Arc<AtomicU64>>,
+        done: Option<Arc<BodyDone>>,
+    ) -> RequestBody {
         RequestBody {
-            inner: Some(inner),
-            counter,
+            kind: Kind::Direct {
+                inner,
+                counter,
+                done,
+            },
         }
     }
 
     /// No body.
     pub fn empty() -> RequestBody {
-        RequestBody {
-            inner: None,
-            counter: None,
+        RequestBody { kind: Kind::Empty }
+    }
+
+    /// Sets `done` when this (downstream) body ends.
+    pub fn with_done(mut self, flag: Arc<BodyDone>) -> RequestBody {
+        if let Kind::Direct { done, .. } = &mut self.kind {
+            *done = Some(flag);
+        }
+        self
+    }
+
+    /// Moves a downstream body behind a [`SharedBody`] so attempts can replay it.
+    pub fn into_shared(self, done: Arc<BodyDone>, limit: usize) -> Arc<SharedBody> {
+        match self.kind {
+            Kind::Direct { inner, counter, .. } => SharedBody::new(inner, counter, done, limit),
+            // Only downstream bodies are shared; anything else is already replayable.
+            _ => unreachable_shared(),
         }
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
-        };
-        let frame = ready!(Pin::new(inner).poll_frame(cx));
-        if let (Some(counter), Some(Ok(f))) = (this.counter.as_ref(), frame.as_ref())
-            && let Some(data) = f.data_ref()
-        {
-            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Empty => Poll::Ready(None),
+            Kind::Shared { source, pos } => source.poll_at(pos, cx),
+            Kind::Direct {
+                inner,
+                counter,
+                done,
+            } => {
+                let frame = ready!(Pin::new(&mut *inner).poll_frame(cx));
+                if let (Some(counter), Some(Ok(f))) = (counter.as_ref(), frame.as_ref())
+                    && let Some(data) = f.data_ref()
+                {
+                    counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+                }
+                if let Some(d) = done
+                    && (frame.is_none() || inner.is_end_stream())
+                {
+                    d.set();
+                }
+                Poll::Ready(frame.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
+            }
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(|b| b.is_end_stream())
+        match &self.kind {
+            Kind::Empty => true,
+            Kind::Direct { inner, .. } => inner.is_end_stream(),
+            Kind::Shared { .. } => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
-            .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), |b| b.size_hint())
+        match &self.kind {
+            Kind::Empty => SizeHint::with_exact(0),
+            Kind::Direct { inner, .. } => inner.size_hint(),
+            Kind::Shared { source, .. } => source.hint,
+        }
     }
 }
 
 /// Called once when a response body ends: `complete` is false when it was dropped early
-/// (client gone, upstream reset).
+/// (client gone, upstream reset, a timeout); `flags` says which timeout ended it, if one did.
 pub trait OnEnd: Send + Sync {
-    fn on_end(self: Box<Self>, bytes: u64, complete: bool);
+    fn on_end(self: Box<Self>, bytes: u64, complete: bool, flags: ResponseFlags);
 }
+
+/// Timers that keep running while a response body streams: the route timeout covers the
+/// whole response (Envoy: "until the upstream response has been completely processed"),
+/// and idle timeouts fire when no frame arrives for a while.
+#[derive(Debug)]
+pub struct BodyTimers {
+    /// An absolute deadline and the flag it sets.
+    pub deadline: Option<(Pin<Box<Sleep>>, ResponseFlags)>,
+    /// An idle limit, its timer (reset on every frame) and the flag it sets.
+    pub idle: Option<(Duration, Pin<Box<Sleep>>, ResponseFlags)>,
+}
+
+impl BodyTimers {
+    /// Timers from an optional deadline and an optional idle limit.
+    pub fn new(
+        deadline: Option<(Instant, ResponseFlags)>,
+        idle: Option<(Duration, ResponseFlags)>,
+    ) -> Option<BodyTimers> {
+        if deadline.is_none() && idle.is_none() {
+            return None;
+        }
+        Some(BodyTimers {
+            deadline: deadline.map(|(at, f)| (Box::pin(tokio::time::sleep_until(at)), f)),
+            idle: idle.map(|(d, f)| (d, Box::pin(tokio::time::sleep(d)), f)),
+        })
+    }
+
+    fn poll_fired(&mut self, cx: &mut Context<'_>) -> Option<ResponseFlags> {
+        if let Some((sleep, flag)) = self.deadline.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Some(*flag);
+        }
+        if let Some((_, sleep, flag)) = self.idle.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            return Some(*flag);
+        }
+        None
+    }
+
+    fn activity(&mut self) {
+        if let Some((d, sleep, _)) = self.idle.as_mut() {
+            sleep.as_mut().reset(Instant::now() + *d);
+        }
+    }
+}
+
+/// The error a response body ends with when one of its timers fires (the downstream stream
+/// is reset, as Envoy does once headers have been sent).
+#[derive(Debug, thiserror::Error)]
+#[error("response timed out ({0})")]
+pub struct BodyTimeout(pub ResponseFlags);
+
+/// The error type of [`ResponseBody`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
     #[project = InnerProj]
     enum Inner {
         Empty,
         Full { data: Option<Bytes> },
-        Upstream { #[pin] body: Incoming },
+        Upstream { #[pin] body: Incoming, timers: Option<Box<BodyTimers>> },
     }
 }
 
@@ -91,6 +384,8 @@ pin_project! {
         inner: Inner,
         bytes: u64,
         on_end: Option<Box<dyn OnEnd>>,
+        // Set when a timer ended the body.
+        timed_out: ResponseFlags,
     }
 
     impl PinnedDrop for ResponseBody {
@@ -101,10 +396,10 @@ pin_project! {
             let complete = match &*this.inner {
                 Inner::Empty => true,
                 Inner::Full { data } => data.is_none(),
-                Inner::Upstream { body } => body.is_end_stream(),
+                Inner::Upstream { body, .. } => body.is_end_stream() && this.timed_out.is_empty(),
             };
             if let Some(hook) = this.on_end.take() {
-                hook.on_end(*this.bytes, complete);
+                hook.on_end(*this.bytes, complete, *this.timed_out);
             }
         }
     }
@@ -117,6 +412,7 @@ impl ResponseBody {
             inner: Inner::Empty,
             bytes: 0,
             on_end: None,
+            timed_out: ResponseFlags::default(),
         }
     }
 
@@ -130,15 +426,20 @@ impl ResponseBody {
             inner: Inner::Full { data: Some(data) },
             bytes: 0,
             on_end: None,
+            timed_out: ResponseFlags::default(),
         }
     }
 
     /// A body streamed from upstream.
-    pub fn upstream(body: Incoming) -> ResponseBody {
+    pub fn upstream(body: Incoming, timers: Option<BodyTimers>) -> ResponseBody {
         ResponseBody {
-            inner: Inner::Upstream { body },
+            inner: Inner::Upstream {
+                body,
+                timers: timers.map(Box::new),
+            },
             bytes: 0,
             on_end: None,
+            timed_out: ResponseFlags::default(),
         }
     }
 
@@ -150,25 +451,43 @@ impl ResponseBody {
 
     fn finish(on_end: &mut Option<Box<dyn OnEnd>>, bytes: u64) {
         if let Some(hook) = on_end.take() {
-            hook.on_end(bytes, true);
+            hook.on_end(bytes, true, ResponseFlags::default());
         }
     }
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let frame = match this.inner.project() {
             InnerProj::Empty => None,
             InnerProj::Full { data } => data.take().map(|d| Ok(Frame::data(d))),
-            InnerProj::Upstream { mut body } => {
-                let frame = ready!(body.as_mut().poll_frame(cx));
+            InnerProj::Upstream { mut body, timers } => {
+                if !this.timed_out.is_empty() {
+                    return Poll::Ready(None);
+                }
+                let frame = match body.as_mut().poll_frame(cx) {
+                    Poll::Ready(f) => {
+                        if let Some(t) = timers.as_mut() {
+                            t.activity();
+                        }
+                        f
+                    }
+                    Poll::Pending => {
+                        if let Some(flag) = timers.as_mut().and_then(|t| t.poll_fired(cx)) {
+                            *this.timed_out = flag;
+                            return Poll::Ready(Some(Err(Box::new(BodyTimeout(flag)))));
+                        }
+                        return Poll::Pending;
+                    }
+                };
+                let frame = frame.map(|r| r.map_err(|e| Box::new(e) as BoxError));
                 if let Some(Ok(f)) = &frame {
                     if let Some(d) = f.data_ref() {
                         *this.bytes += d.len() as u64;
@@ -198,7 +517,7 @@ impl Body for ResponseBody {
         match &self.inner {
             Inner::Empty => true,
             Inner::Full { data } => data.is_none(),
-            Inner::Upstream { body } => body.is_end_stream(),
+            Inner::Upstream { body, .. } => body.is_end_stream(),
         }
     }
 
@@ -208,7 +527,7 @@ impl Body for ResponseBody {
             Inner::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Inner::Upstream { body } => body.size_hint(),
+            Inner::Upstream { body, .. } => body.size_hint(),
         }
     }
 }

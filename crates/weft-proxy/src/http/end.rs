@@ -4,8 +4,9 @@ use crate::access_log::LogRecord;
 use crate::config::listener::HttpConnectionManagerConfig;
 use crate::flags::ResponseFlags;
 use crate::http::body::OnEnd;
-use crate::upstream::Endpoint;
+use crate::stats::ListenerStats;
 use crate::upstream::pool::Returner;
+use crate::upstream::{Cluster, Endpoint};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,13 +20,20 @@ pub(super) struct LogTail {
 }
 
 impl LogTail {
-    pub(super) fn write(mut self, bytes: u64, complete: bool, upstream: bool) {
+    pub(super) fn write(
+        mut self,
+        bytes: u64,
+        complete: bool,
+        upstream: bool,
+        flags: ResponseFlags,
+    ) {
         self.record.bytes_sent = bytes;
+        self.record.flags.insert(flags);
         self.record.duration_ms = self.started.elapsed().as_millis() as u64;
         if let Some(c) = &self.request_bytes {
             self.record.bytes_received = c.load(Ordering::Relaxed);
         }
-        if !complete && upstream {
+        if !complete && upstream && flags.is_empty() {
             self.record
                 .flags
                 .insert(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
@@ -35,29 +43,66 @@ impl LogTail {
 }
 
 impl OnEnd for LogTail {
-    fn on_end(self: Box<Self>, bytes: u64, complete: bool) {
-        self.write(bytes, complete, false);
+    fn on_end(self: Box<Self>, bytes: u64, complete: bool, flags: ResponseFlags) {
+        self.write(bytes, complete, false, flags);
     }
 }
 
 /// Runs when a proxied response body ends: returns the connection, updates counters, logs.
 pub(super) struct UpstreamEnd {
     pub(super) returner: Option<Returner>,
-    pub(super) endpoint: Arc<Endpoint>,
-    pub(super) rq_active: prometheus_client::metrics::gauge::Gauge,
+    pub(super) in_flight: InFlight,
+    pub(super) listener: Arc<ListenerStats>,
     pub(super) log: Option<LogTail>,
 }
 
 impl OnEnd for UpstreamEnd {
-    fn on_end(self: Box<Self>, bytes: u64, complete: bool) {
+    fn on_end(self: Box<Self>, bytes: u64, complete: bool, flags: ResponseFlags) {
         let this = *self;
         if let (Some(r), true) = (this.returner, complete) {
             r.give_back();
         }
-        this.endpoint.end_request();
-        this.rq_active.dec();
-        if let Some(log) = this.log {
-            log.write(bytes, complete, true);
+        let stats = &this.in_flight.cluster().stats;
+        if flags.contains(ResponseFlags::UPSTREAM_REQUEST_TIMEOUT) {
+            stats.rq_timeout.inc();
         }
+        if flags.contains(ResponseFlags::STREAM_IDLE_TIMEOUT) {
+            this.listener.rq_idle_timeout.inc();
+        }
+        if flags.contains(ResponseFlags::DURATION_TIMEOUT) {
+            this.listener.rq_max_duration.inc();
+        }
+        if let Some(log) = this.log {
+            log.write(bytes, complete, true, flags);
+        }
+        drop(this.in_flight);
+    }
+}
+
+/// One request in flight to an endpoint: counted in the endpoint's active requests (least
+/// request LB) and the cluster's `upstream_rq_active` until dropped, so a client that goes
+/// away mid-request (the handler future is dropped) cannot leak the counts.
+#[derive(Debug)]
+pub(super) struct InFlight {
+    endpoint: Arc<Endpoint>,
+    cluster: Arc<Cluster>,
+}
+
+impl InFlight {
+    pub(super) fn cluster(&self) -> &Arc<Cluster> {
+        &self.cluster
+    }
+
+    pub(super) fn begin(endpoint: Arc<Endpoint>, cluster: Arc<Cluster>) -> InFlight {
+        endpoint.begin_request();
+        cluster.stats.rq_active.inc();
+        InFlight { endpoint, cluster }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.endpoint.end_request();
+        self.cluster.stats.rq_active.dec();
     }
 }

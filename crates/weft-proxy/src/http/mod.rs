@@ -6,19 +6,22 @@
 
 pub mod body;
 mod end;
+mod fault;
 pub mod headers;
 mod idle;
 mod request;
 mod respond;
 mod retry;
+mod timeout;
 
-use end::{LogTail, UpstreamEnd};
+use end::{InFlight, LogTail, UpstreamEnd};
 use idle::ConnActivity;
 use request::{
     host_rewrite, is_external, normalize_request_path, pick_weighted, protocol_name,
     redirect_location, request_hash, requested_upgrade, rewrite_path, upstream_request,
 };
 use retry::{Replay, pick_retry_host};
+use timeout::{Fired, Timeouts};
 
 use crate::access_log::LogRecord;
 use crate::config::cluster::UpstreamProtocol;
@@ -31,9 +34,9 @@ use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
 use crate::stats::ListenerStats;
 use crate::upstream::pool::{ConnectOptions, Returner, SendError};
-use crate::upstream::{ClusterManager, Endpoint, PickContext};
+use crate::upstream::{ClusterManager, PickContext};
 use arc_swap::ArcSwap;
-use body::ResponseBody;
+use body::{BodyDone, RETRY_BUFFER_LIMIT, ResponseBody};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
@@ -78,8 +81,10 @@ pub struct HttpManager {
     /// Swapped whole when routes change (RDS will write here).
     pub routes: ArcSwap<RouteTable>,
     clusters: Arc<ClusterManager>,
-    stats: ListenerStats,
+    stats: Arc<ListenerStats>,
     server: auto::Builder<TokioExecutor>,
+    /// Fault-filter delays in effect now (`max_active_faults`).
+    active_faults: std::sync::atomic::AtomicU32,
 }
 
 impl HttpManager {
@@ -109,8 +114,9 @@ impl HttpManager {
             routes: ArcSwap::new(config.routes.clone()),
             config,
             clusters,
-            stats,
+            stats: Arc::new(stats),
             server,
+            active_faults: Default::default(),
         }
     }
 
@@ -189,6 +195,17 @@ impl HttpManager {
             headers: req.headers(),
         };
         let Some((vh, route)) = table.route(&view) else {
+            // The fault filter runs before the router, with its own config when no route.
+            if let Some(fc) = cfg.fault.as_deref() {
+                let injected =
+                    fault::inject(fc, req.headers(), None, &self.active_faults, &self.stats).await;
+                if let Some(log) = log.as_mut() {
+                    log.flags.insert(injected.flags);
+                }
+                if let Some(reply) = injected.abort {
+                    return self.local(reply, grpc, None, request_id, log, started);
+                }
+            }
             let reply = LocalReply::new(
                 StatusCode::NOT_FOUND,
                 ResponseFlags::NO_ROUTE_FOUND,
@@ -213,6 +230,43 @@ impl HttpManager {
                 request_headers: None,
             },
         };
+        // Envoy's route entry settles the weighted cluster before filters run, so the fault
+        // filter's `upstream_cluster` sees the chosen one.
+        let chosen = match &route.action {
+            RouteAction::Forward(f) => Some(match &f.clusters {
+                ClusterSelect::Single(name) => (name.clone(), None),
+                ClusterSelect::Weighted { targets, total } => {
+                    let t = pick_weighted(targets, *total);
+                    (t.name.clone(), Some(t))
+                }
+                ClusterSelect::Header(h) => {
+                    match req.headers().get(h).and_then(|v| v.to_str().ok()) {
+                        Some(name) => (Arc::from(name), None),
+                        None => (Arc::from(""), None),
+                    }
+                }
+            }),
+            _ => None,
+        };
+        let fault_cfg = fault::resolve(
+            cfg.fault.as_deref(),
+            [
+                Some(&route.filters),
+                Some(&vh.filters),
+                Some(&table.filters),
+            ],
+        );
+        if let Some(fc) = fault_cfg {
+            let cluster = chosen.as_ref().map(|(name, _)| &**name);
+            let injected =
+                fault::inject(fc, req.headers(), cluster, &self.active_faults, &self.stats).await;
+            if let Some(log) = log.as_mut() {
+                log.flags.insert(injected.flags);
+            }
+            if let Some(reply) = injected.abort {
+                return self.local(reply, grpc, None, request_id, log, started);
+            }
+        }
         match &route.action {
             RouteAction::Direct(d) => {
                 let reply =
@@ -235,17 +289,21 @@ impl HttpManager {
                     started,
                     upgrade,
                 };
-                self.forward(req, authority, f, mutations, ds, rq).await
+                let chosen = chosen.unwrap_or_else(|| (Arc::from(""), None));
+                self.forward(req, authority, f, chosen, mutations, ds, rq)
+                    .await
             }
         }
     }
 
-    async fn forward(
+    #[allow(clippy::too_many_arguments)]
+    async fn forward<'r>(
         &self,
         mut req: Request<Incoming>,
         authority: String,
-        f: &ForwardAction,
-        mut mutations: Mutations<'_>,
+        f: &'r ForwardAction,
+        (cluster_name, target): (Arc<str>, Option<&'r WeightedTarget>),
+        mut mutations: Mutations<'r>,
         ds: &Downstream,
         rq: RequestCx,
     ) -> Response<ResponseBody> {
@@ -273,17 +331,6 @@ impl HttpManager {
                 return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
         }
-        let (cluster_name, target) = match &f.clusters {
-            ClusterSelect::Single(name) => (name.clone(), None),
-            ClusterSelect::Weighted { targets, total } => {
-                let t = pick_weighted(targets, *total);
-                (t.name.clone(), Some(t))
-            }
-            ClusterSelect::Header(h) => match req.headers().get(h).and_then(|v| v.to_str().ok()) {
-                Some(name) => (Arc::from(name), None),
-                None => (Arc::from(""), None),
-            },
-        };
         mutations.target = target;
         if let Some(log) = log.as_mut() {
             log.upstream_cluster = Some(cluster_name.clone());
@@ -356,12 +403,31 @@ impl HttpManager {
                 return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
         };
-        if let (Some(t), false) = (f.timeout, self.config.suppress_envoy_headers) {
+        let retry = match (&upgrade, f.retry.as_deref()) {
+            (Some(_), _) => None,
+            (None, Some(r)) => Some(r),
+            (None, None) => mutations.vh.retry.as_ref(),
+        };
+        let started_at = tokio::time::Instant::from_std(started);
+        let timeouts = Timeouts::compute(
+            f,
+            retry,
+            &self.config,
+            upstream_req.headers(),
+            grpc,
+            started_at,
+        );
+        if let (Some(t), false) = (timeouts.expected, self.config.suppress_envoy_headers) {
             // Tells the upstream how long we will wait, as Envoy's router does.
             upstream_req.headers_mut().insert(
                 &X_ENVOY_EXPECTED_RQ_TIMEOUT_MS,
                 HeaderValue::from(t.as_millis() as u64),
             );
+        }
+        if let (Some(t), true) = (timeouts.expected, timeouts.rewrite_grpc_timeout)
+            && let Ok(v) = HeaderValue::from_str(&format!("{}m", t.as_millis()))
+        {
+            upstream_req.headers_mut().insert("grpc-timeout", v);
         }
         if let Some(kind) = &upgrade {
             let h = upstream_req.headers_mut();
@@ -374,25 +440,39 @@ impl HttpManager {
             http2,
             connect_timeout: cluster.config.connect_timeout,
         };
-        let retry = match (&upgrade, f.retry.as_deref()) {
-            (Some(_), _) => None,
-            (None, Some(r)) => Some(r),
-            (None, None) => mutations.vh.retry.as_ref(),
+        // Bodies are read through a shared buffer when a retry may need them again.
+        let done = if upstream_req.body().is_end_stream() {
+            BodyDone::finished()
+        } else {
+            Arc::new(BodyDone::default())
         };
-        // A bodyless request can be replayed whole; one with a body only while unsent.
-        let replay = retry
-            .filter(|_| upstream_req.body().is_end_stream())
-            .map(|_| Replay::of(&upstream_req));
-        let deadline = f.timeout.map(|t| Instant::now() + t);
+        let (head, body) = upstream_req.into_parts();
+        let (mut pending, replay) = match (retry, body.is_end_stream()) {
+            (Some(_), true) => {
+                let req = Request::from_parts(head, body);
+                let replay = Replay::of(&req, None);
+                (Some(req), Some(replay))
+            }
+            (Some(_), false) => {
+                let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
+                let req = Request::from_parts(head, shared.attempt());
+                let replay = Replay::of(&req, Some(shared));
+                (Some(req), Some(replay))
+            }
+            (None, _) => (
+                Some(Request::from_parts(head, body.with_done(done.clone()))),
+                None,
+            ),
+        };
+        let global_deadline = timeouts.global.map(|t| tokio::time::Instant::now() + t);
         let mut endpoint = endpoint;
-        let mut pending = Some(upstream_req);
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut retries = 0;
         let mut downstream_upgrade = downstream_upgrade;
         loop {
             let Some(req) = pending
                 .take()
-                .or_else(|| replay.as_ref().map(Replay::build))
+                .or_else(|| replay.as_ref().and_then(Replay::build))
             else {
                 break self.local(
                     internal_error(),
@@ -407,8 +487,7 @@ impl HttpManager {
                 tried.push(endpoint.addr);
             }
             stats.rq_total.inc();
-            stats.rq_active.inc();
-            endpoint.begin_request();
+            let in_flight = InFlight::begin(endpoint.clone(), cluster.clone());
             let sent_at = Instant::now();
             let send = async {
                 if upgrade.is_some() {
@@ -424,34 +503,29 @@ impl HttpManager {
                     endpoint.send(req, opts, stats).await
                 }
             };
-            let per_try = retry.and_then(|r| r.per_try_timeout);
-            let remaining = deadline.map(|d| d.saturating_duration_since(sent_at));
-            let limit = match (per_try, remaining) {
-                (Some(p), Some(r)) => Some(p.min(r)),
-                (p, r) => p.or(r),
-            };
-            let result = match limit {
-                Some(t) => tokio::time::timeout(t, send).await.ok(),
-                None => Some(send.await),
-            };
-            let global_timeout = deadline.is_some_and(|d| Instant::now() >= d);
+            let result = send_within(send, &timeouts, global_deadline, &done).await;
             let retriable = match (&result, retry) {
                 (_, None) => false,
-                (Some(Ok((resp, _))), Some(p)) => {
-                    p.retriable_response(resp.status(), resp.headers())
-                }
-                (Some(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
-                (None, Some(p)) => !global_timeout && p.retriable_failure(false, true),
+                (Ok(Ok((resp, _))), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
+                (Ok(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
+                (Err(fired), Some(p)) => fired.per_try() && p.retriable_failure(false, true),
             };
+            if let Err(fired) = &result
+                && fired.per_try()
+            {
+                stats.per_try_timeout.inc();
+            }
+            let global_expired = global_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
             let retry_limit = retry.map_or(0, |r| r.num_retries);
-            if retriable && retries < retry_limit && !global_timeout {
-                let back = match result {
-                    Some(Err(e)) => e.request,
-                    _ => None,
-                };
-                if back.is_some() || replay.is_some() {
-                    endpoint.end_request();
-                    stats.rq_active.dec();
+            if retriable && retries < retry_limit && !global_expired {
+                let unsent = matches!(&result, Ok(Err(e)) if e.request.is_some());
+                let replayable = replay.as_ref().is_some_and(Replay::replayable);
+                if unsent || replayable {
+                    let back = match result {
+                        Ok(Err(e)) => e.request,
+                        _ => None,
+                    };
+                    drop(in_flight);
                     stats.rq_retry.inc();
                     retries += 1;
                     pending = back;
@@ -465,79 +539,140 @@ impl HttpManager {
                     }
                     continue;
                 }
-                // Not replayable: answer with what we have (here: nothing, so a 503).
-                let reply = LocalReply::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ResponseFlags::UPSTREAM_CONNECTION_FAILURE,
-                    "upstream_reset_before_response_started{remote_connection_failure}",
-                    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure",
+                // The body outgrew the replay buffer: the client gets what this attempt got.
+                stats.body_too_large_for_retry.inc();
+                let attempt = Attempt {
+                    in_flight,
+                    sent_at,
+                    retriable: false,
+                    retries,
+                    downstream_upgrade: downstream_upgrade.take(),
+                };
+                break self.finish_attempt(
+                    result,
+                    attempt,
+                    &timeouts,
+                    global_deadline,
+                    &done,
+                    counter,
+                    &mutations,
+                    request_id,
+                    log,
+                    started,
+                    grpc,
                 );
-                endpoint.end_request();
-                stats.rq_active.dec();
-                stats.record_status(503);
-                break self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
-            if retriable && let Some(log) = log.as_mut() {
-                log.flags
-                    .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            if retriable {
+                stats.retry_limit_exceeded.inc();
+                if let Some(log) = log.as_mut() {
+                    log.flags
+                        .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+                }
             }
-            let reply = match (result, downstream_upgrade.take()) {
-                (Some(Ok((resp, _))), Some(downstream))
-                    if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
-                {
-                    let tunnel = Tunnel {
-                        downstream,
-                        endpoint,
-                        log: log.map(|log| LogTail {
-                            record: log,
-                            manager: self.config.clone(),
-                            started,
-                            request_bytes: None,
-                        }),
-                    };
-                    return self.tunnel(resp, tunnel, stats, &mutations, request_id);
-                }
-                (Some(Ok((resp, returner))), _) => {
-                    let upstream = Upstream {
-                        endpoint,
-                        returner,
-                        sent_at,
-                        counter,
-                    };
-                    return self
-                        .proxied(resp, upstream, stats, &mutations, request_id, log, started);
-                }
-                (None, _) => {
-                    stats.rq_timeout.inc();
-                    LocalReply::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
-                        "upstream_response_timeout",
-                        "upstream request timeout",
-                    )
-                }
-                (Some(Err(e)), _) => {
-                    let e = e.error;
-                    let flag = if e.is_connect_failure() {
-                        ResponseFlags::UPSTREAM_CONNECTION_FAILURE
-                    } else {
-                        ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
-                    };
-                    let body = format!(
-                        "upstream connect error or disconnect/reset before headers. reset reason: {}",
-                        e.reset_reason()
-                    );
-                    LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, e.details(), &body)
-                }
-            };
-            endpoint.end_request();
-            stats.rq_active.dec();
-            stats.record_status(reply.status.as_u16());
-            if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
-                log.bytes_received = c.load(Ordering::Relaxed);
-            }
-            break self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            break self.finish_attempt(
+                result,
+                Attempt {
+                    in_flight,
+                    sent_at,
+                    retriable,
+                    retries,
+                    downstream_upgrade: downstream_upgrade.take(),
+                },
+                &timeouts,
+                global_deadline,
+                &done,
+                counter,
+                &mutations,
+                request_id,
+                log,
+                started,
+                grpc,
+            );
         }
+    }
+
+    /// Turns the last attempt's outcome into the downstream response.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_attempt(
+        &self,
+        result: AttemptResult,
+        attempt: Attempt,
+        timeouts: &Timeouts,
+        global_deadline: Option<tokio::time::Instant>,
+        done: &BodyDone,
+        counter: Option<Arc<AtomicU64>>,
+        mutations: &Mutations<'_>,
+        request_id: Option<HeaderValue>,
+        mut log: Option<LogRecord>,
+        started: Instant,
+        grpc: bool,
+    ) -> Response<ResponseBody> {
+        let Attempt {
+            in_flight,
+            sent_at,
+            retriable,
+            retries,
+            downstream_upgrade,
+        } = attempt;
+        let stats = &in_flight.cluster().stats;
+        let reply = match (result, downstream_upgrade) {
+            (Ok(Ok((resp, _))), Some(downstream))
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
+            {
+                let tunnel = Tunnel {
+                    downstream,
+                    in_flight,
+                    log: log.map(|log| LogTail {
+                        record: log,
+                        manager: self.config.clone(),
+                        started,
+                        request_bytes: None,
+                    }),
+                };
+                return self.tunnel(resp, tunnel, mutations, request_id);
+            }
+            (Ok(Ok((resp, returner))), _) => {
+                if retries > 0 && !retriable {
+                    stats.retry_success.inc();
+                }
+                let upstream = Upstream {
+                    in_flight,
+                    returner,
+                    sent_at,
+                    counter,
+                    timers: timeouts.body_timers(global_deadline),
+                };
+                return self.proxied(resp, upstream, mutations, request_id, log, started);
+            }
+            (Err(fired), _) => {
+                match fired {
+                    Fired::Global | Fired::PerTry | Fired::PerTryIdle => stats.rq_timeout.inc(),
+                    Fired::StreamIdle => self.stats.rq_idle_timeout.inc(),
+                    Fired::Duration => self.stats.rq_max_duration.inc(),
+                    Fired::Request => self.stats.rq_timeout.inc(),
+                };
+                fired.reply(done.is_done())
+            }
+            (Ok(Err(e)), _) => {
+                let e = e.error;
+                let flag = if e.is_connect_failure() {
+                    ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+                } else {
+                    ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
+                };
+                let body = format!(
+                    "upstream connect error or disconnect/reset before headers. reset reason: {}",
+                    e.reset_reason()
+                );
+                LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, e.details(), &body)
+            }
+        };
+        stats.record_status(reply.status.as_u16());
+        drop(in_flight);
+        if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
+            log.bytes_received = c.load(Ordering::Relaxed);
+        }
+        self.local(reply, grpc, Some(mutations), request_id, log, started)
     }
 
     /// Answers `101` downstream and splices the two upgraded connections together.
@@ -545,12 +680,10 @@ impl HttpManager {
         &self,
         mut resp: Response<Incoming>,
         t: Tunnel,
-        stats: &crate::stats::ClusterStats,
         mutations: &Mutations<'_>,
         request_id: Option<HeaderValue>,
     ) -> Response<ResponseBody> {
         let upstream = hyper::upgrade::on(&mut resp);
-        let rq_active = stats.rq_active.clone();
         let (mut parts, _) = resp.into_parts();
         // Connection/Upgrade are hop-by-hop, but a 101 must carry them to the client.
         let upgrade_headers = (
@@ -571,7 +704,7 @@ impl HttpManager {
         }
         let Tunnel {
             downstream,
-            endpoint,
+            in_flight,
             ..
         } = t;
         tokio::spawn(async move {
@@ -582,11 +715,10 @@ impl HttpManager {
                     .await
                     .unwrap_or_default();
             }
-            endpoint.end_request();
-            rq_active.dec();
+            drop(in_flight);
             if let Some(mut log) = log {
                 log.record.bytes_received = moved.0;
-                log.write(moved.1, true, true);
+                log.write(moved.1, true, true, ResponseFlags::default());
             }
         });
         Response::from_parts(parts, ResponseBody::empty())
@@ -598,18 +730,19 @@ impl HttpManager {
         &self,
         resp: Response<Incoming>,
         up: Upstream,
-        stats: &crate::stats::ClusterStats,
         mutations: &Mutations<'_>,
         request_id: Option<HeaderValue>,
         log: Option<LogRecord>,
         started: Instant,
     ) -> Response<ResponseBody> {
         let Upstream {
-            endpoint,
+            in_flight,
             returner,
             sent_at,
             counter,
+            timers,
         } = up;
+        let stats = &in_flight.cluster().stats;
         let upstream_ms = sent_at.elapsed().as_millis() as u64;
         stats
             .rq_time
@@ -630,8 +763,7 @@ impl HttpManager {
         parts.version = Version::default();
         let end = UpstreamEnd {
             returner,
-            endpoint,
-            rq_active: stats.rq_active.clone(),
+            listener: self.stats.clone(),
             log: log.map(|mut log| {
                 log.response_code = parts.status.as_u16();
                 log.details = "via_upstream";
@@ -645,10 +777,11 @@ impl HttpManager {
                     request_bytes: counter,
                 }
             }),
+            in_flight,
         };
         Response::from_parts(
             parts,
-            ResponseBody::upstream(incoming).with_on_end(Box::new(end)),
+            ResponseBody::upstream(incoming, timers).with_on_end(Box::new(end)),
         )
     }
 
@@ -820,7 +953,7 @@ struct RequestCx {
 /// An accepted upgrade, waiting for both sides to hand over their connections.
 struct Tunnel {
     downstream: hyper::upgrade::OnUpgrade,
-    endpoint: Arc<Endpoint>,
+    in_flight: InFlight,
     log: Option<LogTail>,
 }
 
@@ -835,10 +968,56 @@ fn internal_error() -> LocalReply {
 
 /// An upstream exchange that got response headers.
 struct Upstream {
-    endpoint: Arc<Endpoint>,
+    in_flight: InFlight,
     returner: Option<Returner>,
     sent_at: Instant,
     counter: Option<Arc<AtomicU64>>,
+    timers: Option<body::BodyTimers>,
+}
+
+/// What one attempt ended with: response headers, a send failure, or a timeout.
+type AttemptResult = Result<Result<(Response<Incoming>, Option<Returner>), SendError>, Fired>;
+
+/// The last attempt of a request.
+struct Attempt {
+    in_flight: InFlight,
+    sent_at: Instant,
+    /// Still retriable, but no retries left.
+    retriable: bool,
+    retries: u32,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
+
+/// Runs one upstream exchange until response headers or the first limit that fires.
+/// `request_timeout` only counts while the request body is still arriving.
+async fn send_within<F, T>(
+    send: F,
+    timeouts: &Timeouts,
+    global_deadline: Option<tokio::time::Instant>,
+    done: &BodyDone,
+) -> Result<T, Fired>
+where
+    F: std::future::Future<Output = T>,
+{
+    let attempt_start = tokio::time::Instant::now();
+    tokio::pin!(send);
+    loop {
+        let Some((at, kind)) =
+            timeouts.attempt_limit(global_deadline, attempt_start, done.is_done())
+        else {
+            return Ok(send.await);
+        };
+        tokio::select! {
+            r = &mut send => return Ok(r),
+            _ = tokio::time::sleep_until(at) => {
+                if kind == Fired::Request && done.is_done() {
+                    continue;
+                }
+                return Err(kind);
+            }
+            _ = done.wait(), if kind == Fired::Request && !done.is_done() => continue,
+        }
+    }
 }
 
 /// The header-mutation levels that apply to one request, most specific first.

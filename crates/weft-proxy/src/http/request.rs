@@ -265,7 +265,10 @@ pub(super) fn upstream_request(
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
     }
-    Ok(Request::from_parts(parts, RequestBody::new(body, counter)))
+    Ok(Request::from_parts(
+        parts,
+        RequestBody::new(body, counter, None),
+    ))
 }
 
 /// Envoy's redirect URL construction.

@@ -16,6 +16,8 @@ pub struct LocalReply {
     pub details: &'static str,
     body: Option<Bytes>,
     location: Option<String>,
+    /// The gRPC status a gRPC request gets (else mapped from `status`).
+    grpc_status: Option<u32>,
 }
 
 /// Whether a request is gRPC (so errors are reported as `grpc-status`).
@@ -52,6 +54,7 @@ impl LocalReply {
             details,
             body: (!body.is_empty()).then(|| Bytes::copy_from_slice(body.as_bytes())),
             location: None,
+            grpc_status: None,
         }
     }
 
@@ -67,16 +70,25 @@ impl LocalReply {
         self
     }
 
+    /// Sets the `grpc-status` a gRPC request gets.
+    pub fn with_grpc_status(mut self, code: u32) -> LocalReply {
+        self.grpc_status = Some(code);
+        self
+    }
+
     /// The response; for gRPC requests errors become `200` with `grpc-status` (trailers-only).
     pub fn into_response(self, grpc: bool) -> Response<ResponseBody> {
-        if grpc && !self.status.is_success() {
+        if grpc && (!self.status.is_success() || self.grpc_status.is_some()) {
             let mut resp = Response::new(ResponseBody::empty());
             let h = resp.headers_mut();
             h.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/grpc"),
             );
-            h.insert("grpc-status", HeaderValue::from(grpc_status(self.status)));
+            let code = self
+                .grpc_status
+                .unwrap_or_else(|| u32::from(grpc_status(self.status)));
+            h.insert("grpc-status", HeaderValue::from(code));
             // As Envoy: the local reply body becomes grpc-message; no body, no message.
             if let Some(v) = self
                 .body

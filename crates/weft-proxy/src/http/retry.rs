@@ -1,37 +1,53 @@
 //! Retry plumbing: replaying bodyless requests and choosing the next host.
 
 use crate::config::route::RetryPolicy;
-use crate::http::body::RequestBody;
+use crate::http::body::{RequestBody, SharedBody};
 use crate::upstream::{Cluster, Endpoint, PickContext};
 use http::{Method, Request, Uri, Version};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The parts of a bodyless request needed to send it again.
+/// What a retry needs to send a request again: its head, and its body when it has one
+/// (kept in a bounded buffer; past the bound the request is not replayable).
 pub(super) struct Replay {
     method: Method,
     uri: Uri,
     version: Version,
     headers: http::HeaderMap,
+    body: Option<Arc<SharedBody>>,
 }
 
 impl Replay {
-    pub(super) fn of(req: &Request<RequestBody>) -> Replay {
+    pub(super) fn of(req: &Request<RequestBody>, body: Option<Arc<SharedBody>>) -> Replay {
         Replay {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
             headers: req.headers().clone(),
+            body,
         }
     }
 
-    pub(super) fn build(&self) -> Request<RequestBody> {
-        let mut req = Request::new(RequestBody::empty());
+    /// Whether the whole request can still be sent again.
+    pub(super) fn replayable(&self) -> bool {
+        self.body.as_ref().is_none_or(|b| b.replayable())
+    }
+
+    /// The request for another attempt, `None` when its body cannot be replayed whole.
+    pub(super) fn build(&self) -> Option<Request<RequestBody>> {
+        if !self.replayable() {
+            return None;
+        }
+        let body = match &self.body {
+            Some(b) => b.attempt(),
+            None => RequestBody::empty(),
+        };
+        let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.version_mut() = self.version;
         *req.headers_mut() = self.headers.clone();
-        req
+        Some(req)
     }
 }
 

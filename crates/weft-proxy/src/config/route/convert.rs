@@ -38,6 +38,7 @@ impl TryFrom<&pb::RouteConfiguration> for RouteTable {
                 "response",
             )?,
             validate_clusters: rc.validate_clusters.as_ref().is_none_or(|b| b.value),
+            filters: FilterOverrides::convert(&rc.typed_per_filter_config)?,
             ignore_port: rc.ignore_port_in_host_matching,
         })
     }
@@ -76,6 +77,7 @@ impl TryFrom<&pb::VirtualHost> for VirtualHost {
                 &vh.response_headers_to_remove,
                 "response",
             )?,
+            filters: FilterOverrides::convert(&vh.typed_per_filter_config)?,
         })
     }
 }
@@ -142,6 +144,7 @@ impl TryFrom<&pb::Route> for Route {
                 &r.response_headers_to_remove,
                 "response",
             )?,
+            filters: FilterOverrides::convert(&r.typed_per_filter_config)?,
         })
     }
 }
@@ -320,7 +323,23 @@ impl TryFrom<&pb::RouteAction> for ForwardAction {
                 "prefix_rewrite and regex_rewrite are exclusive",
             ));
         }
+        let stream_duration = match &a.max_stream_duration {
+            None => None,
+            Some(m) => Some(Box::new(StreamDuration {
+                max: duration(m.max_stream_duration.as_ref())
+                    .at("max_stream_duration.max_stream_duration")?,
+                grpc_header_max: duration(m.grpc_timeout_header_max.as_ref())
+                    .at("max_stream_duration.grpc_timeout_header_max")?,
+                grpc_header_offset: duration(m.grpc_timeout_header_offset.as_ref())
+                    .at("max_stream_duration.grpc_timeout_header_offset")?,
+            })),
+        };
         Ok(ForwardAction {
+            idle_timeout: duration(a.idle_timeout.as_ref()).at("idle_timeout")?,
+            max_grpc_timeout: duration(a.max_grpc_timeout.as_ref()).at("max_grpc_timeout")?,
+            grpc_timeout_offset: duration(a.grpc_timeout_offset.as_ref())
+                .at("grpc_timeout_offset")?,
+            stream_duration,
             clusters,
             prefix_rewrite: (!a.prefix_rewrite.is_empty()).then(|| a.prefix_rewrite.clone()),
             regex_rewrite: a

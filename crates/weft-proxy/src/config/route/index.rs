@@ -109,6 +109,7 @@ mod tests {
 
     fn route(path: PathMatch, case_sensitive: bool) -> Route {
         Route {
+            filters: Default::default(),
             name: String::new(),
             matcher: RouteMatch {
                 path,

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod convert;
+pub mod filters;
 mod headers;
 mod index;
 mod retry;
 
+pub use filters::{FilterOverrides, Override};
 pub use headers::{
     AppendAction, HeaderAdd, HeaderContext, HeaderMutation, HeaderOp, HeaderTemplate, Piece,
 };
@@ -34,6 +36,8 @@ pub struct RouteTable {
     /// Whether unknown clusters are rejected at load (Envoy's `validate_clusters`, on by
     /// default for static route tables); when off they get `503 NC` per request.
     pub validate_clusters: bool,
+    /// `typed_per_filter_config` of the table (least specific level).
+    pub filters: FilterOverrides,
     ignore_port: bool,
     domains: DomainIndex,
 }
@@ -48,6 +52,7 @@ pub struct VirtualHost {
     pub retry: Option<RetryPolicy>,
     pub request_headers: HeaderMutation,
     pub response_headers: HeaderMutation,
+    pub filters: FilterOverrides,
 }
 
 /// A converted `Route`: first matching route in a virtual host wins.
@@ -58,6 +63,7 @@ pub struct Route {
     pub action: RouteAction,
     pub request_headers: HeaderMutation,
     pub response_headers: HeaderMutation,
+    pub filters: FilterOverrides,
 }
 
 /// What a route matches on; all parts must match.
@@ -95,13 +101,32 @@ pub struct ForwardAction {
     pub prefix_rewrite: Option<String>,
     pub regex_rewrite: Option<RegexRewrite>,
     pub host_rewrite: HostRewrite,
-    /// `None` disables the timeout (`timeout: 0s`).
+    /// `None` disables the timeout (`timeout: 0s`). Covers the whole upstream response.
     pub timeout: Option<Duration>,
+    /// `idle_timeout`: replaces the connection manager's `stream_idle_timeout` (`Some(0)`
+    /// disables it).
+    pub idle_timeout: Option<Duration>,
+    /// Deprecated `max_grpc_timeout`: gRPC requests take their timeout from `grpc-timeout`
+    /// (infinite when absent), capped here (`0` = no cap).
+    pub max_grpc_timeout: Option<Duration>,
+    pub grpc_timeout_offset: Option<Duration>,
+    /// `max_stream_duration` (its presence disables `timeout`, as in Envoy).
+    pub stream_duration: Option<Box<StreamDuration>>,
     pub hash_policy: Vec<HashPolicy>,
     /// Per-route upgrade overrides: (lowercase type, enabled).
     pub upgrades: Vec<(String, bool)>,
     /// The route's retry policy (the virtual host's applies when this is `None`).
     pub retry: Option<Box<RetryPolicy>>,
+}
+
+/// A route's `max_stream_duration`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamDuration {
+    /// `max_stream_duration` (`Some(0)`: no limit; `None`: the connection manager's).
+    pub max: Option<Duration>,
+    /// `grpc_timeout_header_max`: use `grpc-timeout` when present, capped here (0 = no cap).
+    pub grpc_header_max: Option<Duration>,
+    pub grpc_header_offset: Option<Duration>,
 }
 
 /// How the upstream cluster is chosen.

@@ -15,6 +15,8 @@ pub struct RetryPolicy {
     pub on: RetryOn,
     pub num_retries: u32,
     pub per_try_timeout: Option<Duration>,
+    /// No response bytes for this long ends an attempt (also while the body streams).
+    pub per_try_idle_timeout: Option<Duration>,
     pub retriable_status_codes: Vec<u16>,
     /// `envoy.retry_host_predicates.previous_hosts`: avoid hosts already tried.
     pub avoid_previous_hosts: bool,
@@ -131,6 +133,9 @@ pub(super) fn retry_policy(p: &pb::RetryPolicy) -> Result<RetryPolicy, ConfigErr
         num_retries: p.num_retries.as_ref().map_or(1, |n| n.value),
         per_try_timeout: duration(p.per_try_timeout.as_ref())
             .at("per_try_timeout")?
+            .filter(|d| !d.is_zero()),
+        per_try_idle_timeout: duration(p.per_try_idle_timeout.as_ref())
+            .at("per_try_idle_timeout")?
             .filter(|d| !d.is_zero()),
         retriable_status_codes: p
             .retriable_status_codes

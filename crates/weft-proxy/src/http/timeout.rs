@@ -1,0 +1,275 @@
+//! Request timeouts, computed once per request with Envoy's rules (router `finalTimeout`
+//! and the connection manager's stream timers), and the replies they end in.
+
+use crate::config::listener::HttpConnectionManagerConfig;
+use crate::config::route::{ForwardAction, RetryPolicy};
+use crate::flags::ResponseFlags;
+use crate::http::respond::LocalReply;
+use http::{HeaderMap, StatusCode};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Which limit ended an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fired {
+    /// The route timeout (or `max_grpc_timeout`): `504 UT`, never retried.
+    Global,
+    /// `per_try_timeout`: `504 UT`, retriable.
+    PerTry,
+    /// `per_try_idle_timeout`: `504 UT`, retriable.
+    PerTryIdle,
+    /// `stream_idle_timeout` / route `idle_timeout`: `SI`.
+    StreamIdle,
+    /// `max_stream_duration` / `grpc-timeout`: `DT`.
+    Duration,
+    /// `request_timeout`: the request did not arrive in full.
+    Request,
+}
+
+impl Fired {
+    /// Whether a retry policy may retry this (per-try limits only).
+    pub(super) fn per_try(self) -> bool {
+        matches!(self, Fired::PerTry | Fired::PerTryIdle)
+    }
+
+    /// The local reply (`request_complete`: the downstream request had fully arrived;
+    /// Envoy answers 504 then and 408 otherwise for stream timers).
+    pub(super) fn reply(self, request_complete: bool) -> LocalReply {
+        let stream_code = if request_complete {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::REQUEST_TIMEOUT
+        };
+        match self {
+            Fired::Global => LocalReply::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+                "upstream_response_timeout",
+                "upstream request timeout",
+            ),
+            Fired::PerTry => LocalReply::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+                "upstream_per_try_timeout",
+                "upstream request timeout",
+            ),
+            Fired::PerTryIdle => LocalReply::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+                "upstream_per_try_idle_timeout",
+                "upstream request timeout",
+            ),
+            Fired::StreamIdle => LocalReply::new(
+                stream_code,
+                ResponseFlags::STREAM_IDLE_TIMEOUT,
+                "stream_idle_timeout",
+                "stream timeout",
+            ),
+            Fired::Duration => LocalReply::new(
+                stream_code,
+                ResponseFlags::DURATION_TIMEOUT,
+                "max_duration_timeout",
+                "downstream duration timeout",
+            )
+            .with_grpc_status(4),
+            Fired::Request => LocalReply::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ResponseFlags::default(),
+                "request_overall_timeout",
+                "request timeout",
+            ),
+        }
+    }
+
+    /// The flag a response body cut by this limit gets.
+    pub(super) fn flag(self) -> ResponseFlags {
+        match self {
+            Fired::Global | Fired::PerTry | Fired::PerTryIdle => {
+                ResponseFlags::UPSTREAM_REQUEST_TIMEOUT
+            }
+            Fired::StreamIdle => ResponseFlags::STREAM_IDLE_TIMEOUT,
+            Fired::Duration => ResponseFlags::DURATION_TIMEOUT,
+            Fired::Request => ResponseFlags::default(),
+        }
+    }
+}
+
+/// The limits that apply to one request.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Timeouts {
+    /// Route timeout, from when the router starts (after any fault delay).
+    pub(super) global: Option<Duration>,
+    pub(super) per_try: Option<Duration>,
+    pub(super) per_try_idle: Option<Duration>,
+    pub(super) stream_idle: Option<Duration>,
+    /// From the start of the stream.
+    pub(super) duration: Option<Instant>,
+    /// From the start of the stream, while the request body is incomplete.
+    pub(super) request: Option<Instant>,
+    /// What `x-envoy-expected-rq-timeout-ms` says (per try, else global).
+    pub(super) expected: Option<Duration>,
+    /// Rewrite `grpc-timeout` to the expected timeout (`max_grpc_timeout` routes).
+    pub(super) rewrite_grpc_timeout: bool,
+}
+
+/// Parses a `grpc-timeout` header: up to 8 digits and a unit (H, M, S, m, u, n).
+pub(super) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn nonzero(d: Option<Duration>) -> Option<Duration> {
+    d.filter(|d| !d.is_zero())
+}
+
+impl Timeouts {
+    /// Envoy's rules: a route with `max_stream_duration` has no route timeout; a gRPC
+    /// request on a route with `max_grpc_timeout` takes `grpc-timeout` (capped); stream
+    /// limits count from `stream_start`.
+    pub(super) fn compute(
+        f: &ForwardAction,
+        retry: Option<&RetryPolicy>,
+        hcm: &HttpConnectionManagerConfig,
+        headers: &HeaderMap,
+        grpc: bool,
+        stream_start: Instant,
+    ) -> Timeouts {
+        let header_timeout = grpc_timeout(headers);
+        let mut t = Timeouts::default();
+        let mut rewrite_grpc_timeout = false;
+        t.global = match (&f.stream_duration, f.max_grpc_timeout) {
+            (Some(_), _) => None,
+            (None, Some(max)) if grpc => {
+                rewrite_grpc_timeout = true;
+                let mut g = header_timeout.unwrap_or_default();
+                if let Some(off) = f.grpc_timeout_offset
+                    && off < g
+                {
+                    g -= off;
+                }
+                if !max.is_zero() && (g.is_zero() || g > max) {
+                    g = max;
+                }
+                nonzero(Some(g))
+            }
+            (None, _) => f.timeout,
+        };
+        t.per_try = retry.and_then(|r| r.per_try_timeout);
+        t.per_try_idle = retry.and_then(|r| r.per_try_idle_timeout);
+        if let (Some(g), Some(p)) = (t.global, t.per_try)
+            && g < p
+        {
+            t.per_try = None;
+        }
+        t.expected = t.per_try.or(t.global);
+        t.rewrite_grpc_timeout = rewrite_grpc_timeout && t.expected.is_some();
+        t.stream_idle = match f.idle_timeout {
+            Some(d) => nonzero(Some(d)),
+            None => hcm.stream_idle_timeout,
+        };
+        // The connection manager's max stream duration, replaced by the route's.
+        let sd = f.stream_duration.as_deref().copied().unwrap_or_default();
+        let limit = match (header_timeout, sd.grpc_header_max) {
+            (Some(h), Some(max)) => {
+                let mut d = if !max.is_zero() && h > max { max } else { h };
+                if !d.is_zero()
+                    && let Some(off) = sd.grpc_header_offset
+                {
+                    d = d.saturating_sub(off);
+                }
+                nonzero(Some(d))
+            }
+            _ => match sd.max {
+                Some(d) => nonzero(Some(d)),
+                None => hcm.max_stream_duration,
+            },
+        };
+        t.duration = limit.map(|d| stream_start + d);
+        t.request = hcm.request_timeout.map(|d| stream_start + d);
+        t
+    }
+
+    /// The first limit an attempt that starts now runs into.
+    pub(super) fn attempt_limit(
+        &self,
+        global_deadline: Option<Instant>,
+        attempt_start: Instant,
+        request_done: bool,
+    ) -> Option<(Instant, Fired)> {
+        let candidates = [
+            (global_deadline, Fired::Global),
+            (self.per_try.map(|d| attempt_start + d), Fired::PerTry),
+            (
+                self.per_try_idle.map(|d| attempt_start + d),
+                Fired::PerTryIdle,
+            ),
+            (
+                self.stream_idle.map(|d| attempt_start + d),
+                Fired::StreamIdle,
+            ),
+            (self.duration, Fired::Duration),
+            (self.request.filter(|_| !request_done), Fired::Request),
+        ];
+        candidates
+            .into_iter()
+            .filter_map(|(at, kind)| at.map(|at| (at, kind)))
+            .min_by_key(|(at, _)| *at)
+    }
+
+    /// Timers for a response body: the route timeout and stream duration as deadlines,
+    /// the tighter of the idle limits as an idle timer.
+    pub(super) fn body_timers(
+        &self,
+        global_deadline: Option<Instant>,
+    ) -> Option<crate::http::body::BodyTimers> {
+        let deadline = [
+            (global_deadline, Fired::Global),
+            (self.duration, Fired::Duration),
+        ]
+        .into_iter()
+        .filter_map(|(at, kind)| at.map(|at| (at, kind.flag())))
+        .min_by_key(|(at, _)| *at);
+        let idle = [
+            (self.per_try_idle, Fired::PerTryIdle),
+            (self.stream_idle, Fired::StreamIdle),
+        ]
+        .into_iter()
+        .filter_map(|(d, kind)| d.map(|d| (d, kind.flag())))
+        .min_by_key(|(d, _)| *d);
+        crate::http::body::BodyTimers::new(deadline, idle)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("grpc-timeout", v.parse().expect("value"));
+            grpc_timeout(&m)
+        };
+        assert_eq!(h("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(h("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(h("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(h("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(h("123456789m"), None, "more than 8 digits");
+        assert_eq!(h("10x"), None);
+        assert_eq!(h("m"), None);
+    }
+}
