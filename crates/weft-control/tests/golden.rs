@@ -341,3 +341,33 @@ fn workload_entries_with_named_ports_and_weights() {
         Show::Only(&[("endpoints", "*")]),
     );
 }
+
+#[test]
+fn gateway_api_mesh_routes_attached_to_services() {
+    // Routes 9080 (reviews: precedence re-ordered, filters, weights, mirror, cross-namespace
+    // backend granted) and 50051 (GRPCRoute; its ungranted backend answers 500).
+    check(
+        "gateway-api-mesh",
+        &[bookinfo(SERVICES), fixture("gateway-api-mesh.yaml")],
+        bookinfo_proxies(),
+        &productpage(),
+        Show::Only(&[("routes", "9080"), ("routes", "50051")]),
+    );
+}
+
+#[test]
+fn gateway_api_gateway_listeners_and_routes() {
+    let gateway = ProxyIdentity::gateway(
+        "bookinfo-gateway-istio",
+        "istio-system",
+        "127.0.0.2",
+        &[("gateway.networking.k8s.io/gateway-name", "bookinfo-gateway")],
+    );
+    check(
+        "gateway-api-gateway",
+        &[bookinfo(SERVICES), fixture("gateway-api-gateway.yaml")],
+        bookinfo_proxies(),
+        &gateway,
+        Show::Only(&[("listeners", "*"), ("routes", "*")]),
+    );
+}

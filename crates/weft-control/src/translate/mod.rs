@@ -14,6 +14,7 @@
 
 mod cluster;
 mod gateway;
+mod gateway_api;
 mod listener;
 mod route;
 
@@ -69,7 +70,10 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyIdentity) -> ProxyResources {
             cluster::inbound(&ctx, &mut out);
             listener::sidecar(&ctx, &mut out);
         }
-        ProxyRole::Gateway => gateway::listeners(&ctx, &mut out),
+        ProxyRole::Gateway => {
+            gateway::listeners(&ctx, &mut out);
+            gateway_api::gateway_listeners(&ctx, &mut out);
+        }
     }
     out
 }
@@ -175,9 +179,14 @@ pub(crate) fn config_metadata(
 ) -> envoy_types::pb::envoy::config::core::v3::Metadata {
     use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
     // Istio's path segment: the kind in kebab case (`DestinationRule` → `destination-rule`).
+    let chars: Vec<char> = r.kind.kind.chars().collect();
     let mut kind = String::new();
-    for (i, ch) in r.kind.kind.chars().enumerate() {
-        if ch.is_ascii_uppercase() && i > 0 {
+    for (i, ch) in chars.iter().enumerate() {
+        let prev_lower = i > 0 && chars[i - 1].is_ascii_lowercase();
+        let acronym_end = i > 0
+            && chars[i - 1].is_ascii_uppercase()
+            && chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+        if ch.is_ascii_uppercase() && (prev_lower || acronym_end) {
             kind.push('-');
         }
         kind.push(ch.to_ascii_lowercase());

@@ -189,6 +189,10 @@ pub(crate) fn name_forms(svc: &Service, proxy_ns: &str) -> Vec<String> {
 
 /// The routes for one service port: its VirtualService's rules, else Istio's default.
 fn service_routes(ctx: &Ctx, svc: &Service, port: u16) -> Vec<Route> {
+    // Gateway API routes attached to the service (GAMMA) come first.
+    if let Some(routes) = super::gateway_api::mesh_routes(ctx, svc, port) {
+        return routes;
+    }
     let rc = RouteCtx {
         ctx,
         port,
@@ -347,7 +351,7 @@ fn string_matcher(m: &StringMatch, ignore_case: bool) -> StringMatcher {
     }
 }
 
-fn regex(re: &str) -> RegexMatcher {
+pub(crate) fn regex(re: &str) -> RegexMatcher {
     RegexMatcher {
         regex: re.to_owned(),
         ..Default::default()
@@ -679,7 +683,7 @@ fn retry_policy(r: Option<&HttpRetry>) -> Option<RetryPolicy> {
 }
 
 /// Istio writes percentages as parts per million.
-fn fraction(percent: f64) -> FractionalPercent {
+pub(crate) fn fraction(percent: f64) -> FractionalPercent {
     FractionalPercent {
         numerator: (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32,
         denominator: fractional_percent::DenominatorType::Million as i32,
