@@ -19,6 +19,8 @@ type Body = BoxBody<Bytes, Infallible>;
 /// Every response carries `x-backend: <name>`. Paths:
 /// - anything: `200` with JSON `{name, method, path, version, headers, body_len}`;
 /// - `/status/<code>`: the same JSON with that status;
+/// - `/grpc-status/<code>`: the same JSON with `grpc-status: <code>` in the headers;
+/// - after [`EchoServer::fail_next`]`(n, status)`: the next `n` requests get `status`;
 /// - `/delay/<ms>`: waits before answering;
 /// - `/echo-body`: streams the request body back as it arrives;
 /// - `/hold`: sends `first\n`, waits for [`EchoServer::release`], then sends `second\n`;
@@ -33,6 +35,9 @@ pub struct EchoServer {
     connections: Arc<AtomicUsize>,
     /// Answer every request with this status (a failing backend).
     fixed_status: Option<StatusCode>,
+    /// The next this-many requests get `fail_status` (see [`EchoServer::fail_next`]).
+    fail_next: Arc<AtomicUsize>,
+    fail_status: Arc<std::sync::atomic::AtomicU16>,
 }
 
 impl EchoServer {
@@ -57,6 +62,8 @@ impl EchoServer {
             requests: Arc::new(AtomicUsize::new(0)),
             connections: Arc::new(AtomicUsize::new(0)),
             fixed_status,
+            fail_next: Arc::new(AtomicUsize::new(0)),
+            fail_status: Arc::new(std::sync::atomic::AtomicU16::new(503)),
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -83,6 +90,12 @@ impl EchoServer {
     /// Lets a `/hold` response finish.
     pub fn release(&self) {
         self.release.notify_one();
+    }
+
+    /// Answers the next `n` requests with `status` (then behaves normally again).
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.fail_status.store(status, Ordering::Relaxed);
+        self.fail_next.store(n, Ordering::Relaxed);
     }
 
     /// Requests served so far.
@@ -148,12 +161,24 @@ impl EchoServer {
         if let Some(ms) = path.strip_prefix("/delay/").and_then(|m| m.parse().ok()) {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
+        let failing = self
+            .fail_next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
         let status = path
             .strip_prefix("/status/")
             .and_then(|c| c.parse().ok())
             .and_then(|c| StatusCode::from_u16(c).ok())
             .or(self.fixed_status)
+            .or_else(|| {
+                failing
+                    .then(|| StatusCode::from_u16(self.fail_status.load(Ordering::Relaxed)).ok())
+                    .flatten()
+            })
             .unwrap_or(StatusCode::OK);
+        let grpc_status = path
+            .strip_prefix("/grpc-status/")
+            .and_then(|c| http::HeaderValue::from_str(c).ok());
         let mut headers: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in req.headers() {
             let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
@@ -188,6 +213,9 @@ impl EchoServer {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
+        if let Some(g) = grpc_status {
+            resp.headers_mut().insert("grpc-status", g);
+        }
         resp
     }
 

@@ -40,6 +40,71 @@ pub struct ClusterConfig {
     pub panic_threshold: f64,
     /// `common_lb_config.locality_weighted_lb_config` is set.
     pub locality_weighted: bool,
+    /// `circuit_breakers.thresholds` for the DEFAULT and HIGH priorities.
+    pub thresholds: [Thresholds; 2],
+    /// Close an upstream connection after this many requests
+    /// (`common_http_protocol_options.max_requests_per_connection`).
+    pub max_requests_per_connection: Option<u32>,
+}
+
+/// Envoy's circuit-breaker thresholds for one priority (defaults 1024/1024/1024/3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub max_connections: u32,
+    pub max_pending_requests: u32,
+    pub max_requests: u32,
+    pub max_retries: u32,
+    /// `retry_budget`: (budget percent, min retry concurrency), replacing `max_retries`.
+    pub retry_budget: Option<(f64, u32)>,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            retry_budget: None,
+        }
+    }
+}
+
+fn thresholds(c: &pb::Cluster) -> Result<[Thresholds; 2], ConfigError> {
+    use envoy_types::pb::envoy::config::core::v3::RoutingPriority;
+    let mut out = [Thresholds::default(); 2];
+    let Some(cb) = &c.circuit_breakers else {
+        return Ok(out);
+    };
+    if !cb.per_host_thresholds.is_empty() {
+        return Err(ConfigError::new("per_host_thresholds are not supported")
+            .at("circuit_breakers.per_host_thresholds"));
+    }
+    for (i, t) in cb.thresholds.iter().enumerate() {
+        let at = format!("circuit_breakers.thresholds[{i}]");
+        let slot = match RoutingPriority::try_from(t.priority) {
+            Ok(RoutingPriority::Default) => 0,
+            Ok(RoutingPriority::High) => 1,
+            Err(_) => return Err(ConfigError::new("unknown priority").at(format!("{at}.priority"))),
+        };
+        let d = Thresholds::default();
+        let v = |x: &Option<envoy_types::pb::google::protobuf::UInt32Value>, d: u32| {
+            x.as_ref().map_or(d, |v| v.value)
+        };
+        out[slot] = Thresholds {
+            max_connections: v(&t.max_connections, d.max_connections),
+            max_pending_requests: v(&t.max_pending_requests, d.max_pending_requests),
+            max_requests: v(&t.max_requests, d.max_requests),
+            max_retries: v(&t.max_retries, d.max_retries),
+            retry_budget: t.retry_budget.as_ref().map(|b| {
+                (
+                    b.budget_percent.as_ref().map_or(20.0, |p| p.value),
+                    b.min_retry_concurrency.as_ref().map_or(3, |m| m.value),
+                )
+            }),
+        };
+    }
+    Ok(out)
 }
 
 /// How a cluster learns its endpoints.
@@ -257,6 +322,8 @@ impl TryFrom<&pb::Cluster> for ClusterConfig {
                 .as_ref()
                 .and_then(|l| l.healthy_panic_threshold.as_ref())
                 .map_or(50.0, |p| p.value.clamp(0.0, 100.0)),
+            thresholds: thresholds(c)?,
+            max_requests_per_connection: max_requests_per_connection(c)?,
             locality_weighted: matches!(
                 c.common_lb_config
                     .as_ref()
@@ -347,6 +414,24 @@ fn is_prime(n: u64) -> bool {
         && (2..)
             .take_while(|d| d * d <= n)
             .all(|d| !n.is_multiple_of(d))
+}
+
+fn max_requests_per_connection(c: &pb::Cluster) -> Result<Option<u32>, ConfigError> {
+    const KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    if let Some(any) = c.typed_extension_protocol_options.get(KEY) {
+        let opts: HttpProtocolOptions = decode_any(any, type_url::HTTP_PROTOCOL_OPTIONS)
+            .at(format!("typed_extension_protocol_options[{KEY:?}]"))?;
+        if let Some(v) = opts
+            .common_http_protocol_options
+            .and_then(|o| o.max_requests_per_connection)
+        {
+            return Ok(Some(v.value).filter(|v| *v > 0));
+        }
+    }
+    Ok(c.max_requests_per_connection
+        .as_ref()
+        .map(|v| v.value)
+        .filter(|v| *v > 0))
 }
 
 fn upstream_protocol(c: &pb::Cluster) -> Result<UpstreamProtocol, ConfigError> {

@@ -100,7 +100,11 @@ pub static SUPPORT: Support = Support(&[
     ),
     (
         "envoy.config.core.v3.HttpProtocolOptions",
-        &["idle_timeout", "max_stream_duration"],
+        &[
+            "idle_timeout",
+            "max_stream_duration",
+            "max_requests_per_connection",
+        ],
     ),
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.UpgradeConfig",
@@ -182,6 +186,8 @@ pub static SUPPORT: Support = Support(&[
             "response_headers_to_add",
             "response_headers_to_remove",
             "typed_per_filter_config",
+            "include_request_attempt_count",
+            "include_attempt_count_in_response",
         ],
     ),
     (
@@ -278,6 +284,7 @@ pub static SUPPORT: Support = Support(&[
             "max_grpc_timeout",
             "grpc_timeout_offset",
             "max_stream_duration",
+            "priority",
         ],
     ),
     (
@@ -291,6 +298,8 @@ pub static SUPPORT: Support = Support(&[
             "retriable_status_codes",
             "retry_back_off",
             "per_try_idle_timeout",
+            "retriable_headers",
+            "retriable_request_headers",
         ],
     ),
     (
@@ -456,7 +465,25 @@ pub static SUPPORT: Support = Support(&[
             "original_dst_lb_config",
             "alt_stat_name",
             "common_lb_config",
+            "circuit_breakers",
+            "max_requests_per_connection",
         ],
+    ),
+    ("envoy.config.cluster.v3.CircuitBreakers", &["thresholds"]),
+    (
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds",
+        &[
+            "priority",
+            "max_connections",
+            "max_pending_requests",
+            "max_requests",
+            "max_retries",
+            "retry_budget",
+        ],
+    ),
+    (
+        "envoy.config.cluster.v3.CircuitBreakers.Thresholds.RetryBudget",
+        &["budget_percent", "min_retry_concurrency"],
     ),
     (
         "envoy.config.cluster.v3.Cluster.CommonLbConfig",
@@ -492,6 +519,7 @@ pub static SUPPORT: Support = Support(&[
             "explicit_http_config",
             "use_downstream_protocol_config",
             "auto_config",
+            "common_http_protocol_options",
         ],
     ),
     (

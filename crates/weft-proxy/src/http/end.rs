@@ -5,6 +5,7 @@ use crate::config::listener::HttpConnectionManagerConfig;
 use crate::flags::ResponseFlags;
 use crate::http::body::OnEnd;
 use crate::stats::ListenerStats;
+use crate::upstream::breaker::Slot;
 use crate::upstream::pool::Returner;
 use crate::upstream::{Cluster, Endpoint};
 use std::sync::Arc;
@@ -86,6 +87,8 @@ impl OnEnd for UpstreamEnd {
 pub(super) struct InFlight {
     endpoint: Arc<Endpoint>,
     cluster: Arc<Cluster>,
+    /// The request's `max_requests` circuit-breaker slot.
+    _slot: Slot,
 }
 
 impl InFlight {
@@ -93,10 +96,14 @@ impl InFlight {
         &self.cluster
     }
 
-    pub(super) fn begin(endpoint: Arc<Endpoint>, cluster: Arc<Cluster>) -> InFlight {
+    pub(super) fn begin(endpoint: Arc<Endpoint>, cluster: Arc<Cluster>, slot: Slot) -> InFlight {
         endpoint.begin_request();
         cluster.stats.rq_active.inc();
-        InFlight { endpoint, cluster }
+        InFlight {
+            endpoint,
+            cluster,
+            _slot: slot,
+        }
     }
 }
 

@@ -59,6 +59,7 @@ static X_ENVOY_UPSTREAM_SERVICE_TIME: HeaderName =
 static X_ENVOY_INTERNAL: HeaderName = HeaderName::from_static("x-envoy-internal");
 static X_ENVOY_EXTERNAL_ADDRESS: HeaderName = HeaderName::from_static("x-envoy-external-address");
 static X_ENVOY_ORIGINAL_HOST: HeaderName = HeaderName::from_static("x-envoy-original-host");
+static X_ENVOY_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 static X_ENVOY_EXPECTED_RQ_TIMEOUT_MS: HeaderName =
     HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
 
@@ -407,7 +408,8 @@ impl HttpManager {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
             (None, None) => mutations.vh.retry.as_ref(),
-        };
+        }
+        .filter(|p| p.request_allowed(upstream_req.headers()));
         let started_at = tokio::time::Instant::from_std(started);
         let timeouts = Timeouts::compute(
             f,
@@ -436,9 +438,12 @@ impl HttpManager {
         }
 
         let stats = &cluster.stats;
+        let breaker = &cluster.breakers[usize::from(f.high_priority)];
         let opts = ConnectOptions {
             http2,
             connect_timeout: cluster.config.connect_timeout,
+            breaker,
+            max_requests_per_connection: cluster.config.max_requests_per_connection,
         };
         // Bodies are read through a shared buffer when a retry may need them again.
         let done = if upstream_req.body().is_end_stream() {
@@ -468,6 +473,7 @@ impl HttpManager {
         let mut endpoint = endpoint;
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut retries = 0;
+        let mut _retry_slot = None;
         let mut downstream_upgrade = downstream_upgrade;
         loop {
             let Some(req) = pending
@@ -486,8 +492,18 @@ impl HttpManager {
             if retry.is_some() {
                 tried.push(endpoint.addr);
             }
+            let mut req = req;
+            if mutations.vh.attempt_count_upstream {
+                req.headers_mut()
+                    .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
+            }
+            let Some(rq_slot) = breaker.request() else {
+                stats.pending_overflow.inc();
+                stats.record_status(503);
+                break self.local(overflow(), grpc, Some(&mutations), request_id, log, started);
+            };
             stats.rq_total.inc();
-            let in_flight = InFlight::begin(endpoint.clone(), cluster.clone());
+            let in_flight = InFlight::begin(endpoint.clone(), cluster.clone(), rq_slot);
             let sent_at = Instant::now();
             let send = async {
                 if upgrade.is_some() {
@@ -507,6 +523,7 @@ impl HttpManager {
             let retriable = match (&result, retry) {
                 (_, None) => false,
                 (Ok(Ok((resp, _))), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
+                (Ok(Err(e)), _) if e.error.is_overflow() => false,
                 (Ok(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
                 (Err(fired), Some(p)) => fired.per_try() && p.retriable_failure(false, true),
             };
@@ -520,7 +537,18 @@ impl HttpManager {
             if retriable && retries < retry_limit && !global_expired {
                 let unsent = matches!(&result, Ok(Err(e)) if e.request.is_some());
                 let replayable = replay.as_ref().is_some_and(Replay::replayable);
-                if unsent || replayable {
+                // Retries in flight are bounded per cluster (max_retries or a budget).
+                _retry_slot = None;
+                let slot = if unsent || replayable {
+                    breaker.retry()
+                } else {
+                    None
+                };
+                if slot.is_none() && (unsent || replayable) {
+                    stats.retry_overflow.inc();
+                }
+                if let Some(slot) = slot {
+                    _retry_slot = Some(slot);
                     let back = match result {
                         Ok(Err(e)) => e.request,
                         _ => None,
@@ -539,8 +567,11 @@ impl HttpManager {
                     }
                     continue;
                 }
-                // The body outgrew the replay buffer: the client gets what this attempt got.
-                stats.body_too_large_for_retry.inc();
+                // No retry (the body outgrew the replay buffer, or the retry circuit breaker
+                // is open): the client gets what this attempt got.
+                if !(unsent || replayable) {
+                    stats.body_too_large_for_retry.inc();
+                }
                 let attempt = Attempt {
                     in_flight,
                     sent_at,
@@ -641,6 +672,7 @@ impl HttpManager {
                     sent_at,
                     counter,
                     timers: timeouts.body_timers(global_deadline),
+                    attempts: retries + 1,
                 };
                 return self.proxied(resp, upstream, mutations, request_id, log, started);
             }
@@ -652,6 +684,10 @@ impl HttpManager {
                     Fired::Request => self.stats.rq_timeout.inc(),
                 };
                 fired.reply(done.is_done())
+            }
+            (Ok(Err(e)), _) if e.error.is_overflow() => {
+                stats.pending_overflow.inc();
+                overflow()
             }
             (Ok(Err(e)), _) => {
                 let e = e.error;
@@ -741,6 +777,7 @@ impl HttpManager {
             sent_at,
             counter,
             timers,
+            attempts,
         } = up;
         let stats = &in_flight.cluster().stats;
         let upstream_ms = sent_at.elapsed().as_millis() as u64;
@@ -756,6 +793,11 @@ impl HttpManager {
                 &X_ENVOY_UPSTREAM_SERVICE_TIME,
                 HeaderValue::from(upstream_ms),
             );
+        }
+        if mutations.vh.attempt_count_downstream {
+            parts
+                .headers
+                .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(attempts));
         }
         mutations.apply_response(&mut parts.headers);
         self.response_headers(&mut parts.headers, request_id.as_ref());
@@ -957,6 +999,16 @@ struct Tunnel {
     log: Option<LogTail>,
 }
 
+/// A circuit breaker is open: Envoy's 503 `UO`.
+fn overflow() -> LocalReply {
+    LocalReply::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ResponseFlags::UPSTREAM_OVERFLOW,
+        "upstream_reset_before_response_started{overflow}",
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+    )
+}
+
 fn internal_error() -> LocalReply {
     LocalReply::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -973,6 +1025,7 @@ struct Upstream {
     sent_at: Instant,
     counter: Option<Arc<AtomicU64>>,
     timers: Option<body::BodyTimers>,
+    attempts: u32,
 }
 
 /// What one attempt ended with: response headers, a send failure, or a timeout.

@@ -1,6 +1,7 @@
 //! Upstream clusters at run time: endpoints (static, DNS-resolved, original destination),
 //! load balancing and connection pools, behind an atomically swapped snapshot.
 
+pub mod breaker;
 pub mod lb;
 pub mod pool;
 
@@ -100,6 +101,8 @@ pub struct Cluster {
     endpoints: ArcSwap<EndpointSet>,
     pub stats: ClusterStats,
     original_dst: Mutex<HashMap<SocketAddr, Arc<Endpoint>>>,
+    /// Circuit breakers for the DEFAULT and HIGH routing priorities.
+    pub breakers: [Arc<breaker::Breaker>; 2],
 }
 
 /// Request facts that endpoint selection may need.
@@ -121,6 +124,10 @@ impl Cluster {
     fn new(config: Arc<ClusterConfig>, stats: &Stats) -> Cluster {
         let stats = stats.cluster(&config.stat_name);
         Cluster {
+            breakers: [
+                breaker::Breaker::new(config.thresholds[0]),
+                breaker::Breaker::new(config.thresholds[1]),
+            ],
             config,
             endpoints: ArcSwap::from_pointee(EndpointSet::empty()),
             stats,

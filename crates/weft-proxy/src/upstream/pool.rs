@@ -8,6 +8,7 @@
 use crate::http::body::RequestBody;
 use crate::stats::ClusterStats;
 use crate::upstream::Endpoint;
+use crate::upstream::breaker::{Breaker, Slot};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
@@ -34,12 +35,20 @@ pub enum UpstreamError {
     /// The connection closed or reset before response headers (`UC`/`UR`).
     #[error("connection termination: {0}")]
     Reset(hyper::Error),
+    /// A circuit breaker is open (`max_connections` + `max_pending_requests`): `UO`.
+    #[error("overflow")]
+    Overflow,
 }
 
 impl UpstreamError {
     /// Whether the endpoint was never reached (Envoy's `UF`).
     pub fn is_connect_failure(&self) -> bool {
-        !matches!(self, UpstreamError::Reset(_))
+        !matches!(self, UpstreamError::Reset(_) | UpstreamError::Overflow)
+    }
+
+    /// Whether a circuit breaker refused the request (never retried, as in Envoy).
+    pub fn is_overflow(&self) -> bool {
+        matches!(self, UpstreamError::Overflow)
     }
 
     /// Envoy's `reset reason` wording for local replies (a refused connect is the remote
@@ -56,6 +65,7 @@ impl UpstreamError {
             UpstreamError::Connect(_) => "local connection failure",
             UpstreamError::Handshake(_) => "remote connection failure",
             UpstreamError::Reset(_) => "connection termination",
+            UpstreamError::Overflow => "overflow",
         }
     }
 
@@ -69,6 +79,7 @@ impl UpstreamError {
             "local connection failure" => {
                 "upstream_reset_before_response_started{local_connection_failure}"
             }
+            "overflow" => "upstream_reset_before_response_started{overflow}",
             _ => "upstream_reset_before_response_started{connection_termination}",
         }
     }
@@ -100,8 +111,10 @@ impl SendError {
 /// The connections of one endpoint.
 #[derive(Debug, Default)]
 pub struct Pool {
-    idle_h1: Mutex<Vec<http1::SendRequest<RequestBody>>>,
-    h2: tokio::sync::Mutex<Option<http2::SendRequest<RequestBody>>>,
+    /// Idle HTTP/1.1 connections and how many requests each has served.
+    idle_h1: Mutex<Vec<(http1::SendRequest<RequestBody>, u32)>>,
+    /// The shared HTTP/2 connection and the streams it has carried.
+    h2: tokio::sync::Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
 }
 
 /// Gives an HTTP/1.1 connection back to its pool once its response has ended.
@@ -109,36 +122,46 @@ pub struct Pool {
 pub struct Returner {
     endpoint: Arc<Endpoint>,
     sender: http1::SendRequest<RequestBody>,
+    served: u32,
+    max_requests: Option<u32>,
+    breaker: Arc<Breaker>,
 }
 
 impl Returner {
-    /// Puts the connection back on the idle list.
+    /// Puts the connection back on the idle list (or closes it once it has served
+    /// `max_requests_per_connection`), and wakes requests waiting for a connection.
     pub fn give_back(self) {
-        if self.sender.is_closed() {
+        if self.sender.is_closed() || self.max_requests.is_some_and(|m| self.served >= m) {
             return;
         }
-        let mut idle = self
-            .endpoint
-            .pool
-            .idle_h1
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_H1 {
-            idle.push(self.sender);
+        {
+            let mut idle = self
+                .endpoint
+                .pool
+                .idle_h1
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_H1 {
+                idle.push((self.sender, self.served));
+            }
         }
+        self.breaker.freed.notify_waiters();
     }
 }
 
 /// How to reach an endpoint.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectOptions {
+pub struct ConnectOptions<'a> {
     pub http2: bool,
     pub connect_timeout: Duration,
+    /// The cluster's circuit breaker (connections and pending requests).
+    pub breaker: &'a Arc<Breaker>,
+    pub max_requests_per_connection: Option<u32>,
 }
 
 async fn connect(
     ep: &Endpoint,
-    opts: ConnectOptions,
+    opts: ConnectOptions<'_>,
     stats: &ClusterStats,
 ) -> Result<TcpStream, UpstreamError> {
     stats.cx_total.inc();
@@ -159,8 +182,9 @@ async fn connect(
     Ok(stream)
 }
 
-/// Tracks an open upstream connection in `cx_active` for as long as its task runs.
-fn spawn_connection<F>(conn: F, stats: &ClusterStats)
+/// Tracks an open upstream connection in `cx_active` (and its circuit-breaker slot) for as
+/// long as its task runs.
+fn spawn_connection<F>(conn: F, stats: &ClusterStats, slot: Slot)
 where
     F: std::future::Future + Send + 'static,
 {
@@ -169,6 +193,7 @@ where
     tokio::spawn(async move {
         let _ = conn.await;
         active.dec();
+        drop(slot);
     });
 }
 
@@ -180,45 +205,68 @@ impl Endpoint {
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
-        opts: ConnectOptions,
+        opts: ConnectOptions<'_>,
         stats: &ClusterStats,
     ) -> Result<(Response<Incoming>, Option<Returner>), SendError> {
         if opts.http2 {
             return self.send_h2(req, opts, stats).await.map(|r| (r, None));
         }
-        loop {
+        let returner = |sender, served| Returner {
+            endpoint: self.clone(),
+            sender,
+            served,
+            max_requests: opts.max_requests_per_connection,
+            breaker: opts.breaker.clone(),
+        };
+        // Set while this request waits for a connection (`max_pending_requests`).
+        let mut pending = None;
+        let slot = loop {
+            // Registered before looking, so a connection freed meanwhile still wakes us.
+            let freed = opts.breaker.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             let idle = self
                 .pool
                 .idle_h1
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pop();
-            let Some(mut sender) = idle else { break };
-            if sender.is_closed() {
-                continue;
-            }
-            // Returned at end of body, it becomes ready as soon as its task notices.
-            match tokio::time::timeout(opts.connect_timeout, sender.ready()).await {
-                Ok(Ok(())) => {}
-                _ => continue,
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    return Ok((
-                        resp,
-                        Some(Returner {
-                            endpoint: self.clone(),
-                            sender,
-                        }),
-                    ));
+            if let Some((mut sender, served)) = idle {
+                if sender.is_closed() {
+                    continue;
                 }
-                Err(mut e) => match e.take_message() {
-                    // Never written: safe to try another connection.
-                    Some(back) => req = back,
-                    None => return Err(SendError::lost(UpstreamError::Reset(e.into_error()))),
-                },
+                // Returned at end of body, it becomes ready as soon as its task notices.
+                match tokio::time::timeout(opts.connect_timeout, sender.ready()).await {
+                    Ok(Ok(())) => {}
+                    _ => continue,
+                }
+                match sender.try_send_request(req).await {
+                    Ok(resp) => return Ok((resp, Some(returner(sender, served + 1)))),
+                    Err(mut e) => match e.take_message() {
+                        // Never written: safe to try another connection.
+                        Some(back) => {
+                            req = back;
+                            continue;
+                        }
+                        None => {
+                            return Err(SendError::lost(UpstreamError::Reset(e.into_error())));
+                        }
+                    },
+                }
             }
-        }
+            if let Some(slot) = opts.breaker.connection() {
+                break slot;
+            }
+            stats.cx_overflow.inc();
+            if pending.is_none() {
+                match opts.breaker.pending() {
+                    Some(p) => pending = Some(p),
+                    None => return Err(SendError::unsent(UpstreamError::Overflow, req)),
+                }
+            }
+            freed.await;
+        };
+        drop(pending);
         let stream = match connect(self, opts, stats).await {
             Ok(s) => s,
             Err(e) => return Err(SendError::unsent(e, req)),
@@ -227,18 +275,12 @@ impl Endpoint {
             Ok(h) => h,
             Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
         };
-        spawn_connection(conn, stats);
+        spawn_connection(conn, stats, slot);
         let resp = sender
             .send_request(req)
             .await
             .map_err(|e| SendError::lost(UpstreamError::Reset(e)))?;
-        Ok((
-            resp,
-            Some(Returner {
-                endpoint: self.clone(),
-                sender,
-            }),
-        ))
+        Ok((resp, Some(returner(sender, 1))))
     }
 
     /// Sends an HTTP/1.1 `Upgrade` request on a fresh connection of its own (an upgraded
@@ -246,44 +288,62 @@ impl Endpoint {
     pub async fn send_upgrade(
         self: &Arc<Self>,
         req: Request<RequestBody>,
-        opts: ConnectOptions,
+        opts: ConnectOptions<'_>,
         stats: &ClusterStats,
     ) -> Result<Response<Incoming>, UpstreamError> {
+        let Some(slot) = opts.breaker.connection() else {
+            stats.cx_overflow.inc();
+            return Err(UpstreamError::Overflow);
+        };
         let stream = connect(self, opts, stats).await?;
         let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(UpstreamError::Handshake)?;
-        spawn_connection(conn.with_upgrades(), stats);
+        spawn_connection(conn.with_upgrades(), stats, slot);
         sender.send_request(req).await.map_err(UpstreamError::Reset)
     }
 
     async fn send_h2(
         self: &Arc<Self>,
         req: Request<RequestBody>,
-        opts: ConnectOptions,
+        opts: ConnectOptions<'_>,
         stats: &ClusterStats,
     ) -> Result<Response<Incoming>, SendError> {
         let mut sender = {
             // Held across the connect so concurrent first requests share one connection.
-            let mut slot = self.pool.h2.lock().await;
-            match slot.as_ref() {
-                Some(s) if !s.is_closed() => s.clone(),
-                _ => {
-                    let stream = match connect(self, opts, stats).await {
-                        Ok(s) => s,
-                        Err(e) => return Err(SendError::unsent(e, req)),
-                    };
-                    let handshake =
-                        http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await;
-                    let (sender, conn) = match handshake {
-                        Ok(h) => h,
-                        Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
-                    };
-                    spawn_connection(conn, stats);
-                    *slot = Some(sender.clone());
-                    sender
-                }
+            let mut guard = self.pool.h2.lock().await;
+            let reusable = guard.as_ref().is_some_and(|(s, _)| !s.is_closed());
+            if !reusable {
+                let Some(slot) = opts.breaker.connection() else {
+                    stats.cx_overflow.inc();
+                    return Err(SendError::unsent(UpstreamError::Overflow, req));
+                };
+                let stream = match connect(self, opts, stats).await {
+                    Ok(s) => s,
+                    Err(e) => return Err(SendError::unsent(e, req)),
+                };
+                let handshake = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await;
+                let (sender, conn) = match handshake {
+                    Ok(h) => h,
+                    Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
+                };
+                spawn_connection(conn, stats, slot);
+                *guard = Some((sender, 0));
             }
+            let Some((sender, streams)) = guard.as_mut() else {
+                return Err(SendError::unsent(UpstreamError::Overflow, req));
+            };
+            *streams += 1;
+            let sender = sender.clone();
+            // Past max_requests_per_connection the next request opens a new connection;
+            // this one drains its streams and closes when its last sender is gone.
+            if opts
+                .max_requests_per_connection
+                .is_some_and(|m| *streams >= m)
+            {
+                *guard = None;
+            }
+            sender
         };
         if let Err(e) = sender.ready().await {
             return Err(SendError::unsent(UpstreamError::Reset(e), req));

@@ -497,3 +497,349 @@ async fn client_disconnects_release_active_request_counts() {
             .all(|e| e.active_requests() == 0)
     );
 }
+
+/// A route to `cluster` with a retry policy (merged over `num_retries: 2`, no back-off to
+/// speak of) on a virtual host that reports attempt counts both ways.
+fn retry_routes(cluster: &str, policy: Value) -> Value {
+    let mut p = json!({"num_retries": 2, "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.002s"}});
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), policy.as_object()) {
+        p.extend(extra.clone());
+    }
+    json!({"name": "local", "virtual_hosts": [{
+        "name": "all", "domains": ["*"],
+        "include_request_attempt_count": true,
+        "include_attempt_count_in_response": true,
+        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster, "retry_policy": p}}],
+    }]})
+}
+
+#[tokio::test]
+async fn retry_conditions_count_attempts_like_envoy() {
+    // (retry_on + extras, what the backend answers on the path, attempts, final status)
+    let cases: Vec<(Value, &str, u16, usize, u16)> = vec![
+        (json!({"retry_on": "5xx"}), "/", 503, 3, 503),
+        (json!({"retry_on": "5xx"}), "/", 404, 1, 404),
+        (json!({"retry_on": "gateway-error"}), "/", 500, 1, 500),
+        (json!({"retry_on": "gateway-error"}), "/", 502, 3, 502),
+        (json!({"retry_on": "retriable-4xx"}), "/", 409, 3, 409),
+        (json!({"retry_on": "retriable-4xx"}), "/", 404, 1, 404),
+        (
+            json!({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}),
+            "/",
+            418,
+            3,
+            418,
+        ),
+        (
+            json!({"retry_on": "retriable-headers", "retriable_headers": [{"name": "x-backend", "string_match": {"exact": "b"}}]}),
+            "/",
+            200,
+            3,
+            200,
+        ),
+        (
+            json!({"retry_on": "unavailable"}),
+            "/grpc-status/14",
+            200,
+            3,
+            200,
+        ),
+        (
+            json!({"retry_on": "cancelled,deadline-exceeded,internal,resource-exhausted"}),
+            "/grpc-status/13",
+            200,
+            3,
+            200,
+        ),
+        (
+            json!({"retry_on": "unavailable"}),
+            "/grpc-status/13",
+            200,
+            1,
+            200,
+        ),
+        (
+            json!({"retry_on": "5xx", "retriable_request_headers": [{"name": "x-retry-me", "present_match": true}]}),
+            "/",
+            503,
+            1,
+            503,
+        ),
+    ];
+    for (policy, path, status, attempts, final_status) in cases {
+        let b = EchoServer::start("b").await;
+        if status != 200 {
+            b.fail_next(usize::MAX, status);
+        }
+        let proxy = start(&bootstrap(
+            vec![http_listener(
+                "in",
+                retry_routes("b", policy.clone()),
+                json!({}),
+            )],
+            vec![static_cluster("b", &[b.addr])],
+        ))
+        .await;
+        let mut c = client(&proxy).await;
+        let r = c.get("h", path, &[]).await.expect("reply");
+        assert_eq!(
+            (
+                r.status.as_u16(),
+                b.requests(),
+                r.header("x-envoy-attempt-count")
+            ),
+            (final_status, attempts, attempts.to_string().as_str()),
+            "{policy} on {path} answering {status}"
+        );
+        assert_eq!(
+            r.json()["headers"]["x-envoy-attempt-count"],
+            json!(attempts.to_string()),
+            "the upstream saw the attempt number"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retries_after_resets_refusals_and_then_success() {
+    let reset = FaultyServer::start(Misbehaviour::ResetBeforeHeaders).await;
+    let refused = weft_testkit::refused_addr().await;
+    let flaky = EchoServer::start("flaky").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let mut routes = retry_routes("reset", json!({"retry_on": "reset"}));
+    let vh = routes["virtual_hosts"][0].clone();
+    let mut refused_vh = vh.clone();
+    refused_vh["name"] = json!("refused");
+    refused_vh["domains"] = json!(["refused"]);
+    refused_vh["routes"][0]["route"]["cluster"] = json!("refused");
+    refused_vh["routes"][0]["route"]["retry_policy"]["retry_on"] = json!("connect-failure");
+    let mut flaky_vh = vh.clone();
+    flaky_vh["name"] = json!("flaky");
+    flaky_vh["domains"] = json!(["flaky"]);
+    flaky_vh["routes"][0]["route"]["cluster"] = json!("flaky");
+    flaky_vh["routes"][0]["route"]["retry_policy"]["retry_on"] = json!("5xx");
+    routes["virtual_hosts"] = json!([flaky_vh, refused_vh, vh]);
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, with_log(json!({}), &log))],
+        vec![
+            static_cluster("reset", &[reset.addr]),
+            static_cluster("refused", &[refused]),
+            static_cluster("flaky", &[flaky.addr]),
+        ],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    let r = c.get("h", "/", &[]).await.expect("reply");
+    assert_eq!(r.status, 503);
+    assert_eq!(reset.requests(), 3, "reset 3 times");
+    let r = c.get("refused", "/", &[]).await.expect("reply");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        metric(
+            &proxy,
+            "weft_upstream_rq_retry_total{cluster_name=\"refused\"}"
+        )
+        .await,
+        2.0
+    );
+    flaky.fail_next(2, 503);
+    let r = c.get("flaky", "/", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), r.header("x-envoy-attempt-count")),
+        (200, "3")
+    );
+    assert_eventually!(read_log(&log).len() == 3, "three lines");
+    let lines = read_log(&log);
+    assert!(lines[0].starts_with("503 UC,URX"), "{}", lines[0]);
+    assert!(lines[1].starts_with("503 UF,URX"), "{}", lines[1]);
+    assert_eq!(lines[2], "200 - via_upstream");
+    assert_eq!(
+        metric(
+            &proxy,
+            "weft_upstream_rq_retry_success_total{cluster_name=\"flaky\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn request_bodies_are_replayed_only_within_the_buffer() {
+    let b = EchoServer::start("b").await;
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            retry_routes("b", json!({"retry_on": "5xx"})),
+            json!({}),
+        )],
+        vec![static_cluster("b", &[b.addr])],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    let small = Bytes::from(vec![b'a'; 64 * 1024]);
+    b.fail_next(1, 503);
+    let r = c
+        .send(request("POST", "h", "/", &[], small, false).expect("req"))
+        .await
+        .expect("reply");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["body_len"], 64 * 1024, "the whole body, replayed");
+    assert_eq!(r.header("x-envoy-attempt-count"), "2");
+    // Past 1 MiB the body is not kept: no retry, and the client sees the upstream's 503.
+    let big = Bytes::from(vec![b'a'; 2 * 1024 * 1024]);
+    b.fail_next(1, 503);
+    let before = b.requests();
+    let r = c
+        .send(request("POST", "h", "/", &[], big, false).expect("req"))
+        .await
+        .expect("reply");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        b.requests() - before,
+        1,
+        "never retried, never partially replayed"
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "weft_upstream_rq_body_too_large_for_retry_total{cluster_name=\"b\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+/// A STATIC cluster with circuit-breaker thresholds.
+fn breaker_cluster(name: &str, addrs: &[std::net::SocketAddr], thresholds: Value) -> Value {
+    let mut c = static_cluster(name, addrs);
+    c["circuit_breakers"] = json!({"thresholds": [thresholds]});
+    c
+}
+
+#[tokio::test]
+async fn circuit_breakers_overflow_with_503_uo() {
+    let b = EchoServer::start("b").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let routes = any_host(json!([
+        {"match": {"prefix": "/rq"}, "route": {"cluster": "rq", "prefix_rewrite": "/delay/400"}},
+        {"match": {"prefix": "/cx"}, "route": {"cluster": "cx", "prefix_rewrite": "/delay/400"}},
+        {"match": {"prefix": "/retry"}, "route": {"cluster": "retry", "retry_policy": {"retry_on": "5xx", "num_retries": 3}}},
+    ]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, with_log(json!({}), &log))],
+        vec![
+            breaker_cluster("rq", &[b.addr], json!({"max_requests": 1})),
+            breaker_cluster(
+                "cx",
+                &[b.addr],
+                json!({"max_connections": 1, "max_pending_requests": 1}),
+            ),
+            breaker_cluster("retry", &[b.addr], json!({"max_retries": 0})),
+        ],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let get = |path: &'static str| async move {
+        let mut c = HttpClient::h1(addr).await.expect("connect");
+        c.get("h", path, &[]).await.expect("reply")
+    };
+    // max_requests 1: a second concurrent request overflows at once.
+    let first = tokio::spawn(get("/rq"));
+    assert_eventually!(
+        metric(&proxy, "weft_upstream_rq_active{cluster_name=\"rq\"}").await == 1.0,
+        "first in flight"
+    );
+    let r = get("/rq").await;
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        )
+    );
+    assert_eq!(first.await.expect("first").status, 200);
+    // max_connections 1 + max_pending_requests 1: one waits for the connection, a third
+    // overflows.
+    let first = tokio::spawn(get("/cx"));
+    assert_eventually!(
+        metric(&proxy, "weft_upstream_rq_active{cluster_name=\"cx\"}").await == 1.0,
+        "first in flight"
+    );
+    let second = tokio::spawn(get("/cx"));
+    assert_eventually!(
+        metric(
+            &proxy,
+            "weft_upstream_cx_overflow_total{cluster_name=\"cx\"}"
+        )
+        .await
+            >= 1.0,
+        "second pending"
+    );
+    let third = get("/cx").await;
+    assert_eq!(third.status, 503);
+    assert_eq!(first.await.expect("first").status, 200);
+    assert_eq!(
+        second.await.expect("second").status,
+        200,
+        "the pending one got the connection"
+    );
+    // max_retries 0: no retry is ever made.
+    b.fail_next(1, 503);
+    let before = b.requests();
+    let r = get("/retry").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(b.requests() - before, 1);
+    assert_eq!(
+        metric(
+            &proxy,
+            "weft_upstream_rq_retry_overflow_total{cluster_name=\"retry\"}"
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &proxy,
+            "weft_upstream_rq_pending_overflow_total{cluster_name=\"rq\"}"
+        )
+        .await
+            + metric(
+                &proxy,
+                "weft_upstream_rq_pending_overflow_total{cluster_name=\"cx\"}"
+            )
+            .await,
+        2.0
+    );
+    assert_eventually!(read_log(&log).len() == 6, "six lines: {:?}", read_log(&log));
+    let uo = read_log(&log)
+        .iter()
+        .filter(|l| l.starts_with("503 UO upstream_reset_before_response_started{overflow}"))
+        .count();
+    assert_eq!(uo, 2);
+}
+
+#[tokio::test]
+async fn max_requests_per_connection_recycles_upstream_connections() {
+    let b = EchoServer::start("b").await;
+    let mut cluster = static_cluster("b", &[b.addr]);
+    cluster["typed_extension_protocol_options"] = json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": {"max_requests_per_connection": 2},
+        "explicit_http_config": {"http_protocol_options": {}},
+    }});
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "b"}}])),
+            json!({}),
+        )],
+        vec![cluster],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    for _ in 0..6 {
+        assert_eq!(c.get("h", "/", &[]).await.expect("reply").status, 200);
+    }
+    assert_eq!(b.connections(), 3, "two requests per upstream connection");
+}

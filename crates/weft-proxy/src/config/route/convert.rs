@@ -78,6 +78,8 @@ impl TryFrom<&pb::VirtualHost> for VirtualHost {
                 "response",
             )?,
             filters: FilterOverrides::convert(&vh.typed_per_filter_config)?,
+            attempt_count_upstream: vh.include_request_attempt_count,
+            attempt_count_downstream: vh.include_attempt_count_in_response,
         })
     }
 }
@@ -335,6 +337,8 @@ impl TryFrom<&pb::RouteAction> for ForwardAction {
             })),
         };
         Ok(ForwardAction {
+            high_priority: a.priority
+                == envoy_types::pb::envoy::config::core::v3::RoutingPriority::High as i32,
             idle_timeout: duration(a.idle_timeout.as_ref()).at("idle_timeout")?,
             max_grpc_timeout: duration(a.max_grpc_timeout.as_ref()).at("max_grpc_timeout")?,
             grpc_timeout_offset: duration(a.grpc_timeout_offset.as_ref())

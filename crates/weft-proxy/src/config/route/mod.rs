@@ -53,6 +53,10 @@ pub struct VirtualHost {
     pub request_headers: HeaderMutation,
     pub response_headers: HeaderMutation,
     pub filters: FilterOverrides,
+    /// `include_request_attempt_count`: upstream requests carry `x-envoy-attempt-count`.
+    pub attempt_count_upstream: bool,
+    /// `include_attempt_count_in_response`: so do downstream responses.
+    pub attempt_count_downstream: bool,
 }
 
 /// A converted `Route`: first matching route in a virtual host wins.
@@ -112,6 +116,8 @@ pub struct ForwardAction {
     pub grpc_timeout_offset: Option<Duration>,
     /// `max_stream_duration` (its presence disables `timeout`, as in Envoy).
     pub stream_duration: Option<Box<StreamDuration>>,
+    /// `priority: HIGH`: the cluster's HIGH circuit-breaker thresholds apply.
+    pub high_priority: bool,
     pub hash_policy: Vec<HashPolicy>,
     /// Per-route upgrade overrides: (lowercase type, enabled).
     pub upgrades: Vec<(String, bool)>,

@@ -1,5 +1,6 @@
 //! Route retry policies (Envoy's `RetryPolicy`, the conditions weft implements).
 
+use crate::config::matcher::HeaderMatcher;
 use crate::config::util::duration;
 use crate::error::{At, ConfigError};
 use envoy_types::pb::envoy::config::route::v3 as pb;
@@ -23,6 +24,10 @@ pub struct RetryPolicy {
     pub host_selection_max_attempts: u32,
     pub back_off_base: Duration,
     pub back_off_max: Duration,
+    /// `retriable_headers`: with `retriable-headers`, a response matching any is retried.
+    pub retriable_headers: Vec<HeaderMatcher>,
+    /// `retriable_request_headers`: when set, only requests matching one are retried.
+    pub retriable_request_headers: Vec<HeaderMatcher>,
 }
 
 /// The `retry_on` conditions.
@@ -35,6 +40,7 @@ pub struct RetryOn {
     pub refused_stream: bool,
     pub retriable_4xx: bool,
     pub retriable_status_codes: bool,
+    pub retriable_headers: bool,
     /// gRPC status codes (from `grpc-status` in response headers) that are retriable.
     pub grpc: [bool; 17],
 }
@@ -48,11 +54,25 @@ impl RetryPolicy {
             || (on.gateway_error && matches!(code, 502..=504))
             || (on.retriable_4xx && code == 409)
             || (on.retriable_status_codes && self.retriable_status_codes.contains(&code))
+            || (on.retriable_headers
+                && self
+                    .retriable_headers
+                    .iter()
+                    .any(|m| m.matches(joined(headers, &m.name).as_deref())))
             || headers
                 .get("grpc-status")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<usize>().ok())
                 .is_some_and(|g| on.grpc.get(g).copied().unwrap_or(false))
+    }
+
+    /// Whether this request may be retried at all (`retriable_request_headers`).
+    pub fn request_allowed(&self, headers: &HeaderMap) -> bool {
+        self.retriable_request_headers.is_empty()
+            || self
+                .retriable_request_headers
+                .iter()
+                .any(|m| m.matches(joined(headers, &m.name).as_deref()))
     }
 
     /// Whether a failure to get response headers should be retried.
@@ -92,6 +112,7 @@ pub(super) fn retry_policy(p: &pb::RetryPolicy) -> Result<RetryPolicy, ConfigErr
             "refused-stream" => on.refused_stream = true,
             "retriable-4xx" => on.retriable_4xx = true,
             "retriable-status-codes" => on.retriable_status_codes = true,
+            "retriable-headers" => on.retriable_headers = true,
             "cancelled" => on.grpc[1] = true,
             "deadline-exceeded" => on.grpc[4] = true,
             "resource-exhausted" => on.grpc[8] = true,
@@ -147,5 +168,26 @@ pub(super) fn retry_policy(p: &pb::RetryPolicy) -> Result<RetryPolicy, ConfigErr
             .unwrap_or(1),
         back_off_base: base,
         back_off_max: max,
+        retriable_headers: matchers(&p.retriable_headers).at("retriable_headers")?,
+        retriable_request_headers: matchers(&p.retriable_request_headers)
+            .at("retriable_request_headers")?,
     })
+}
+
+fn matchers(list: &[pb::HeaderMatcher]) -> Result<Vec<HeaderMatcher>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| HeaderMatcher::try_from(h).at(format!("[{i}]")))
+        .collect()
+}
+
+/// A header's values joined with `,` (how route header matchers see them).
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let mut values = headers.get_all(name).iter().filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    Some(values.fold(first.to_owned(), |mut acc, v| {
+        acc.push(',');
+        acc.push_str(v);
+        acc
+    }))
 }
