@@ -1,7 +1,7 @@
 //! The admin server (Envoy's 15000): `/ready`, `/config_dump`, `/listeners`, `/clusters`, `/stats`,
 //! `/stats/prometheus`, `/logging`, `/quitquitquit`.
 
-use crate::listener::ListenerRuntime;
+use crate::listener_manager::ListenerManager;
 use crate::proxy::Drain;
 use crate::stats::Stats;
 use crate::upstream::ClusterManager;
@@ -22,14 +22,61 @@ pub struct AdminState {
     pub config_dump: Arc<serde_json::Value>,
     pub clusters: Arc<ClusterManager>,
     pub stats: Arc<Stats>,
-    pub listeners: Arc<Vec<Arc<ListenerRuntime>>>,
-    /// Bound listener addresses by name.
-    pub bound: Vec<(Arc<str>, std::net::SocketAddr)>,
+    pub listeners: Arc<ListenerManager>,
     pub draining: Arc<AtomicBool>,
     /// Notified by `POST /quitquitquit`.
     pub quit: Arc<Notify>,
     /// Backs `/logging` when the binary provides it.
     pub log_control: Option<crate::proxy::LogControl>,
+    /// True once the first full configuration is applied.
+    pub ready: tokio::sync::watch::Receiver<bool>,
+    /// The xDS client, for the dynamic sections of `/config_dump`.
+    pub xds: Option<Arc<crate::xds::XdsState>>,
+}
+
+/// Serves Istio's status port (15021): `/healthz/ready` only.
+pub async fn serve_status(listener: TcpListener, state: Arc<AdminState>, mut drain: Drain) {
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+            _ = drain.signaled() => return,
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let state = state.clone();
+                async move {
+                    Ok::<_, Infallible>(match req.uri().path() {
+                        "/healthz/ready" => readiness(&state),
+                        _ => reply(
+                            StatusCode::NOT_FOUND,
+                            "text/plain",
+                            "try /healthz/ready\n".into(),
+                        ),
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// 200 once configured and not draining; 503 with the reason otherwise.
+fn readiness(state: &AdminState) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=UTF-8";
+    if state.draining.load(Ordering::Relaxed) {
+        reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "DRAINING\n".into())
+    } else if !*state.ready.borrow() {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT,
+            "INITIALIZING\n".into(),
+        )
+    } else {
+        reply(StatusCode::OK, TEXT, "LIVE\n".into())
+    }
 }
 
 /// Serves admin requests until drained.
@@ -66,26 +113,22 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=UTF-8";
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/ready" | "/healthz/ready") => {
-            if state.draining.load(Ordering::Relaxed) {
-                reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, "DRAINING\n".into())
-            } else {
-                reply(StatusCode::OK, TEXT, "LIVE\n".into())
-            }
-        }
+        (&Method::GET, "/ready" | "/healthz/ready") => readiness(state),
         (&Method::GET, "/config_dump") => {
-            let dump = serde_json::json!({
-                "configs": [{
-                    "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
-                    "bootstrap": &*state.config_dump,
-                }]
-            });
+            let mut configs = vec![serde_json::json!({
+                "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+                "bootstrap": &*state.config_dump,
+            })];
+            if let Some(xds) = &state.xds {
+                configs.extend(xds.config_dump());
+            }
+            let dump = serde_json::json!({ "configs": configs });
             reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&dump).unwrap_or_default())
         }
         (&Method::GET, "/listeners") => {
             // Envoy's `/listeners?format=json` shape, so tooling can find bound ports.
-            let statuses: Vec<serde_json::Value> = state
-                .bound
+            let bound = state.listeners.bound();
+            let statuses: Vec<serde_json::Value> = bound
                 .iter()
                 .map(|(name, addr)| {
                     serde_json::json!({
@@ -98,7 +141,7 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
                 let body = serde_json::json!({ "listener_statuses": statuses });
                 reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&body).unwrap_or_default())
             } else {
-                let text: String = state.bound.iter().map(|(n, a)| format!("{n}::{a}\n")).collect();
+                let text: String = bound.iter().map(|(n, a)| format!("{n}::{a}\n")).collect();
                 reply(StatusCode::OK, TEXT, text)
             }
         }
@@ -108,7 +151,7 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
             for c in state.clusters.all() {
                 c.stats.envoy_lines(&c.config.stat_name, &mut out);
             }
-            for l in state.listeners.iter() {
+            for l in state.listeners.all() {
                 l.stats.envoy_lines(&l.config.name, &mut out);
             }
             reply(StatusCode::OK, TEXT, out)

@@ -15,11 +15,13 @@ mod error;
 pub mod flags;
 pub mod http;
 pub mod listener;
+pub mod listener_manager;
 mod proxy;
 pub mod sniff;
 pub mod stats;
 pub mod tcp;
 pub mod upstream;
+pub mod xds;
 
 pub use config::ProxyConfig;
 pub use error::{ConfigError, ProxyError};

@@ -1,6 +1,7 @@
 //! Accepting connections: original destination, protocol detection, filter-chain choice,
 //! and hand-off to the chain's filter (HTTP connection manager or TCP proxy).
 
+use crate::config::RouteTable;
 use crate::config::listener::{
     FilterChainConfig, FilterChainMatch, ListenerConfig, NetworkFilter, TcpProxyConfig,
 };
@@ -9,6 +10,7 @@ use crate::proxy::Drain;
 use crate::sniff::{Sniffed, sniff};
 use crate::stats::{ListenerStats, Stats};
 use crate::upstream::ClusterManager;
+use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
@@ -39,21 +41,40 @@ enum ChainFilter {
 }
 
 impl ListenerRuntime {
-    /// Builds the chains' filters.
+    /// Builds the chains' filters (inline route tables only).
     pub fn new(
         config: Arc<ListenerConfig>,
         clusters: Arc<ClusterManager>,
         stats: &Stats,
     ) -> ListenerRuntime {
+        ListenerRuntime::build(config, clusters, stats, &|_| None)
+    }
+
+    /// Builds the chains' filters; an HTTP connection manager using RDS reads its routes
+    /// from the slot `rds` gives for its route config name.
+    pub fn build(
+        config: Arc<ListenerConfig>,
+        clusters: Arc<ClusterManager>,
+        stats: &Stats,
+        rds: &dyn Fn(&str) -> Option<Arc<ArcSwap<RouteTable>>>,
+    ) -> ListenerRuntime {
         let stats = stats.listener(&config.name);
         let chain = |c: &FilterChainConfig| Chain {
             matcher: c.matcher.clone(),
             filter: match &c.filter {
-                NetworkFilter::Http(h) => ChainFilter::Http(Arc::new(HttpManager::new(
-                    h.clone(),
-                    clusters.clone(),
-                    stats.clone(),
-                ))),
+                NetworkFilter::Http(h) => {
+                    let slot = h.rds.as_deref().and_then(rds);
+                    let manager = match slot {
+                        Some(routes) => HttpManager::with_routes(
+                            h.clone(),
+                            routes,
+                            clusters.clone(),
+                            stats.clone(),
+                        ),
+                        None => HttpManager::new(h.clone(), clusters.clone(), stats.clone()),
+                    };
+                    ChainFilter::Http(Arc::new(manager))
+                }
                 NetworkFilter::Tcp(t) => ChainFilter::Tcp(t.clone()),
             },
         };
@@ -87,15 +108,18 @@ impl ListenerRuntime {
     }
 }
 
-/// Accepts until drained; each connection runs in its own tracked task.
-pub async fn accept_loop(
+/// Accepts until drained; each connection runs in its own tracked task. Each connection
+/// is served by the listener's runtime current at accept time (`slot`), so an updated
+/// listener applies to new connections while open ones finish on the old one.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
-    rt: Arc<ListenerRuntime>,
-    all: Arc<Vec<Arc<ListenerRuntime>>>,
+    slot: Arc<ArcSwap<ListenerRuntime>>,
+    all: Arc<ArcSwap<Vec<Arc<ListenerRuntime>>>>,
     mut drain: Drain,
     tracker: TaskTracker,
 ) {
     loop {
+        let rt = slot.load_full();
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = drain.signaled() => return,
@@ -109,7 +133,7 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let target = handoff_target(&rt, &all, &stream);
+        let target = handoff_target(&rt, &all.load(), &stream);
         let drain = drain.clone();
         tracker.spawn(handle_connection(stream, remote, target, drain));
     }
@@ -142,10 +166,10 @@ fn handoff_target(
     };
     let exact = all
         .iter()
-        .find(|l| !Arc::ptr_eq(l, rt) && l.config.address == dst);
+        .find(|l| l.config.name != rt.config.name && l.config.address == dst);
     let wildcard = || {
         all.iter().find(|l| {
-            !Arc::ptr_eq(l, rt)
+            l.config.name != rt.config.name
                 && l.config.address.ip().is_unspecified()
                 && l.config.address.port() == dst.port()
         })

@@ -24,6 +24,12 @@ struct ClusterCodeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct XdsLabel {
+    r#type: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ListenerLabel {
     listener: String,
 }
@@ -53,6 +59,7 @@ pub struct Stats {
     listener_counters: Vec<(&'static str, Family<ListenerLabel, Counter>)>,
     fault_active: Family<ListenerLabel, Gauge>,
     cluster_counters: Vec<(&'static str, Family<ClusterLabel, Counter>)>,
+    xds_updates: Family<XdsLabel, Counter>,
 }
 
 /// Listener (HTTP connection manager) counters beyond the basics: name and help.
@@ -207,6 +214,7 @@ impl Stats {
                 .iter()
                 .map(|(n, _)| (*n, Family::default()))
                 .collect(),
+            xds_updates: Family::default(),
         };
         for ((name, help), (_, family)) in LISTENER_COUNTERS.iter().zip(&s.listener_counters) {
             registry.register(*name, *help, family.clone());
@@ -218,6 +226,11 @@ impl Stats {
             "http_fault_active",
             "Faults (delays) in effect now",
             s.fault_active.clone(),
+        );
+        registry.register(
+            "xds_updates",
+            "xDS responses applied (ack) or rejected (nack), by resource type",
+            s.xds_updates.clone(),
         );
         registry.register(
             "upstream_rq",
@@ -355,6 +368,16 @@ impl Stats {
 
     fn cluster_counter(&self, i: usize, l: &ClusterLabel) -> Counter {
         self.cluster_counters[i].1.get_or_create_owned(l)
+    }
+
+    /// Counts one xDS response of `type_name` (`cds`, `eds`, `lds`, `rds`), ACKed or not.
+    pub fn xds_update(&self, type_name: &str, ack: bool) {
+        self.xds_updates
+            .get_or_create(&XdsLabel {
+                r#type: type_name.to_owned(),
+                result: if ack { "ack" } else { "nack" }.to_owned(),
+            })
+            .inc();
     }
 
     /// Prometheus text exposition.

@@ -12,6 +12,7 @@
 pub mod bootstrap;
 pub mod descriptors;
 mod error;
+pub mod json;
 pub mod naming;
 pub mod support;
 pub mod type_url;

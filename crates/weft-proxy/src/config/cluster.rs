@@ -465,7 +465,8 @@ fn upstream_protocol(c: &pb::Cluster) -> Result<UpstreamProtocol, ConfigError> {
     Ok(UpstreamProtocol::Http1)
 }
 
-fn load_assignment(
+/// Converts a `ClusterLoadAssignment` (inline, or from EDS) for a cluster of `discovery`.
+pub fn load_assignment(
     la: &ClusterLoadAssignment,
     discovery: Discovery,
 ) -> Result<Vec<LocalityEndpoints>, ConfigError> {

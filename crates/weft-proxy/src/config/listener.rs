@@ -83,12 +83,15 @@ pub enum ServerHeader {
     PassThrough,
 }
 
-/// A converted `HttpConnectionManager` (inline `route_config` only for now; RDS later).
+/// A converted `HttpConnectionManager`.
 #[derive(Debug)]
 pub struct HttpConnectionManagerConfig {
     pub stat_prefix: String,
     pub codec: Codec,
+    /// The inline `route_config` (an empty table when routes come from RDS).
     pub routes: Arc<RouteTable>,
+    /// `rds.route_config_name`: the route table arrives over ADS under this name.
+    pub rds: Option<Arc<str>>,
     pub access_logs: AccessLogs,
     pub use_remote_address: bool,
     pub skip_xff_append: bool,
@@ -296,13 +299,18 @@ fn hcm_config(
             );
         }
     };
+    let mut rds = None;
     let routes = match &h.route_specifier {
         Some(RouteSpecifier::RouteConfig(rc)) => RouteTable::try_from(rc).at("route_config")?,
-        Some(RouteSpecifier::Rds(_)) => {
-            return Err(ConfigError::new(
-                "RDS needs an xDS client (not yet implemented); use route_config",
-            )
-            .at("rds"));
+        Some(RouteSpecifier::Rds(r)) => {
+            rds_source(r.config_source.as_ref()).at("rds.config_source")?;
+            if r.route_config_name.is_empty() {
+                return Err(
+                    ConfigError::new("route_config_name is required").at("rds.route_config_name")
+                );
+            }
+            rds = Some(Arc::from(r.route_config_name.as_str()));
+            RouteTable::try_from(&Default::default()).at("rds")?
         }
         Some(RouteSpecifier::ScopedRoutes(_)) => {
             return Err(ConfigError::new("scoped routes are not supported").at("scoped_routes"));
@@ -366,6 +374,7 @@ fn hcm_config(
         stat_prefix: h.stat_prefix.clone(),
         codec,
         routes: Arc::new(routes),
+        rds,
         access_logs: AccessLogs::from_pb(&h.access_log, notes)?,
         use_remote_address: h.use_remote_address.as_ref().is_some_and(|b| b.value),
         skip_xff_append: h.skip_xff_append,
@@ -462,6 +471,20 @@ const CORS: &str = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Co
 
 /// Envoy's default `stream_idle_timeout`.
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// RDS is served over the ADS stream only (as Istio configures it).
+fn rds_source(
+    source: Option<&envoy_types::pb::envoy::config::core::v3::ConfigSource>,
+) -> Result<(), ConfigError> {
+    use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
+    match source.and_then(|s| s.config_source_specifier.as_ref()) {
+        Some(ConfigSourceSpecifier::Ads(_)) => Ok(()),
+        None => Err(ConfigError::new("a config_source is required (ads: {})")),
+        Some(_) => Err(ConfigError::new(
+            "only `ads: {}` is supported as an RDS config_source",
+        )),
+    }
+}
 
 fn router_config(
     f: &envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::HttpFilter,

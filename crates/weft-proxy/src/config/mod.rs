@@ -42,6 +42,98 @@ pub struct ProxyConfig {
     pub unsupported: Vec<String>,
     /// The bootstrap as understood, for `/config_dump`.
     pub dump: Arc<serde_json::Value>,
+    /// `dynamic_resources.ads_config`: where the xDS client connects.
+    pub ads: Option<AdsBootstrap>,
+    /// The bootstrap's `node` (who the proxy says it is to the control plane).
+    pub node: Option<envoy_types::pb::envoy::config::core::v3::Node>,
+}
+
+/// The ADS server a bootstrap points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdsBootstrap {
+    /// The static cluster holding the control plane's address.
+    pub cluster: String,
+    /// `api_type: DELTA_GRPC`.
+    pub delta: bool,
+    /// `HOST:PORT` of the cluster's first endpoint.
+    pub address: String,
+}
+
+impl ProxyConfig {
+    /// A configuration with nothing but an admin address (the xDS client fills the rest).
+    pub fn empty(admin: Option<SocketAddr>) -> ProxyConfig {
+        ProxyConfig {
+            admin,
+            listeners: Vec::new(),
+            clusters: Vec::new(),
+            unsupported: Vec::new(),
+            dump: Arc::new(serde_json::json!({})),
+            ads: None,
+            node: None,
+        }
+    }
+}
+
+fn ads_bootstrap(
+    b: &envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap,
+    clusters: &[Arc<ClusterConfig>],
+) -> Result<Option<AdsBootstrap>, ConfigError> {
+    use envoy_types::pb::envoy::config::core::v3::api_config_source::ApiType;
+    use envoy_types::pb::envoy::config::core::v3::grpc_service::TargetSpecifier;
+    let Some(ads) = b
+        .dynamic_resources
+        .as_ref()
+        .and_then(|d| d.ads_config.as_ref())
+    else {
+        return Ok(None);
+    };
+    let at = "dynamic_resources.ads_config";
+    let delta = match ApiType::try_from(ads.api_type) {
+        Ok(ApiType::Grpc | ApiType::AggregatedGrpc) => false,
+        Ok(ApiType::DeltaGrpc | ApiType::AggregatedDeltaGrpc) => true,
+        _ => {
+            return Err(ConfigError::new("only GRPC and DELTA_GRPC are supported")
+                .at("api_type")
+                .at(at));
+        }
+    };
+    let cluster = match ads
+        .grpc_services
+        .first()
+        .and_then(|g| g.target_specifier.as_ref())
+    {
+        Some(TargetSpecifier::EnvoyGrpc(e)) => e.cluster_name.clone(),
+        _ => {
+            return Err(ConfigError::new("an envoy_grpc cluster_name is required")
+                .at("grpc_services[0]")
+                .at(at));
+        }
+    };
+    let Some(c) = clusters.iter().find(|c| *c.name == *cluster) else {
+        return Err(
+            ConfigError::new(format!("{cluster:?} is not a static cluster"))
+                .at("grpc_services[0].envoy_grpc.cluster_name")
+                .at(at),
+        );
+    };
+    let address = match c.localities.first().and_then(|l| l.endpoints.first()) {
+        Some(e) => match &e.address {
+            HostPort::Ip(a) => a.to_string(),
+            HostPort::Dns { host, port } => format!("{host}:{port}"),
+        },
+        None => {
+            return Err(ConfigError::new(format!(
+                "cluster {cluster:?} has no endpoint to connect to"
+            ))
+            .at("grpc_services[0].envoy_grpc.cluster_name")
+            .at(at));
+        }
+    };
+    Ok(Some(AdsBootstrap {
+        cluster,
+        delta,
+        address,
+    }))
 }
 
 impl ProxyConfig {
@@ -115,12 +207,15 @@ impl ProxyConfig {
             .map(|u| format!("{u}: not implemented by weft, ignored"))
             .collect();
         unsupported.extend(notes);
+        let ads = ads_bootstrap(b, &clusters)?;
         Ok(ProxyConfig {
             admin,
             listeners,
             clusters,
             unsupported,
             dump: Arc::new(loaded.json),
+            ads,
+            node: b.node.clone(),
         })
     }
 }

@@ -7,7 +7,42 @@ use weft_xds::Support;
 pub static SUPPORT: Support = Support(&[
     (
         "envoy.config.bootstrap.v3.Bootstrap",
-        &["admin", "static_resources", "node"],
+        &["admin", "static_resources", "node", "dynamic_resources"],
+    ),
+    // ADS (the xDS client): CDS and LDS over the aggregated stream only.
+    (
+        "envoy.config.bootstrap.v3.Bootstrap.DynamicResources",
+        &["ads_config", "cds_config", "lds_config"],
+    ),
+    (
+        "envoy.config.core.v3.ApiConfigSource",
+        &[
+            "api_type",
+            "transport_api_version",
+            "grpc_services",
+            "set_node_on_first_message_only",
+        ],
+    ),
+    (
+        "envoy.config.core.v3.GrpcService",
+        &["envoy_grpc", "timeout"],
+    ),
+    (
+        "envoy.config.core.v3.GrpcService.EnvoyGrpc",
+        &["cluster_name"],
+    ),
+    (
+        "envoy.config.core.v3.ConfigSource",
+        &["ads", "resource_api_version", "initial_fetch_timeout"],
+    ),
+    ("envoy.config.core.v3.AggregatedConfigSource", &[]),
+    (
+        "envoy.extensions.filters.network.http_connection_manager.v3.Rds",
+        &["config_source", "route_config_name"],
+    ),
+    (
+        "envoy.config.cluster.v3.Cluster.EdsClusterConfig",
+        &["eds_config", "service_name"],
     ),
     ("envoy.config.core.v3.Node", &["*"]),
     (
@@ -74,6 +109,7 @@ pub static SUPPORT: Support = Support(&[
     (
         "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         &[
+            "rds",
             "codec_type",
             "stat_prefix",
             "route_config",

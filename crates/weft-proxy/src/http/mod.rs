@@ -79,8 +79,9 @@ pub struct Downstream {
 #[derive(Debug)]
 pub struct HttpManager {
     pub config: Arc<HttpConnectionManagerConfig>,
-    /// Swapped whole when routes change (RDS will write here).
-    pub routes: ArcSwap<RouteTable>,
+    /// Swapped whole when routes change; shared by every manager naming the same RDS
+    /// route configuration.
+    pub routes: Arc<ArcSwap<RouteTable>>,
     clusters: Arc<ClusterManager>,
     stats: Arc<ListenerStats>,
     server: auto::Builder<TokioExecutor>,
@@ -92,6 +93,17 @@ impl HttpManager {
     /// A manager for `config`, proxying to `clusters`.
     pub fn new(
         config: Arc<HttpConnectionManagerConfig>,
+        clusters: Arc<ClusterManager>,
+        stats: ListenerStats,
+    ) -> HttpManager {
+        let routes = Arc::new(ArcSwap::new(config.routes.clone()));
+        HttpManager::with_routes(config, routes, clusters, stats)
+    }
+
+    /// A manager reading its route table from `routes` (an RDS slot shared with others).
+    pub fn with_routes(
+        config: Arc<HttpConnectionManagerConfig>,
+        routes: Arc<ArcSwap<RouteTable>>,
         clusters: Arc<ClusterManager>,
         stats: ListenerStats,
     ) -> HttpManager {
@@ -112,7 +124,7 @@ impl HttpManager {
             crate::config::listener::Codec::Http2 => server.http2_only(),
         };
         HttpManager {
-            routes: ArcSwap::new(config.routes.clone()),
+            routes,
             config,
             clusters,
             stats: Arc::new(stats),

@@ -226,11 +226,24 @@ impl ClusterManager {
     /// Adds or replaces a cluster (CDS will call this): endpoints are resolved first, then
     /// the cluster map is swapped; requests already holding the old cluster finish on it.
     pub async fn upsert(&self, config: Arc<ClusterConfig>, stats: &Stats) {
+        self.upsert_with(config, stats, None).await
+    }
+
+    /// [`ClusterManager::upsert`] with the endpoints given (EDS) instead of the inline
+    /// ones. Endpoints the replaced cluster already had keep their connection pools.
+    pub async fn upsert_with(
+        &self,
+        config: Arc<ClusterConfig>,
+        stats: &Stats,
+        endpoints: Option<Vec<Endpoint>>,
+    ) {
         let cluster = Arc::new(Cluster::new(config.clone(), stats));
+        if let Some(old) = self.get(&config.name) {
+            cluster.endpoints.store(old.endpoints());
+        }
         match config.discovery {
-            Discovery::Static | Discovery::Eds => {
-                cluster.set_endpoints(static_endpoints(&config.localities))
-            }
+            Discovery::Static | Discovery::Eds => cluster
+                .set_endpoints(endpoints.unwrap_or_else(|| static_endpoints(&config.localities))),
             Discovery::StrictDns | Discovery::LogicalDns => cluster.set_endpoints(
                 resolve(&config.localities, config.discovery, config.dns_family).await,
             ),

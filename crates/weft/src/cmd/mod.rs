@@ -34,7 +34,7 @@ pub enum Command {
     ///
     /// Reads the same file `envoy -c` takes, for the subset weft implements; fields it does
     /// not implement are listed at start. Drains gracefully on SIGTERM or /quitquitquit.
-    Proxy(proxy::ProxyArgs),
+    Proxy(Box<proxy::ProxyArgs>),
     /// Run the control plane: serve a config directory to proxies over xDS (ADS).
     ///
     /// Watches DIR; serves ADS on --xds-addr and the REST API used by `weft apply`,
@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(a) => validate::validate(a),
         Command::Analyze(a) => validate::analyze(a),
-        Command::Proxy(a) => proxy::run(a),
+        Command::Proxy(a) => proxy::run(*a),
         Command::Control(a) => control::control(a),
         Command::Apply(a) => config::apply(a),
         Command::Delete(a) => config::delete(a),

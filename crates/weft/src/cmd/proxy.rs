@@ -11,8 +11,45 @@ use weft_proxy::ProxyConfig;
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// Envoy v3 bootstrap file (YAML, or JSON by `.json` extension), as `envoy -c` takes.
-    #[arg(short = 'c', long = "config-path")]
-    pub config: PathBuf,
+    /// With `dynamic_resources.ads_config` it also connects to that control plane.
+    #[arg(short = 'c', long = "config-path", required_unless_present = "xds")]
+    pub config: Option<PathBuf>,
+    /// Get all configuration over ADS from this control plane (`HOST:PORT`, Istio's 15010).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub xds: Option<String>,
+    /// Use incremental (delta) xDS instead of state of the world.
+    #[arg(long = "xds-delta")]
+    pub xds_delta: bool,
+    /// `sidecar` (node id `sidecar~...`) or `gateway` (`router~...`).
+    #[arg(long, value_enum, default_value_t = RoleArg::Sidecar)]
+    pub role: RoleArg,
+    /// Pod (or process) name in the node id and `NAME` metadata.
+    #[arg(long, default_value = "weft-proxy")]
+    pub name: String,
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// The workload's address (node id, `INSTANCE_IPS`).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: String,
+    /// Workload labels, `k=v,k2=v2` (`LABELS` metadata; selects services and policies).
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    #[arg(long = "service-account", default_value = "default")]
+    pub service_account: String,
+    /// Workload name (`WORKLOAD_NAME`; default: --name).
+    #[arg(long)]
+    pub workload: Option<String>,
+    #[arg(long = "cluster-id", default_value = "Kubernetes")]
+    pub cluster_id: String,
+    /// Extra node metadata `KEY=VALUE` (repeatable), e.g. `WEFT_OUTBOUND_ADDR=127.0.0.1:15001`.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
+    /// Admin server address (default 127.0.0.1:15000 with --xds; overrides the bootstrap's).
+    #[arg(long = "admin-addr")]
+    pub admin_addr: Option<std::net::SocketAddr>,
+    /// Serve `/healthz/ready` here (default 0.0.0.0:15021 with --xds).
+    #[arg(long = "status-addr")]
+    pub status_addr: Option<std::net::SocketAddr>,
     /// Worker threads, as Envoy's `--concurrency` (default: the machine's cores).
     #[arg(long)]
     pub concurrency: Option<usize>,
@@ -39,6 +76,13 @@ pub struct ProxyArgs {
     pub log_level: String,
 }
 
+/// `--role`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Sidecar,
+    Gateway,
+}
+
 /// What `weft proxy` does with the bootstrap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -49,20 +93,35 @@ pub enum Mode {
 /// Loads the bootstrap, then serves until a signal or `/quitquitquit`, then drains.
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     if args.decode_bootstrap {
-        return decode_for_parent(&args.config);
+        let path = args.config.as_deref().context("-c is required")?;
+        return decode_for_parent(path);
     }
     let log_control = init_logging(&args.log_level);
 
     let in_process = args.in_process_decode || args.mode == Mode::Validate;
-    let config = load_config(&args.config, in_process)
-        .with_context(|| format!("loading {}", args.config.display()))?;
+    let mut config = match &args.config {
+        Some(path) => {
+            load_config(path, in_process).with_context(|| format!("loading {}", path.display()))?
+        }
+        None => ProxyConfig::empty(Some("127.0.0.1:15000".parse()?)),
+    };
     if args.mode == Mode::Validate {
         for note in &config.unsupported {
             println!("warning: {note}");
         }
-        println!("configuration '{}' OK", args.config.display());
+        let shown = args.config.as_deref().map(|p| p.display().to_string());
+        println!("configuration '{}' OK", shown.unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(addr) = args.admin_addr {
+        config.admin = Some(addr);
+    }
+    let xds = xds_options(&args, &config)?;
+    let status_addr = match (args.status_addr, &args.xds) {
+        (Some(a), _) => Some(a),
+        (None, Some(_)) => Some("0.0.0.0:15021".parse()?),
+        (None, None) => None,
+    };
     let workers = args
         .concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -76,9 +135,51 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     let drain = Duration::from_secs(args.drain_time_s);
     let options = weft_proxy::StartOptions {
         log_control: Some(log_control),
+        xds,
+        status_addr,
     };
     runtime.block_on(serve(config, options, drain, args.admin_address_path))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The xDS client's options: `--xds` with a node built from the flags, else the
+/// bootstrap's `ads_config` and `node`.
+fn xds_options(
+    args: &ProxyArgs,
+    config: &ProxyConfig,
+) -> anyhow::Result<Option<weft_proxy::xds::XdsOptions>> {
+    use weft_proxy::xds::{NodeSpec, Role, XdsOptions, node::parse_pairs};
+    if let Some(server) = &args.xds {
+        let mut meta = std::collections::BTreeMap::new();
+        for m in &args.meta {
+            let (k, v) = m
+                .split_once('=')
+                .with_context(|| format!("--meta: expected KEY=VALUE, got {m:?}"))?;
+            meta.insert(k.to_owned(), v.to_owned());
+        }
+        let spec = NodeSpec {
+            role: match args.role {
+                RoleArg::Sidecar => Role::Sidecar,
+                RoleArg::Gateway => Role::Gateway,
+            },
+            name: args.name.clone(),
+            namespace: args.namespace.clone(),
+            ip: args.ip.clone(),
+            labels: parse_pairs(&args.labels).map_err(|e| anyhow::anyhow!("--labels: {e}"))?,
+            service_account: args.service_account.clone(),
+            workload: args.workload.clone(),
+            cluster_id: args.cluster_id.clone(),
+            meta,
+        };
+        let mut opts = XdsOptions::new(server, spec.node());
+        opts.delta = args.xds_delta;
+        return Ok(Some(opts));
+    }
+    Ok(config.ads.as_ref().map(|ads| {
+        let mut opts = XdsOptions::new(&ads.address, config.node.clone().unwrap_or_default());
+        opts.delta = ads.delta || args.xds_delta;
+        opts
+    }))
 }
 
 /// Loads the bootstrap. By default a helper process (this binary with `--decode-bootstrap`)
@@ -146,6 +247,7 @@ async fn serve(
     drain_time: Duration,
     admin_address_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let proxy = weft_proxy::start_with(config, options).await?;
     for l in proxy.listeners() {
         if let Some(addr) = proxy.listener_addr(&l.config.name) {
@@ -160,7 +262,22 @@ async fn serve(
         }
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // One line on stdout once configured, so scripts can wait for it.
+    let announce = async {
+        proxy.ready().await;
+        let show = |a: Option<std::net::SocketAddr>| a.map_or("-".to_owned(), |a| a.to_string());
+        println!(
+            "weft proxy ready admin {} status {}",
+            show(proxy.admin_addr()),
+            show(proxy.status_addr())
+        );
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+        tracing::info!(elapsed = ?started.elapsed(), "ready");
+        std::future::pending::<()>().await
+    };
     tokio::select! {
+        _ = announce => {}
         _ = term.recv() => tracing::info!("SIGTERM: draining"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
         _ = proxy.quit_requested() => tracing::info!("/quitquitquit: draining"),
