@@ -41,6 +41,15 @@ pub struct ProxyIdentity {
     /// Local-mode override of the inbound capture listener (`WEFT_INBOUND_ADDR`); default
     /// `0.0.0.0:15006`.
     pub inbound_addr: Option<(String, u16)>,
+    /// Local-mode override of where a gateway binds the listener of a Gateway server port
+    /// (`WEFT_GATEWAY_BIND`, `PORT=IP:PORT,...`): the bind address a Kubernetes Service
+    /// would map to the container port. Ports not listed bind `0.0.0.0:PORT`.
+    pub gateway_bind: BTreeMap<u16, (String, u16)>,
+    /// Local-mode override of the address inbound clusters reach the application at
+    /// (`WEFT_APP_IP`); default the workload's own IP. Transparent capture in a network
+    /// namespace sets `127.0.0.1` (Istio's pre-1.10 behaviour) so the proxy's call to its
+    /// application is not captured again.
+    pub app_ip: Option<String>,
 }
 
 /// Metadata key: the workload's labels (a struct of strings).
@@ -61,6 +70,10 @@ pub const META_CLUSTER_ID: &str = "CLUSTER_ID";
 pub const META_OUTBOUND_ADDR: &str = "WEFT_OUTBOUND_ADDR";
 /// weft local-mode key: inbound listener address `IP:PORT`.
 pub const META_INBOUND_ADDR: &str = "WEFT_INBOUND_ADDR";
+/// weft local-mode key: gateway listener addresses `PORT=IP:PORT,...`.
+pub const META_GATEWAY_BIND: &str = "WEFT_GATEWAY_BIND";
+/// weft local-mode key: the IP inbound clusters send to.
+pub const META_APP_IP: &str = "WEFT_APP_IP";
 
 impl ProxyIdentity {
     /// Parses the node a proxy sends on its first xDS request.
@@ -112,18 +125,32 @@ impl ProxyIdentity {
         if ips.is_empty() && !ip.is_empty() {
             ips.push((*ip).to_owned());
         }
-        let addr = |key: &str| -> Result<Option<(String, u16)>, ControlError> {
-            let Some(v) = string(key) else {
-                return Ok(None);
-            };
+        let parse_addr = |key: &str, v: &str| -> Result<(String, u16), ControlError> {
             let (host, port) = v
                 .rsplit_once(':')
                 .ok_or_else(|| bad(&format!("{key} must be IP:PORT, got {v:?}")))?;
             let port = port
                 .parse()
                 .map_err(|_| bad(&format!("{key} has a bad port: {v:?}")))?;
-            Ok(Some((host.to_owned(), port)))
+            Ok((host.to_owned(), port))
         };
+        let addr = |key: &str| -> Result<Option<(String, u16)>, ControlError> {
+            string(key).map(|v| parse_addr(key, &v)).transpose()
+        };
+        let mut gateway_bind = BTreeMap::new();
+        if let Some(v) = string(META_GATEWAY_BIND) {
+            for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let (port, to) = item.split_once('=').ok_or_else(|| {
+                    bad(&format!(
+                        "{META_GATEWAY_BIND} must be PORT=IP:PORT,..., got {item:?}"
+                    ))
+                })?;
+                let port: u16 = port.trim().parse().map_err(|_| {
+                    bad(&format!("{META_GATEWAY_BIND} has a bad port: {item:?}"))
+                })?;
+                gateway_bind.insert(port, parse_addr(META_GATEWAY_BIND, to.trim())?);
+            }
+        }
         Ok(ProxyIdentity {
             id: node.id.clone(),
             role,
@@ -136,6 +163,8 @@ impl ProxyIdentity {
             cluster_id: string(META_CLUSTER_ID).unwrap_or_else(|| "Kubernetes".into()),
             outbound_addr: addr(META_OUTBOUND_ADDR)?,
             inbound_addr: addr(META_INBOUND_ADDR)?,
+            gateway_bind,
+            app_ip: string(META_APP_IP),
         })
     }
 
@@ -156,6 +185,8 @@ impl ProxyIdentity {
             cluster_id: "Kubernetes".to_owned(),
             outbound_addr: None,
             inbound_addr: None,
+            gateway_bind: BTreeMap::new(),
+            app_ip: None,
         }
     }
 
@@ -223,6 +254,35 @@ mod tests {
         assert_eq!(p.ips, ["127.0.0.7", "10.1.0.7"]);
         assert_eq!(p.service_account, "bookinfo-reviews");
         assert_eq!(p.outbound_addr, Some(("127.0.0.1".into(), 25001)));
+        assert!(p.gateway_bind.is_empty());
+        assert_eq!(p.app_ip, None);
+    }
+
+    #[test]
+    fn local_mode_gateway_bind_and_app_ip() {
+        let node = Node {
+            id: "router~127.0.0.1~gw.istio-system~istio-system.svc.cluster.local".into(),
+            metadata: Some(Struct {
+                fields: [
+                    (META_GATEWAY_BIND.to_owned(), s("8080=127.0.0.1:18080, 443=127.0.0.2:8443")),
+                    (META_APP_IP.into(), s("127.0.0.1")),
+                ]
+                .into_iter()
+                .collect(),
+            }),
+            ..Default::default()
+        };
+        let p = ProxyIdentity::from_node(&node).expect("parses");
+        assert_eq!(p.gateway_bind[&8080], ("127.0.0.1".to_owned(), 18080));
+        assert_eq!(p.gateway_bind[&443], ("127.0.0.2".to_owned(), 8443));
+        assert_eq!(p.app_ip.as_deref(), Some("127.0.0.1"));
+        let mut bad = node.clone();
+        bad.metadata.as_mut().unwrap().fields.insert(
+            META_GATEWAY_BIND.to_owned(),
+            s("8080:127.0.0.1:18080"),
+        );
+        let err = ProxyIdentity::from_node(&bad).expect_err("rejected");
+        assert!(err.to_string().contains("WEFT_GATEWAY_BIND"), "{err}");
     }
 
     #[test]

@@ -264,6 +264,38 @@ fn bookinfo_reviews_inbound_side() {
     );
 }
 
+/// `weft demo`'s local-mode keys: the gateway's Gateway port 8080 bound where `--ingress`
+/// says, and (transparent capture) inbound clusters sent to 127.0.0.1, not the pod IP.
+#[test]
+fn local_mode_gateway_bind_and_app_ip() {
+    let mut gw = ingress();
+    gw.gateway_bind
+        .insert(8080, ("127.0.0.1".to_owned(), 18080));
+    let mut reviews = bookinfo_proxies().remove(2);
+    reviews.app_ip = Some("127.0.0.1".to_owned());
+    let out = weft_model::load_paths(&[
+        bookinfo(SERVICES),
+        bookinfo("networking/bookinfo-gateway.yaml"),
+    ]);
+    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
+    let snap = Snapshot::build(1, out.resources, bookinfo_proxies());
+    let gw_res = generate(&snap, &gw);
+    let listener = &gw_res.listeners["0.0.0.0_8080"];
+    let json = weft_control::json::to_json(listener);
+    assert_eq!(
+        json["address"]["socket_address"],
+        serde_json::json!({"address": "127.0.0.1", "port_value": 18080}),
+        "{json:#}"
+    );
+    check(
+        "local-mode-inbound-app-ip",
+        &[bookinfo(SERVICES)],
+        bookinfo_proxies(),
+        &reviews,
+        Show::Only(&[("clusters", "inbound|9080||")]),
+    );
+}
+
 #[test]
 fn destination_rule_traffic_policy() {
     check(

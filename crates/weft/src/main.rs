@@ -1,6 +1,8 @@
 //! The `weft` command line. Parsing arguments and calling library code only.
 
+mod capture;
 mod cmd;
+mod demo;
 
 use clap::Parser;
 

@@ -447,7 +447,12 @@ pub(super) fn inbound(ctx: &Ctx, out: &mut ProxyResources) {
         c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Static as i32,
         ));
-        let ip = ctx.proxy.ip().unwrap_or("127.0.0.1");
+        let ip = ctx
+            .proxy
+            .app_ip
+            .as_deref()
+            .or(ctx.proxy.ip())
+            .unwrap_or("127.0.0.1");
         c.load_assignment = Some(load_assignment(
             &name.to_string(),
             &[Endpoint {

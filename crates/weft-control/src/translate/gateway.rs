@@ -52,6 +52,13 @@ pub(super) fn listeners(ctx: &Ctx, out: &mut ProxyResources) {
         let route_name = format!("http.{port}");
         let ip = servers.bind.clone().unwrap_or_else(|| "0.0.0.0".to_owned());
         let listener_name = format!("{ip}_{port}");
+        // Local mode: the address a Kubernetes Service would map to this container port.
+        let (bind_ip, bind_port) = ctx
+            .proxy
+            .gateway_bind
+            .get(&port)
+            .cloned()
+            .unwrap_or_else(|| (ip.clone(), port));
         let hosts = virtual_hosts(ctx, port, &servers);
         out.routes
             .insert(route_name.clone(), route_config(&route_name, hosts, false));
@@ -59,7 +66,7 @@ pub(super) fn listeners(ctx: &Ctx, out: &mut ProxyResources) {
             listener_name.clone(),
             Listener {
                 name: listener_name,
-                address: Some(socket_address(&ip, port)),
+                address: Some(socket_address(&bind_ip, bind_port)),
                 filter_chains: vec![FilterChain {
                     filters: vec![hcm_filter(hcm_rds(
                         &format!("outbound_{ip}_{port}"),

@@ -1,5 +1,6 @@
 //! Subcommands. Each lives in its own module with its own `Args`.
 
+mod capture;
 mod config;
 mod control;
 mod inspect;
@@ -60,6 +61,17 @@ pub enum Command {
     /// --admin from the proxy's own admin endpoint (weft or Envoy). `-o json` prints the
     /// raw config.
     ProxyConfig(inspect::ConfigArgs),
+    /// Install the traffic-capture rules of Istio's init container in this network namespace.
+    ///
+    /// Takes `istio-iptables`' flags (`-p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x ''
+    /// -b '*' -d 15090,15021,15020`); `--dry-run` prints the `iptables-restore` input.
+    InitIptables(capture::InitIptablesArgs),
+    /// Run the Bookinfo tutorial on this machine: control plane, ingress gateway and every
+    /// Bookinfo workload with its own sidecar.
+    ///
+    /// Open the printed address, then change routing from a second terminal with
+    /// `weft apply -f samples/bookinfo/networking/...`. Ctrl-C stops everything.
+    Demo(crate::demo::DemoArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -73,5 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(a) => config::get(a),
         Command::ProxyStatus(a) => inspect::status(a),
         Command::ProxyConfig(a) => inspect::config(a),
+        Command::InitIptables(a) => capture::init_iptables(a),
+        Command::Demo(a) => crate::demo::run(a),
     }
 }
