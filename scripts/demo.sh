@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# weft's main job on a fresh machine: build weft, then check the bundled Bookinfo
-# configuration the way a user does before applying it (validation, then analysis across
-# resources). `weft demo` (the local Bookinfo mesh) takes this script's place when it lands.
+# weft's main job on one machine: build weft and the Bookinfo sample, then run the local
+# mesh (`weft demo`): control plane, ingress gateway on 127.0.0.1:8080 and every Bookinfo
+# workload with its own weft sidecar. Open http://127.0.0.1:8080/productpage, then follow
+# the steps it prints (README.md: "Quickstart"). Ctrl-C stops everything.
+#
+#   scripts/demo.sh                    # explicit mode: apps use their sidecar as HTTP proxy
+#   sudo scripts/demo.sh --netns       # transparent capture in network namespaces
+#   scripts/demo.sh --sidecar envoy    # Envoy 1.40 sidecars under weft's control plane
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p weft
-WEFT=target/release/weft
-echo "== weft validate -f samples/bookinfo"
-"$WEFT" validate -f samples/bookinfo
-echo "== weft analyze -f samples/bookinfo/networking -f samples/bookinfo/platform/kube"
-"$WEFT" analyze -f samples/bookinfo/networking -f samples/bookinfo/platform/kube
+cargo build --release -p weft -p weft-bookinfo
+exec target/release/weft demo "$@"

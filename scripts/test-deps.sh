@@ -12,6 +12,8 @@ if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; f
 
 have iptables || need_apt+=(iptables)
 have ip || need_apt+=(iproute2)
+# `weft demo` starts children with `setpriv --pdeathsig` (util-linux).
+have setpriv || need_apt+=(util-linux)
 # Headless Chromium for the Bookinfo browser tests (samples/bookinfo/tests/browser.rs).
 have chromium || need_apt+=(chromium)
 

@@ -14,6 +14,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 mkdir -p target
+# `weft demo`'s tests run the Bookinfo binary beside `weft` (crates/weft/tests/demo.rs).
+cargo build --locked -p weft-bookinfo --bin bookinfo
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
 

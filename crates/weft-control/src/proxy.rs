@@ -145,9 +145,10 @@ impl ProxyIdentity {
                         "{META_GATEWAY_BIND} must be PORT=IP:PORT,..., got {item:?}"
                     ))
                 })?;
-                let port: u16 = port.trim().parse().map_err(|_| {
-                    bad(&format!("{META_GATEWAY_BIND} has a bad port: {item:?}"))
-                })?;
+                let port: u16 = port
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad(&format!("{META_GATEWAY_BIND} has a bad port: {item:?}")))?;
                 gateway_bind.insert(port, parse_addr(META_GATEWAY_BIND, to.trim())?);
             }
         }
@@ -264,7 +265,10 @@ mod tests {
             id: "router~127.0.0.1~gw.istio-system~istio-system.svc.cluster.local".into(),
             metadata: Some(Struct {
                 fields: [
-                    (META_GATEWAY_BIND.to_owned(), s("8080=127.0.0.1:18080, 443=127.0.0.2:8443")),
+                    (
+                        META_GATEWAY_BIND.to_owned(),
+                        s("8080=127.0.0.1:18080, 443=127.0.0.2:8443"),
+                    ),
                     (META_APP_IP.into(), s("127.0.0.1")),
                 ]
                 .into_iter()
@@ -277,10 +281,11 @@ mod tests {
         assert_eq!(p.gateway_bind[&443], ("127.0.0.2".to_owned(), 8443));
         assert_eq!(p.app_ip.as_deref(), Some("127.0.0.1"));
         let mut bad = node.clone();
-        bad.metadata.as_mut().unwrap().fields.insert(
-            META_GATEWAY_BIND.to_owned(),
-            s("8080:127.0.0.1:18080"),
-        );
+        bad.metadata
+            .as_mut()
+            .unwrap()
+            .fields
+            .insert(META_GATEWAY_BIND.to_owned(), s("8080:127.0.0.1:18080"));
         let err = ProxyIdentity::from_node(&bad).expect_err("rejected");
         assert!(err.to_string().contains("WEFT_GATEWAY_BIND"), "{err}");
     }

@@ -114,7 +114,9 @@ pub fn parse_ranges(flag: &'static str, v: &str) -> Result<Vec<String>, CaptureE
             } else {
                 Err(CaptureError {
                     flag,
-                    why: format!("`{r}` is not an IPv4 address or CIDR (IPv6 is not supported yet)"),
+                    why: format!(
+                        "`{r}` is not an IPv4 address or CIDR (IPv6 is not supported yet)"
+                    ),
                 })
             }
         })
@@ -188,7 +190,10 @@ pub fn restore_text(c: &CaptureConfig) -> String {
     rule(format!(
         "-A ISTIO_OUTPUT -o lo -s {INBOUND_SOURCE_IP}/32 -j RETURN"
     ));
-    for (flag, ids) in [("--uid-owner", &c.proxy_uids), ("--gid-owner", &c.proxy_gids)] {
+    for (flag, ids) in [
+        ("--uid-owner", &c.proxy_uids),
+        ("--gid-owner", &c.proxy_gids),
+    ] {
         for id in ids {
             // The proxy calling a non-loopback address of its own pod (its own service, on
             // the pod IP) goes back in through the inbound listener, as in Istio.
@@ -327,7 +332,10 @@ COMMIT
             assert!(r.iter().any(|l| l == want), "missing {want}:\n{r:#?}");
         }
         assert!(!r.iter().any(|l| l == "-A ISTIO_OUTPUT -j ISTIO_REDIRECT"));
-        assert!(!r.iter().any(|l| l == "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT"));
+        assert!(
+            !r.iter()
+                .any(|l| l == "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT")
+        );
         // The excluded range is returned before the captured one.
         let ex = r.iter().position(|l| l.contains("10.1.0.0/16")).unwrap();
         let inc = r.iter().position(|l| l.contains("10.0.0.0/8")).unwrap();

