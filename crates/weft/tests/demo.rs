@@ -57,19 +57,6 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Whether `weft proxy` has its xDS client (`--xds`), which weft sidecars need.
-// TODO(issue 6): drop once the proxy's xDS client is on main.
-fn weft_sidecars_available() -> bool {
-    let ok = Command::new(WEFT)
-        .args(["proxy", "--help"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--xds"));
-    if !ok {
-        eprintln!("SKIPPED: `weft proxy` has no --xds client yet (weft sidecars need it)");
-    }
-    ok
-}
-
 fn envoy_available() -> bool {
     weft_testkit::envoy_binary().is_some()
 }
@@ -572,9 +559,6 @@ fn namespaces(prefix: &str) -> Vec<String> {
 
 #[test]
 fn tutorial_explicit_mode_weft_sidecars() {
-    if !weft_sidecars_available() {
-        return;
-    }
     let demo = Demo::start(Mode::Explicit, "weft");
     report_memory(&demo, "explicit, weft sidecars, idle");
     tutorial(&demo);
@@ -585,9 +569,6 @@ fn tutorial_explicit_mode_weft_sidecars() {
 fn tutorial_netns_mode_weft_sidecars() {
     if !is_root() {
         eprintln!("SKIPPED tutorial_netns_mode_weft_sidecars: --netns needs root");
-        return;
-    }
-    if !weft_sidecars_available() {
         return;
     }
     let demo = Demo::start(Mode::Netns, "weft");
@@ -716,14 +697,7 @@ fn chromium_through_the_demo_gateway_signs_in_as_jason() {
         );
         return;
     };
-    let sidecar = if weft_sidecars_available() {
-        "weft"
-    } else if envoy_available() {
-        "envoy"
-    } else {
-        return;
-    };
-    let demo = Demo::start(Mode::Explicit, sidecar);
+    let demo = Demo::start(Mode::Explicit, "weft");
     demo.weft("apply", "virtual-service-all-v1.yaml");
     demo.weft("apply", "virtual-service-reviews-test-v2.yaml");
     let jason = login(&demo.ingress, "jason");
