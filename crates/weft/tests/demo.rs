@@ -231,6 +231,15 @@ fn alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -502,11 +511,13 @@ fn tutorial(demo: &Demo) {
 /// Idle memory of every demo process, reported for the record.
 fn report_memory(demo: &Demo, label: &str) {
     let pids = demo.processes();
-    let total: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
+    let pss: u64 = pids.iter().map(|p| pss_kib(*p)).sum();
+    let rss: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
     eprintln!(
-        "{label}: {} processes, {:.1} MB RSS in total",
+        "{label}: {} processes, {:.1} MB PSS in total ({:.1} MB summed RSS)",
         pids.len(),
-        total as f64 / 1024.0
+        pss as f64 / 1024.0,
+        rss as f64 / 1024.0
     );
 }
 
@@ -555,6 +566,67 @@ fn namespaces(prefix: &str) -> Vec<String> {
         .filter(|n| n.starts_with(prefix))
         .map(str::to_owned)
         .collect()
+}
+
+/// Ctrl-C (SIGINT) stops the demo cleanly: exit 0, every process gone, and with
+/// `--netns` every namespace.
+fn ctrl_c_stops_everything(mode: Mode) {
+    let mut demo = Demo::start(mode, "weft");
+    let pids = demo.processes();
+    assert!(pids.len() >= 14, "demo processes: {pids:?}");
+    assert_eq!(demo.page(None).expect("page").status, 200);
+    let prefix = demo
+        .output_text()
+        .split("Namespaces: ")
+        .nth(1)
+        .and_then(|r| r.split('*').next())
+        .map(str::to_owned);
+    let status = Command::new("kill")
+        .args(["-INT", &demo.child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let start = Instant::now();
+    let exit = loop {
+        if let Some(s) = demo.child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "demo still running after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!("stopped after Ctrl-C in {:?}", start.elapsed());
+    assert!(
+        exit.success(),
+        "exit status {exit}:\n{}",
+        demo.output_text()
+    );
+    assert!(demo.output_text().contains("weft demo: stopped"));
+    let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "still running after Ctrl-C: {left:?}");
+    if let Some(prefix) = prefix {
+        assert_eq!(namespaces(&prefix), Vec::<String>::new());
+    }
+    assert!(
+        page(&demo.ingress, None).is_err(),
+        "the gateway still answers"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_everything_explicit() {
+    ctrl_c_stops_everything(Mode::Explicit);
+}
+
+#[test]
+fn ctrl_c_stops_everything_netns() {
+    if !is_root() {
+        eprintln!("SKIPPED ctrl_c_stops_everything_netns: --netns needs root");
+        return;
+    }
+    ctrl_c_stops_everything(Mode::Netns);
 }
 
 #[test]

@@ -234,11 +234,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     let mut pids = procs.pids();
     pids.push(std::process::id());
-    let rss: u64 = pids.iter().map(|p| procs::rss_kib(*p)).sum();
-    print!(
-        "{}",
-        banner(&args, &layout, &state, elapsed, rss, pids.len())
-    );
+    let memory = Memory {
+        pss_kib: pids.iter().map(|p| procs::pss_kib(*p)).sum(),
+        rss_kib: pids.iter().map(|p| procs::rss_kib(*p)).sum(),
+        processes: pids.len(),
+    };
+    print!("{}", banner(&args, &layout, &state, elapsed, &memory));
     let _ = std::io::Write::flush(&mut std::io::stdout());
 
     let outcome = wait_for_stop(&mut procs);
@@ -547,6 +548,9 @@ fn start_proxy(
                 status.to_string(),
                 "--concurrency".to_owned(),
                 "1".to_owned(),
+                // Within the demo's stop grace (3 s), so a stop is a drain, not a kill.
+                "--drain-time-s".to_owned(),
+                "1".to_owned(),
             ];
             for (k, v) in p.weft_meta() {
                 a.push("--meta".to_owned());
@@ -807,13 +811,19 @@ fn locate_envoy(args: &DemoArgs) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Memory of every demo process at start-up.
+struct Memory {
+    pss_kib: u64,
+    rss_kib: u64,
+    processes: usize,
+}
+
 fn banner(
     args: &DemoArgs,
     layout: &Layout,
     state: &Path,
     elapsed: Duration,
-    rss_kib: u64,
-    processes: usize,
+    memory: &Memory,
 ) -> String {
     let mode = if args.netns {
         "transparent capture: one network namespace per workload"
@@ -827,9 +837,11 @@ fn banner(
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "weft demo: Bookinfo is ready in {:.1}s ({mode}; {sidecar} sidecars; {processes} processes, {:.1} MB RSS)",
+        "weft demo: Bookinfo is ready in {:.1}s ({mode}; {sidecar} sidecars; {} processes using {:.1} MB (PSS; {:.1} MB RSS counting shared pages once per process))",
         elapsed.as_secs_f64(),
-        rss_kib as f64 / 1024.0
+        memory.processes,
+        memory.pss_kib as f64 / 1024.0,
+        memory.rss_kib as f64 / 1024.0
     );
     let _ = writeln!(s);
     let _ = writeln!(

@@ -251,6 +251,18 @@ pub fn wait_http_ok(
     }
 }
 
+/// Proportional memory of a process in KiB (`Pss` of `smaps_rollup`: shared pages, such as
+/// the one `weft` binary every proxy maps, divided among the processes sharing them), so
+/// the sum over processes is the memory they use together; 0 if it is gone.
+pub fn pss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Resident memory of a process in KiB (`VmRSS`), 0 if it is gone.
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
