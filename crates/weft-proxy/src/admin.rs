@@ -199,10 +199,20 @@ fn clusters_text(clusters: &ClusterManager) -> String {
         let _ = writeln!(out, "{name}::default_priority::max_connections::1024");
         for ep in &c.endpoints().all {
             let a = ep.addr;
-            let health = if ep.healthy {
-                "healthy"
+            let mut flags = Vec::new();
+            if !ep.healthy {
+                flags.push("/failed_eds_health");
+            }
+            if ep.health.is_hc_failed() {
+                flags.push("/failed_active_hc");
+            }
+            if ep.health.is_ejected() {
+                flags.push("/failed_outlier_check");
+            }
+            let health = if flags.is_empty() {
+                "healthy".to_owned()
             } else {
-                "/failed_eds_health"
+                flags.concat()
             };
             let _ = writeln!(out, "{name}::{a}::rq_active::{}", ep.active_requests());
             let _ = writeln!(out, "{name}::{a}::health_flags::{health}");

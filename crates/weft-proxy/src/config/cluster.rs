@@ -45,6 +45,10 @@ pub struct ClusterConfig {
     /// Close an upstream connection after this many requests
     /// (`common_http_protocol_options.max_requests_per_connection`).
     pub max_requests_per_connection: Option<u32>,
+    /// `outlier_detection`, when set.
+    pub outlier: Option<crate::config::outlier::OutlierConfig>,
+    /// `health_checks` (active health checking).
+    pub health_checks: Vec<crate::config::health::HealthCheckConfig>,
 }
 
 /// Envoy's circuit-breaker thresholds for one priority (defaults 1024/1024/1024/3).
@@ -323,6 +327,21 @@ impl TryFrom<&pb::Cluster> for ClusterConfig {
                 .and_then(|l| l.healthy_panic_threshold.as_ref())
                 .map_or(50.0, |p| p.value.clamp(0.0, 100.0)),
             thresholds: thresholds(c)?,
+            outlier: c
+                .outlier_detection
+                .as_ref()
+                .map(crate::config::outlier::OutlierConfig::try_from)
+                .transpose()
+                .at("outlier_detection")?,
+            health_checks: c
+                .health_checks
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    crate::config::health::HealthCheckConfig::try_from(h)
+                        .at(format!("health_checks[{i}]"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             max_requests_per_connection: max_requests_per_connection(c)?,
             locality_weighted: matches!(
                 c.common_lb_config

@@ -11,8 +11,10 @@
 
 pub mod cluster;
 pub mod fault;
+pub mod health;
 pub mod listener;
 pub mod matcher;
+pub mod outlier;
 pub mod route;
 mod support;
 pub(crate) mod util;

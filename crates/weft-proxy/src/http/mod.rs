@@ -33,7 +33,8 @@ use crate::config::route::{
 use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
 use crate::stats::ListenerStats;
-use crate::upstream::pool::{ConnectOptions, Returner, SendError};
+use crate::upstream::outlier::Outcome;
+use crate::upstream::pool::{ConnectOptions, Returner, SendError, UpstreamError};
 use crate::upstream::{ClusterManager, PickContext};
 use arc_swap::ArcSwap;
 use body::{BodyDone, RETRY_BUFFER_LIMIT, ResponseBody};
@@ -532,6 +533,21 @@ impl HttpManager {
                 }
             };
             let result = send_within(send, &timeouts, global_deadline, &done).await;
+            match &result {
+                Ok(Ok((resp, _))) => {
+                    cluster.report(&endpoint, Outcome::Http(resp.status().as_u16()))
+                }
+                Ok(Err(e)) if !e.error.is_overflow() => cluster.report(
+                    &endpoint,
+                    Outcome::LocalFailure {
+                        timeout: matches!(e.error, UpstreamError::ConnectTimeout),
+                    },
+                ),
+                Err(Fired::Global | Fired::PerTry | Fired::PerTryIdle) => {
+                    cluster.report(&endpoint, Outcome::LocalFailure { timeout: true })
+                }
+                _ => {}
+            }
             let retriable = match (&result, retry) {
                 (_, None) => false,
                 (Ok(Ok((resp, _))), Some(p)) => p.retriable_response(resp.status(), resp.headers()),

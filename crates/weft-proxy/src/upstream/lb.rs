@@ -119,7 +119,7 @@ impl EndpointSet {
             .iter()
             .map(|&p| {
                 let total = hosts(p).count() as u64;
-                let healthy = hosts(p).filter(|e| e.healthy && !e.degraded).count() as u64;
+                let healthy = hosts(p).filter(|e| e.is_healthy() && !e.degraded).count() as u64;
                 (healthy * u64::from(lb.overprovisioning) / total.max(1)).min(100)
             })
             .collect();
@@ -132,7 +132,7 @@ impl EndpointSet {
         if total_health == 0 {
             let degraded = priorities.iter().find_map(|&p| {
                 let d: Vec<_> = hosts(p)
-                    .filter(|e| e.healthy && e.degraded)
+                    .filter(|e| e.is_healthy() && e.degraded)
                     .cloned()
                     .collect();
                 (!d.is_empty()).then_some(d)
@@ -161,7 +161,7 @@ impl EndpointSet {
             }
             assigned += load;
             let eps: Vec<_> = hosts(p)
-                .filter(|e| panic || (e.healthy && !e.degraded))
+                .filter(|e| panic || (e.is_healthy() && !e.degraded))
                 .cloned()
                 .collect();
             let mut l = level(eps);
@@ -216,7 +216,7 @@ impl Localities {
             let all: Vec<_> = hosts.iter().filter(|e| e.locality == id).cloned().collect();
             let healthy: Vec<_> = all
                 .iter()
-                .filter(|e| e.healthy && !e.degraded)
+                .filter(|e| e.is_healthy() && !e.degraded)
                 .cloned()
                 .collect();
             let availability =

@@ -2,7 +2,9 @@
 //! load balancing and connection pools, behind an atomically swapped snapshot.
 
 pub mod breaker;
+pub mod health;
 pub mod lb;
+pub mod outlier;
 pub mod pool;
 
 use crate::config::ClusterConfig;
@@ -34,6 +36,8 @@ pub struct Endpoint {
     pub locality_weight: u32,
     active: AtomicU32,
     pub(crate) pool: Pool,
+    /// Outlier ejection and active health-check state.
+    pub health: outlier::HostHealth,
 }
 
 impl Endpoint {
@@ -57,7 +61,14 @@ impl Endpoint {
             locality_weight: 0,
             active: AtomicU32::new(0),
             pool: Pool::default(),
+            health: outlier::HostHealth::default(),
         }
+    }
+
+    /// Healthy for load balancing: EDS says so, outlier detection has not ejected it and
+    /// active health checking has not failed it.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy && !self.health.is_ejected() && !self.health.is_hc_failed()
     }
 
     /// Places the endpoint in locality `index` with that locality's weight.
@@ -174,14 +185,31 @@ impl Cluster {
         }
     }
 
-    /// Replaces the endpoints (EDS, DNS); endpoints unchanged keep their pools.
+    /// Rebuilds the endpoint set from the same endpoints (their health changed).
+    pub fn rebuild(&self) {
+        let all = self.endpoints.load().all.clone();
+        self.endpoints
+            .store(Arc::new(EndpointSet::build(all, self.lb_settings())));
+    }
+
+    /// Replaces the endpoints (EDS, DNS); endpoints unchanged keep their pools (and their
+    /// outlier and health-check state). New endpoints of a health-checked cluster start
+    /// out of rotation until their first check passes, as in Envoy.
     pub fn set_endpoints(&self, resolved: Vec<Endpoint>) {
         let old = self.endpoints.load();
+        let checked = !self.config.health_checks.is_empty();
         let all = resolved
             .into_iter()
             .map(|new| match old.all.iter().find(|e| e.same_as(&new)) {
                 Some(existing) => existing.clone(),
-                None => Arc::new(new),
+                None => {
+                    if checked {
+                        new.health
+                            .hc_failed
+                            .store(true, std::sync::atomic::Ordering::Release);
+                    }
+                    Arc::new(new)
+                }
             })
             .collect();
         self.endpoints
@@ -248,6 +276,22 @@ impl ClusterManager {
                 resolve(&config.localities, config.discovery, config.dns_family).await,
             ),
             Discovery::OriginalDst => {}
+        }
+        // As Envoy warms a cluster: the first health checks finish before it takes traffic.
+        for i in 0..config.health_checks.len() {
+            cluster.health_round(i).await;
+            let task = tokio::spawn(health::run(Arc::downgrade(&cluster), i));
+            self.dns_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(task.abort_handle());
+        }
+        if let Some(o) = &config.outlier {
+            let task = tokio::spawn(outlier::run(Arc::downgrade(&cluster), o.interval));
+            self.dns_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(task.abort_handle());
         }
         if matches!(
             config.discovery,

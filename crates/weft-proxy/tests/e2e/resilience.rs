@@ -843,3 +843,239 @@ async fn max_requests_per_connection_recycles_upstream_connections() {
     }
     assert_eq!(b.connections(), 3, "two requests per upstream connection");
 }
+
+/// `/clusters` health flags of `addr` in `cluster`.
+async fn health_flags(proxy: &ProxyHandle, cluster: &str, addr: std::net::SocketAddr) -> String {
+    let mut admin = HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin connect");
+    let text = admin
+        .get("admin", "/clusters", &[])
+        .await
+        .expect("clusters")
+        .text();
+    let prefix = format!("{cluster}::{addr}::health_flags::");
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn previous_hosts_retry(retry_on: &str) -> Value {
+    json!({
+        "retry_on": retry_on, "num_retries": 3,
+        "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
+        "host_selection_retry_max_attempts": 5,
+        "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.002s"},
+    })
+}
+
+#[tokio::test]
+async fn failing_endpoint_is_ejected_and_no_request_fails_while_retries_allow() {
+    let good = EchoServer::start("good").await;
+    let bad = EchoServer::start_failing("bad", 503).await;
+    let refused = weft_testkit::refused_addr().await;
+    let mut c5xx = static_cluster("c", &[good.addr, bad.addr]);
+    c5xx["outlier_detection"] = json!({
+        "consecutive_5xx": 3, "interval": "0.05s", "base_ejection_time": "0.5s",
+        "max_ejection_percent": 100,
+    });
+    let mut local = static_cluster("local", &[good.addr, refused]);
+    local["outlier_detection"] = json!({
+        "split_external_local_origin_errors": true, "consecutive_local_origin_failure": 2,
+        "interval": "0.05s", "base_ejection_time": "30s", "max_ejection_percent": 50,
+    });
+    let routes = json!({"name": "local", "virtual_hosts": [
+        {"name": "c", "domains": ["c"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": previous_hosts_retry("5xx")}}]},
+        {"name": "local", "domains": ["local"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "local", "retry_policy": previous_hosts_retry("connect-failure")}}]},
+    ]});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![c5xx, local],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    let mut get = async |host: &str| {
+        let r = c.get(host, "/", &[]).await.expect("reply");
+        assert_eq!(
+            (r.status.as_u16(), r.backend()),
+            (200, "good"),
+            "no request fails while a healthy endpoint exists"
+        );
+    };
+    // Three 503s in a row eject the bad host; retries hide every one of them.
+    let ejected = "/failed_outlier_check";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while health_flags(&proxy, "c", bad.addr).await != ejected {
+        assert!(Instant::now() < deadline, "bad host never ejected");
+        get("c").await;
+    }
+    assert_eq!(health_flags(&proxy, "c", good.addr).await, "healthy");
+    assert_eq!(
+        bad.requests(),
+        3,
+        "ejected after exactly three consecutive 5xx"
+    );
+    // While ejected it gets nothing.
+    for _ in 0..10 {
+        get("c").await;
+    }
+    if health_flags(&proxy, "c", bad.addr).await == ejected {
+        assert_eq!(bad.requests(), 3, "no traffic while ejected");
+    }
+    // base_ejection_time later it comes back, fails three more times and is ejected again
+    // (for twice as long).
+    assert_eventually!(
+        health_flags(&proxy, "c", bad.addr).await == "healthy",
+        "the bad host came back"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(
+        &proxy,
+        "weft_outlier_detection_ejections_enforced_total{cluster_name=\"c\"}",
+    )
+    .await
+        < 2.0
+    {
+        assert!(Instant::now() < deadline, "never ejected a second time");
+        get("c").await;
+    }
+    assert_eq!(bad.requests(), 6);
+    // Local-origin errors on their own counter: two refused connects eject that host.
+    for _ in 0..6 {
+        get("local").await;
+    }
+    assert_eventually!(
+        health_flags(&proxy, "local", refused).await == ejected,
+        "refused host ejected"
+    );
+}
+
+#[tokio::test]
+async fn success_rate_and_failure_percentage_detection_eject_outliers() {
+    let (a, b, bad) = (
+        EchoServer::start("a").await,
+        EchoServer::start("b").await,
+        EchoServer::start_failing("bad", 500).await,
+    );
+    for (name, detector) in [
+        (
+            "sr",
+            json!({"success_rate_minimum_hosts": 3, "success_rate_request_volume": 10, "success_rate_stdev_factor": 1000}),
+        ),
+        (
+            "fp",
+            json!({"enforcing_success_rate": 0, "failure_percentage_threshold": 50, "enforcing_failure_percentage": 100,
+                      "failure_percentage_minimum_hosts": 3, "failure_percentage_request_volume": 10}),
+        ),
+    ] {
+        let mut cluster = static_cluster(name, &[a.addr, b.addr, bad.addr]);
+        let mut od = json!({"consecutive_5xx": 1000, "interval": "0.5s", "base_ejection_time": "30s", "max_ejection_percent": 50});
+        if let (Some(o), Some(d)) = (od.as_object_mut(), detector.as_object()) {
+            o.extend(d.clone());
+        }
+        cluster["outlier_detection"] = od;
+        let proxy = start(&bootstrap(
+            vec![http_listener(
+                "in",
+                any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": name}}])),
+                json!({}),
+            )],
+            vec![cluster],
+        ))
+        .await;
+        let mut c = client(&proxy).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while health_flags(&proxy, name, bad.addr).await != "/failed_outlier_check" {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the failing host was never ejected"
+            );
+            for _ in 0..30 {
+                c.get("h", "/", &[]).await.expect("reply");
+            }
+        }
+        assert_eq!(
+            health_flags(&proxy, name, a.addr).await,
+            "healthy",
+            "{name}"
+        );
+        assert_eq!(
+            health_flags(&proxy, name, b.addr).await,
+            "healthy",
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn active_health_checks_take_hosts_out_and_bring_them_back() {
+    let good = EchoServer::start("good").await;
+    let flaky = EchoServer::start("flaky").await;
+    flaky.fail_next(usize::MAX, 503);
+    let tcp = weft_testkit::TcpEcho::start("tcp").await;
+    let refused = weft_testkit::refused_addr().await;
+    let mut http = static_cluster("http", &[good.addr, flaky.addr]);
+    http["health_checks"] = json!([{
+        "timeout": "1s", "interval": "0.05s", "unhealthy_threshold": 2, "healthy_threshold": 2,
+        "http_health_check": {"path": "/healthz"},
+    }]);
+    let mut raw = static_cluster("tcp", &[tcp.addr, refused]);
+    raw["health_checks"] = json!([{
+        "timeout": "1s", "interval": "0.05s", "unhealthy_threshold": 1, "healthy_threshold": 1,
+        "tcp_health_check": {"send": {"text": "70696e67"}, "receive": [{"text": "70696e67"}]},
+    }]);
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "http"}}])),
+            json!({}),
+        )],
+        vec![http, raw],
+    ))
+    .await;
+    // The first round ran before the cluster took traffic.
+    assert_eq!(
+        health_flags(&proxy, "http", flaky.addr).await,
+        "/failed_active_hc"
+    );
+    assert_eq!(
+        health_flags(&proxy, "tcp", refused).await,
+        "/failed_active_hc"
+    );
+    assert_eq!(health_flags(&proxy, "tcp", tcp.addr).await, "healthy");
+    let mut c = client(&proxy).await;
+    for _ in 0..10 {
+        let r = c.get("h", "/", &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.backend()), (200, "good"));
+    }
+    flaky.fail_next(0, 503);
+    assert_eventually!(
+        health_flags(&proxy, "http", flaky.addr).await == "healthy",
+        "back after healthy_threshold passing checks"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10 {
+        seen.insert(
+            c.get("h", "/", &[])
+                .await
+                .expect("reply")
+                .backend()
+                .to_owned(),
+        );
+    }
+    assert!(seen.contains("flaky"), "{seen:?}");
+    flaky.fail_next(usize::MAX, 503);
+    assert_eventually!(
+        health_flags(&proxy, "http", flaky.addr).await == "/failed_active_hc",
+        "out again after unhealthy_threshold failures"
+    );
+    assert!(
+        metric(
+            &proxy,
+            "weft_health_check_failure_total{cluster_name=\"http\"}"
+        )
+        .await
+            >= 3.0
+    );
+}
