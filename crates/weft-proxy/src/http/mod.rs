@@ -278,7 +278,7 @@ impl HttpManager {
                 log.flags.insert(injected.flags);
             }
             if let Some(reply) = injected.abort {
-                return self.local(reply, grpc, None, request_id, log, started);
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
         }
         match &route.action {
@@ -724,8 +724,14 @@ impl HttpManager {
                 } else {
                     ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
                 };
+                // As Envoy words it once a retry happened.
+                let reason = if retries > 0 {
+                    "retried and the latest reset reason"
+                } else {
+                    "reset reason"
+                };
                 let body = format!(
-                    "upstream connect error or disconnect/reset before headers. reset reason: {}",
+                    "upstream connect error or disconnect/reset before headers. {reason}: {}",
                     e.reset_reason()
                 );
                 LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, e.details(), &body)
@@ -736,7 +742,12 @@ impl HttpManager {
         if let (Some(c), Some(log)) = (&counter, log.as_mut()) {
             log.bytes_received = c.load(Ordering::Relaxed);
         }
-        self.local(reply, grpc, Some(mutations), request_id, log, started)
+        let mut resp = self.local(reply, grpc, Some(mutations), request_id, log, started);
+        if mutations.vh.attempt_count_downstream {
+            resp.headers_mut()
+                .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
+        }
+        resp
     }
 
     /// Answers `101` downstream and splices the two upgraded connections together.

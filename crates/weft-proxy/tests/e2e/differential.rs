@@ -14,11 +14,11 @@ use std::time::Duration;
 use weft_testkit::{EchoServer, HttpClient, Reply, assert_eventually, request};
 
 /// A running Envoy; killed on drop.
-struct Envoy {
+pub(crate) struct Envoy {
     _child: tokio::process::Child,
     _dir: tempfile::TempDir,
-    listener: SocketAddr,
-    admin: SocketAddr,
+    pub(crate) listener: SocketAddr,
+    pub(crate) admin: SocketAddr,
 }
 
 impl Envoy {
@@ -49,11 +49,11 @@ async fn listener_addr(admin: SocketAddr, name: &str) -> SocketAddr {
     .expect("listener address")
 }
 
-fn envoy_bin() -> Option<String> {
+pub(crate) fn envoy_bin() -> Option<String> {
     weft_testkit::envoy_binary().map(|p| p.to_string_lossy().into_owned())
 }
 
-async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {
+pub(crate) async fn start_envoy(bin: &str, bootstrap: &Value, listener: &str) -> Envoy {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("envoy.json");
     let admin_path = dir.path().join("admin.txt");

@@ -4,6 +4,7 @@
 mod admin;
 mod bootstrap;
 mod differential;
+mod differential_resilience;
 mod resilience;
 mod routing;
 mod tcp;
