@@ -285,6 +285,11 @@ impl XdsState {
         }
         let reported = self.reported.clone();
         tokio::task::spawn_blocking(move || {
+            // One walk at a time: each builds its own descriptor pool (~4.5 MB of heap),
+            // and four at once (CDS, EDS, LDS, RDS arrive together) left ~20 MB resident
+            // per proxy after they were freed. In sequence they reuse the same memory.
+            static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
             let walker = weft_xds::json::Renderer::new();
             for (name, any) in &changed {
                 for u in walker.unsupported(any, &crate::config::SUPPORT) {

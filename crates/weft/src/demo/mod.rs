@@ -556,7 +556,13 @@ fn start_proxy(
                 a.push("--meta".to_owned());
                 a.push(format!("{k}={v}"));
             }
-            Spec::new(&log_name, weft).args(a)
+            let mut spec = Spec::new(&log_name, weft).args(a);
+            // The proxy's xDS handling runs short jobs on blocking threads; glibc gives
+            // each thread its own arena, whose pages stay resident after the thread exits
+            // (~4.5 MB each, 6 per proxy measured). One arena is plenty at this load.
+            spec.env
+                .push(("MALLOC_ARENA_MAX".to_owned(), "1".to_owned()));
+            spec
         }
         Some(envoy) => {
             let file = logs.join(format!("{log_name}-bootstrap.yaml"));
