@@ -32,6 +32,8 @@ pub struct ListenerRuntime {
 struct Chain {
     matcher: FilterChainMatch,
     filter: ChainFilter,
+    /// `envoy.filters.network.local_ratelimit` before the terminal filter.
+    conn_limit: Option<Arc<crate::config::ratelimit::ConnectionRateLimit>>,
 }
 
 #[derive(Debug)]
@@ -60,6 +62,7 @@ impl ListenerRuntime {
     ) -> ListenerRuntime {
         let stats = stats.listener(&config.name);
         let chain = |c: &FilterChainConfig| Chain {
+            conn_limit: c.conn_limit.clone(),
             matcher: c.matcher.clone(),
             filter: match &c.filter {
                 NetworkFilter::Http(h) => {
@@ -209,7 +212,17 @@ async fn handle_connection(
         server_name: sniffed.server_name.clone(),
         scheme: "http",
     };
-    match select_chain(&rt.chains, original.port(), &sniffed).or(rt.default_chain.as_ref()) {
+    let chain = select_chain(&rt.chains, original.port(), &sniffed).or(rt.default_chain.as_ref());
+    if let Some(limit) = chain.and_then(|c| c.conn_limit.as_ref())
+        && !limit.bucket.try_take()
+    {
+        // Envoy's network local rate limit closes the connection at once.
+        rt.stats.cx_rate_limited.inc();
+        tracing::debug!(listener = %rt.config.name, %remote, "connection rate limited");
+        rt.stats.cx_active.dec();
+        return;
+    }
+    match chain {
         Some(Chain {
             filter: ChainFilter::Http(h),
             ..
@@ -290,6 +303,7 @@ mod tests {
 
     fn chain(name: &str, m: FilterChainMatch) -> Chain {
         Chain {
+            conn_limit: None,
             matcher: m,
             filter: ChainFilter::Tcp(Arc::new(TcpProxyConfig {
                 stat_prefix: name.to_owned(),

@@ -63,7 +63,7 @@ pub struct Stats {
 }
 
 /// Listener (HTTP connection manager) counters beyond the basics: name and help.
-const LISTENER_COUNTERS: [(&str, &str); 7] = [
+const LISTENER_COUNTERS: [(&str, &str); 9] = [
     (
         "http_fault_delays_injected",
         "Requests delayed by the fault filter",
@@ -90,7 +90,15 @@ const LISTENER_COUNTERS: [(&str, &str); 7] = [
     ),
     (
         "http_local_rate_limited",
-        "Requests answered 429 by the local rate limit",
+        "Requests over the HTTP local rate limit",
+    ),
+    (
+        "downstream_cx_rate_limited",
+        "Connections closed by the network local rate limit",
+    ),
+    (
+        "http_mirror_dropped",
+        "Mirror copies not sent (too many in flight, or no healthy host)",
     ),
 ];
 
@@ -184,6 +192,8 @@ pub struct ListenerStats {
     pub rq_idle_timeout: Counter,
     pub rq_max_duration: Counter,
     pub rate_limited: Counter,
+    pub cx_rate_limited: Counter,
+    pub mirror_dropped: Counter,
 }
 
 impl Stats {
@@ -359,6 +369,8 @@ impl Stats {
             rq_idle_timeout: self.listener_counter(4, &l),
             rq_max_duration: self.listener_counter(5, &l),
             rate_limited: self.listener_counter(6, &l),
+            cx_rate_limited: self.listener_counter(7, &l),
+            mirror_dropped: self.listener_counter(8, &l),
         }
     }
 
@@ -452,6 +464,10 @@ impl ListenerStats {
             ("downstream_rq_idle_timeout", &self.rq_idle_timeout),
             ("downstream_rq_max_duration_reached", &self.rq_max_duration),
             ("local_rate_limit.rate_limited", &self.rate_limited),
+            (
+                "network_local_rate_limit.rate_limited",
+                &self.cx_rate_limited,
+            ),
         ] {
             let _ = writeln!(out, "{p}.{name}: {}", c.get());
         }

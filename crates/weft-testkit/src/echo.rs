@@ -38,6 +38,8 @@ pub struct EchoServer {
     /// The next this-many requests get `fail_status` (see [`EchoServer::fail_next`]).
     fail_next: Arc<AtomicUsize>,
     fail_status: Arc<std::sync::atomic::AtomicU16>,
+    /// The JSON description of the last request served.
+    last: Arc<std::sync::Mutex<Option<serde_json::Value>>>,
 }
 
 impl EchoServer {
@@ -64,6 +66,7 @@ impl EchoServer {
             fixed_status,
             fail_next: Arc::new(AtomicUsize::new(0)),
             fail_status: Arc::new(std::sync::atomic::AtomicU16::new(503)),
+            last: Arc::default(),
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -96,6 +99,11 @@ impl EchoServer {
     pub fn fail_next(&self, n: usize, status: u16) {
         self.fail_status.store(status, Ordering::Relaxed);
         self.fail_next.store(n, Ordering::Relaxed);
+    }
+
+    /// What the last request looked like (the JSON body it was answered with).
+    pub fn last_request(&self) -> Option<serde_json::Value> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Requests served so far.
@@ -208,6 +216,7 @@ impl EchoServer {
             .unwrap_or(0);
         let mut info = info;
         info["body_len"] = body_len.into();
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(info.clone());
         let mut resp = self.response(status, Full::new(Bytes::from(info.to_string())).boxed());
         resp.headers_mut().insert(
             http::header::CONTENT_TYPE,

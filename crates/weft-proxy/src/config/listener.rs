@@ -2,6 +2,9 @@
 
 use crate::access_log::AccessLogs;
 use crate::config::fault::FaultConfig;
+use crate::config::ratelimit::{
+    ConnectionRateLimit, HTTP_LOCAL_RATELIMIT, HttpRateLimit, NETWORK_LOCAL_RATELIMIT,
+};
 use crate::config::route::RouteTable;
 use crate::config::route::filters::HTTP_FAULT;
 use crate::config::util::{decode_any, duration, ip_socket_addr};
@@ -46,6 +49,8 @@ pub struct FilterChainConfig {
     pub name: String,
     pub matcher: FilterChainMatch,
     pub filter: NetworkFilter,
+    /// A network local rate limit before the terminal filter.
+    pub conn_limit: Option<Arc<ConnectionRateLimit>>,
 }
 
 /// Envoy's `FilterChainMatch` for the criteria weft implements.
@@ -118,6 +123,10 @@ pub struct HttpConnectionManagerConfig {
     /// The fault filter, when the HTTP filter chain has one (its filter-level config; routes
     /// may override it). `None`: per-route fault configs have no filter to act on.
     pub fault: Option<Arc<FaultConfig>>,
+    /// The local rate limit filter, when the chain has one (routes may override it).
+    pub ratelimit: Option<Arc<HttpRateLimit>>,
+    /// The rate limit filter comes before the fault filter in `http_filters`.
+    pub ratelimit_first: bool,
     /// `stream_idle_timeout` (Envoy's default 5 min; `0s` disables): no bytes either way for
     /// this long ends the stream (`408` before the response started, flag `SI`).
     pub stream_idle_timeout: Option<Duration>,
@@ -243,12 +252,29 @@ fn filter_chain(
     let Some((last, rest)) = c.filters.split_last() else {
         return Err(ConfigError::new("at least one filter is required").at("filters"));
     };
-    if let Some((i, f)) = rest.iter().enumerate().next() {
-        return Err(ConfigError::new(format!(
-            "network filter {:?} before the terminal filter is not supported",
-            f.name
-        ))
-        .at(format!("filters[{i}]")));
+    let mut conn_limit = None;
+    for (i, f) in rest.iter().enumerate() {
+        match &f.config_type {
+            Some(filter::ConfigType::TypedConfig(any))
+                if any.type_url == NETWORK_LOCAL_RATELIMIT =>
+            {
+                let pb = decode_any(any, NETWORK_LOCAL_RATELIMIT)
+                    .at("typed_config")
+                    .at(format!("filters[{i}]"))?;
+                conn_limit = Some(Arc::new(
+                    ConnectionRateLimit::try_from(&pb)
+                        .at("typed_config")
+                        .at(format!("filters[{i}]"))?,
+                ));
+            }
+            _ => {
+                return Err(ConfigError::new(format!(
+                    "network filter {:?} before the terminal filter is not supported",
+                    f.name
+                ))
+                .at(format!("filters[{i}]")));
+            }
+        }
     }
     let at = format!("filters[{}]", c.filters.len() - 1);
     let Some(filter::ConfigType::TypedConfig(any)) = &last.config_type else {
@@ -275,6 +301,7 @@ fn filter_chain(
         }
     };
     Ok(FilterChainConfig {
+        conn_limit,
         name: c.name.clone(),
         matcher,
         filter,
@@ -353,6 +380,8 @@ fn hcm_config(
     let opts = h.common_http_protocol_options.as_ref();
     Ok(HttpConnectionManagerConfig {
         fault: filters.fault,
+        ratelimit: filters.ratelimit,
+        ratelimit_first: filters.ratelimit_first,
         stream_idle_timeout: match duration(h.stream_idle_timeout.as_ref())
             .at("stream_idle_timeout")?
         {
@@ -400,6 +429,8 @@ fn hcm_config(
 /// What the HTTP filter chain configures.
 struct HttpFilters {
     fault: Option<Arc<FaultConfig>>,
+    ratelimit: Option<Arc<HttpRateLimit>>,
+    ratelimit_first: bool,
     suppress_envoy_headers: bool,
 }
 
@@ -424,6 +455,8 @@ fn http_filters(
     }
     let mut out = HttpFilters {
         fault: None,
+        ratelimit: None,
+        ratelimit_first: false,
         suppress_envoy_headers: router_config(router)
             .at(format!("[{}]", h.http_filters.len() - 1))?
             .suppress_envoy_headers,
@@ -448,6 +481,18 @@ fn http_filters(
                     None => FaultConfig::default(),
                 };
                 out.fault = Some(Arc::new(cfg));
+            }
+            (_, HTTP_LOCAL_RATELIMIT) | ("envoy.filters.http.local_ratelimit", "") => {
+                let Some(any) = any else {
+                    return Err(ConfigError::new("typed_config is required").at(&at));
+                };
+                let pb = decode_any(any, HTTP_LOCAL_RATELIMIT)
+                    .at("typed_config")
+                    .at(&at)?;
+                out.ratelimit = Some(Arc::new(
+                    HttpRateLimit::try_from(&pb).at("typed_config").at(&at)?,
+                ));
+                out.ratelimit_first = out.fault.is_none();
             }
             // Istio installs CORS everywhere; with no policy on any route it does nothing,
             // and per-route CORS policies are rejected where they appear.

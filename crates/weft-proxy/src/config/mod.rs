@@ -15,6 +15,7 @@ pub mod health;
 pub mod listener;
 pub mod matcher;
 pub mod outlier;
+pub mod ratelimit;
 pub mod route;
 mod support;
 pub(crate) mod util;
@@ -266,6 +267,17 @@ fn check_cluster_refs(l: &ListenerConfig, names: &HashSet<Arc<str>>) -> Result<(
                             continue;
                         };
                         let at = format!("route_config.virtual_hosts[{v}].routes[{r}].route");
+                        if let Some((j, m)) = f
+                            .mirrors
+                            .iter()
+                            .enumerate()
+                            .find(|(_, m)| !names.contains(&m.cluster))
+                        {
+                            return unknown(
+                                &m.cluster,
+                                format!("{at}.request_mirror_policies[{j}].cluster"),
+                            );
+                        }
                         match &f.clusters {
                             ClusterSelect::Single(c) if !names.contains(c) => {
                                 return unknown(c, format!("{at}.cluster"));

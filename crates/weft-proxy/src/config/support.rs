@@ -189,6 +189,31 @@ pub static SUPPORT: Support = Support(&[
         &[],
     ),
     ("envoy.type.v3.FractionalPercent", &["*"]),
+    (
+        "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        &[
+            "stat_prefix",
+            "status",
+            "token_bucket",
+            "filter_enabled",
+            "filter_enforced",
+            "request_headers_to_add_when_not_enforced",
+            "response_headers_to_add",
+            "descriptors",
+            "local_rate_limit_per_downstream_connection",
+            "rate_limited_as_resource_exhausted",
+        ],
+    ),
+    (
+        "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
+        &["stat_prefix", "token_bucket", "runtime_enabled"],
+    ),
+    ("envoy.type.v3.TokenBucket", &["*"]),
+    ("envoy.type.v3.HttpStatus", &["code"]),
+    (
+        "envoy.config.core.v3.RuntimeFractionalPercent",
+        &["default_value"],
+    ),
     // Istio's CORS filter without policies does nothing.
     ("envoy.extensions.filters.http.cors.v3.Cors", &[]),
     (
@@ -321,6 +346,7 @@ pub static SUPPORT: Support = Support(&[
             "grpc_timeout_offset",
             "max_stream_duration",
             "priority",
+            "request_mirror_policies",
         ],
     ),
     (

@@ -84,6 +84,8 @@ struct SourceState {
     /// The body outgrew the buffer: kept frames were dropped and nothing can be replayed.
     overflowed: bool,
     ended: bool,
+    /// Followers (mirrors) waiting for the leader to pull the next frame.
+    waiters: Vec<std::task::Waker>,
 }
 
 /// A downstream body shared by the attempts of one request: frames are read from the client
@@ -114,6 +116,7 @@ impl SharedBody {
                 pulled: 0,
                 overflowed: false,
                 ended: false,
+                waiters: Vec::new(),
             }),
             counter,
             done,
@@ -136,6 +139,19 @@ impl SharedBody {
             kind: Kind::Shared {
                 source: self.clone(),
                 pos: 0,
+                follower: false,
+            },
+        }
+    }
+
+    /// A copy that only reads what attempts have already read (a mirror): it never pulls
+    /// from the client itself, so it can neither delay nor starve the original request.
+    pub fn follower(self: &Arc<Self>) -> RequestBody {
+        RequestBody {
+            kind: Kind::Shared {
+                source: self.clone(),
+                pos: 0,
+                follower: true,
             },
         }
     }
@@ -143,6 +159,7 @@ impl SharedBody {
     fn poll_at(
         &self,
         pos: &mut usize,
+        follower: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,7 +175,14 @@ impl SharedBody {
         if st.ended {
             return Poll::Ready(None);
         }
+        if follower {
+            st.waiters.push(cx.waker().clone());
+            return Poll::Pending;
+        }
         let frame = ready!(Pin::new(&mut st.inner).poll_frame(cx));
+        for w in st.waiters.drain(..) {
+            w.wake();
+        }
         match frame {
             None => {
                 st.ended = true;
@@ -205,6 +229,7 @@ enum Kind {
     Shared {
         source: Arc<SharedBody>,
         pos: usize,
+        follower: bool,
     },
 }
 
@@ -265,7 +290,11 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().kind {
             Kind::Empty => Poll::Ready(None),
-            Kind::Shared { source, pos } => source.poll_at(pos, cx),
+            Kind::Shared {
+                source,
+                pos,
+                follower,
+            } => source.poll_at(pos, *follower, cx),
             Kind::Direct {
                 inner,
                 counter,

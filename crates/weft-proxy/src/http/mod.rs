@@ -9,6 +9,7 @@ mod end;
 mod fault;
 pub mod headers;
 mod idle;
+mod ratelimit;
 mod request;
 mod respond;
 mod retry;
@@ -27,8 +28,8 @@ use crate::access_log::LogRecord;
 use crate::config::cluster::UpstreamProtocol;
 use crate::config::listener::{HttpConnectionManagerConfig, ServerHeader};
 use crate::config::route::{
-    ClusterSelect, ForwardAction, HeaderContext, Route, RouteAction, RouteTable, VirtualHost,
-    WeightedTarget, strip_port,
+    ClusterSelect, FilterOverrides, ForwardAction, HeaderContext, HeaderMutation, MirrorPolicy,
+    Route, RouteAction, RouteTable, VirtualHost, WeightedTarget, strip_port,
 };
 use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
@@ -37,10 +38,11 @@ use crate::upstream::outlier::Outcome;
 use crate::upstream::pool::{ConnectOptions, Returner, SendError, UpstreamError};
 use crate::upstream::{ClusterManager, PickContext};
 use arc_swap::ArcSwap;
-use body::{BodyDone, RETRY_BUFFER_LIMIT, ResponseBody};
+use body::{BodyDone, RETRY_BUFFER_LIMIT, RequestBody, ResponseBody, SharedBody};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -88,6 +90,17 @@ pub struct HttpManager {
     server: auto::Builder<TokioExecutor>,
     /// Fault-filter delays in effect now (`max_active_faults`).
     active_faults: std::sync::atomic::AtomicU32,
+    /// Mirrored requests in flight.
+    mirrors_in_flight: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// Mirrored copies in flight per connection manager; beyond, copies are dropped.
+const MAX_MIRRORS_IN_FLIGHT: u32 = 256;
+
+/// Envoy's shadow host: `-shadow` after the host name, before any port.
+fn shadow_host(host: &str) -> String {
+    let bare = strip_port(host);
+    format!("{bare}-shadow{}", &host[bare.len()..])
 }
 
 impl HttpManager {
@@ -131,6 +144,7 @@ impl HttpManager {
             stats: Arc::new(stats),
             server,
             active_faults: Default::default(),
+            mirrors_in_flight: Default::default(),
         }
     }
 
@@ -209,16 +223,16 @@ impl HttpManager {
             headers: req.headers(),
         };
         let Some((vh, route)) = table.route(&view) else {
-            // The fault filter runs before the router, with its own config when no route.
-            if let Some(fc) = cfg.fault.as_deref() {
-                let injected =
-                    fault::inject(fc, req.headers(), None, &self.active_faults, &self.stats).await;
-                if let Some(log) = log.as_mut() {
-                    log.flags.insert(injected.flags);
+            // The HTTP filters run before the router, with their own configs when no route.
+            if let Some((reply, extra)) = self
+                .http_filters(&mut req, [None, None, None], None, &mut log)
+                .await
+            {
+                let mut resp = self.local(reply, grpc, None, request_id, log, started);
+                if let Some(extra) = extra {
+                    extra.apply(resp.headers_mut(), &HeaderContext::default());
                 }
-                if let Some(reply) = injected.abort {
-                    return self.local(reply, grpc, None, request_id, log, started);
-                }
+                return resp;
             }
             let reply = LocalReply::new(
                 StatusCode::NOT_FOUND,
@@ -262,24 +276,21 @@ impl HttpManager {
             }),
             _ => None,
         };
-        let fault_cfg = fault::resolve(
-            cfg.fault.as_deref(),
-            [
-                Some(&route.filters),
-                Some(&vh.filters),
-                Some(&table.filters),
-            ],
-        );
-        if let Some(fc) = fault_cfg {
-            let cluster = chosen.as_ref().map(|(name, _)| &**name);
-            let injected =
-                fault::inject(fc, req.headers(), cluster, &self.active_faults, &self.stats).await;
-            if let Some(log) = log.as_mut() {
-                log.flags.insert(injected.flags);
+        let levels = [
+            Some(&route.filters),
+            Some(&vh.filters),
+            Some(&table.filters),
+        ];
+        let cluster = chosen.as_ref().map(|(name, _)| name.clone());
+        if let Some((reply, extra)) = self
+            .http_filters(&mut req, levels, cluster.as_deref(), &mut log)
+            .await
+        {
+            let mut resp = self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            if let Some(extra) = extra {
+                extra.apply(resp.headers_mut(), &mutations.cx);
             }
-            if let Some(reply) = injected.abort {
-                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
-            }
+            return resp;
         }
         match &route.action {
             RouteAction::Direct(d) => {
@@ -290,7 +301,7 @@ impl HttpManager {
             }
             RouteAction::Redirect(r) => {
                 let location =
-                    redirect_location(r, route, ds.scheme, &authority, view.path_and_query);
+                    redirect_location(r, route, ds.scheme, &authority, path_and_query(&req));
                 let reply = LocalReply::new(r.status, ResponseFlags::default(), "redirect", "")
                     .with_location(location);
                 self.local(reply, false, Some(&mutations), request_id, log, started)
@@ -308,6 +319,148 @@ impl HttpManager {
                     .await
             }
         }
+    }
+
+    /// Sends a fire-and-forget copy of `req` to the mirror's cluster: `Host` gets `-shadow`,
+    /// the body is read only as far as the original's attempts have read it, the copy's
+    /// response is discarded, and at most [`MAX_MIRRORS_IN_FLIGHT`] copies run at once
+    /// (more are dropped), so a slow shadow never delays or fails the original.
+    fn mirror(
+        &self,
+        m: &MirrorPolicy,
+        req: &Request<RequestBody>,
+        shared: Option<&Arc<SharedBody>>,
+        timeout: Option<std::time::Duration>,
+    ) {
+        let Some(cluster) = self.clusters.get(&m.cluster) else {
+            return;
+        };
+        if self.mirrors_in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_MIRRORS_IN_FLIGHT {
+            self.mirrors_in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.stats.mirror_dropped.inc();
+            return;
+        }
+        let Some(endpoint) = cluster.pick(&PickContext::default()) else {
+            self.mirrors_in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.stats.mirror_dropped.inc();
+            return;
+        };
+        let http2 = match cluster.config.protocol {
+            UpstreamProtocol::Http1 => false,
+            UpstreamProtocol::Http2 => true,
+            UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
+        };
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        let host = match (&m.host, m.shadow_suffix) {
+            (Some(h), _) => h.to_str().unwrap_or("").to_owned(),
+            (None, true) => shadow_host(&host),
+            (None, false) => host,
+        };
+        let body = shared.map_or_else(RequestBody::empty, |s| s.follower());
+        let mut copy = Request::new(body);
+        *copy.method_mut() = req.method().clone();
+        *copy.headers_mut() = req.headers().clone();
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let uri = if http2 {
+            *copy.version_mut() = Version::HTTP_2;
+            copy.headers_mut().remove(header::HOST);
+            format!("http://{host}{pq}").parse()
+        } else {
+            *copy.version_mut() = Version::HTTP_11;
+            if let Ok(v) = HeaderValue::from_str(&host) {
+                copy.headers_mut().insert(header::HOST, v);
+            }
+            pq.parse()
+        };
+        let Ok(uri) = uri else {
+            self.mirrors_in_flight.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        *copy.uri_mut() = uri;
+        let in_flight = self.mirrors_in_flight.clone();
+        let limit = timeout.unwrap_or(crate::config::route::DEFAULT_ROUTE_TIMEOUT);
+        tokio::spawn(async move {
+            let breaker = &cluster.breakers[0];
+            if let Some(slot) = breaker.request() {
+                let _guard = InFlight::begin(endpoint.clone(), cluster.clone(), slot);
+                let opts = ConnectOptions {
+                    http2,
+                    connect_timeout: cluster.config.connect_timeout,
+                    breaker,
+                    max_requests_per_connection: cluster.config.max_requests_per_connection,
+                };
+                let stats = &cluster.stats;
+                stats.rq_total.inc();
+                let exchange = async {
+                    let (resp, returner) = endpoint.send(copy, opts, stats).await.ok()?;
+                    stats.record_status(resp.status().as_u16());
+                    resp.into_body().collect().await.ok()?;
+                    if let Some(r) = returner {
+                        r.give_back();
+                    }
+                    Some(())
+                };
+                let _ = tokio::time::timeout(limit, exchange).await;
+            }
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Runs the HTTP filters before the router (local rate limit and fault injection, in
+    /// their configured order); a local reply (and headers to add to it) ends the request.
+    async fn http_filters<'a>(
+        &'a self,
+        req: &mut Request<Incoming>,
+        levels: [Option<&'a FilterOverrides>; 3],
+        cluster: Option<&str>,
+        log: &mut Option<LogRecord>,
+    ) -> Option<(LocalReply, Option<&'a HeaderMutation>)> {
+        let cfg = &*self.config;
+        let grpc = respond::is_grpc(req.headers());
+        let rl = ratelimit::resolve(cfg.ratelimit.as_deref(), levels);
+        let limit = |req: &mut Request<Incoming>| match rl
+            .map(|rl| ratelimit::check(rl, grpc, &self.stats))
+        {
+            Some(ratelimit::Decision::Limited(reply, extra)) => Some((reply, Some(extra))),
+            Some(ratelimit::Decision::NotEnforced(add)) => {
+                add.apply(req.headers_mut(), &HeaderContext::default());
+                None
+            }
+            Some(ratelimit::Decision::Allow) | None => None,
+        };
+        if cfg.ratelimit_first
+            && let Some(r) = limit(req)
+        {
+            return Some(r);
+        }
+        if let Some(fc) = fault::resolve(cfg.fault.as_deref(), levels) {
+            let injected =
+                fault::inject(fc, req.headers(), cluster, &self.active_faults, &self.stats).await;
+            if let Some(log) = log.as_mut() {
+                log.flags.insert(injected.flags);
+            }
+            if let Some(reply) = injected.abort {
+                return Some((reply, None));
+            }
+        }
+        if !cfg.ratelimit_first {
+            return limit(req);
+        }
+        None
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -464,24 +617,26 @@ impl HttpManager {
         } else {
             Arc::new(BodyDone::default())
         };
-        let (head, body) = upstream_req.into_parts();
-        let (mut pending, replay) = match (retry, body.is_end_stream()) {
-            (Some(_), true) => {
-                let req = Request::from_parts(head, body);
-                let replay = Replay::of(&req, None);
-                (Some(req), Some(replay))
-            }
-            (Some(_), false) => {
-                let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
-                let req = Request::from_parts(head, shared.attempt());
-                let replay = Replay::of(&req, Some(shared));
-                (Some(req), Some(replay))
-            }
-            (None, _) => (
-                Some(Request::from_parts(head, body.with_done(done.clone()))),
-                None,
-            ),
+        // Mirrors: decided once per request, before the first attempt.
+        let mirrors: Vec<&MirrorPolicy> = if upgrade.is_none() {
+            f.mirrors.iter().filter(|m| m.fraction.roll()).collect()
+        } else {
+            Vec::new()
         };
+        let (head, body) = upstream_req.into_parts();
+        let bodyless = body.is_end_stream();
+        let (first_body, shared) = if !bodyless && (retry.is_some() || !mirrors.is_empty()) {
+            let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
+            (shared.attempt(), Some(shared))
+        } else {
+            (body.with_done(done.clone()), None)
+        };
+        let first = Request::from_parts(head, first_body);
+        for m in mirrors {
+            self.mirror(m, &first, shared.as_ref(), timeouts.global);
+        }
+        let replay = retry.map(|_| Replay::of(&first, shared.clone()));
+        let mut pending = Some(first);
         let global_deadline = timeouts.global.map(|t| tokio::time::Instant::now() + t);
         let mut endpoint = endpoint;
         let mut tried: Vec<SocketAddr> = Vec::new();
@@ -1036,6 +1191,10 @@ struct Tunnel {
     downstream: hyper::upgrade::OnUpgrade,
     in_flight: InFlight,
     log: Option<LogTail>,
+}
+
+fn path_and_query(req: &Request<Incoming>) -> &str {
+    req.uri().path_and_query().map_or("/", |p| p.as_str())
 }
 
 /// A circuit breaker is open: Envoy's 503 `UO`.

@@ -1079,3 +1079,244 @@ async fn active_health_checks_take_hosts_out_and_bring_them_back() {
             >= 3.0
     );
 }
+
+const RL_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
+/// A local rate limit config: `max` tokens, refilled by `max` every `fill`, enabled and
+/// enforced for every request.
+fn rate_limit(max: u32, fill: &str, enforced: f64) -> Value {
+    json!({
+        "@type": RL_TYPE, "stat_prefix": "rl",
+        "token_bucket": {"max_tokens": max, "tokens_per_fill": max, "fill_interval": fill},
+        "filter_enabled": {"default_value": {"numerator": 100}, "runtime_key": "rl_enabled"},
+        "filter_enforced": {"default_value": per_million(enforced), "runtime_key": "rl_enforced"},
+        "response_headers_to_add": [{"header": {"key": "x-rl", "value": "limited"}}],
+        "request_headers_to_add_when_not_enforced": [{"header": {"key": "x-rl-shadow", "value": "over"}}],
+    })
+}
+
+#[tokio::test]
+async fn local_rate_limits_answer_429_rl_per_route_and_per_connection() {
+    let b = EchoServer::start("b").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let per_route = |cfg: Value| json!({"envoy.filters.http.local_ratelimit": cfg});
+    let routes = any_host(json!([
+        {"match": {"prefix": "/limited"}, "route": {"cluster": "b"},
+         "typed_per_filter_config": per_route(rate_limit(2, "60s", 100.0))},
+        {"match": {"prefix": "/shadow"}, "route": {"cluster": "b"},
+         "typed_per_filter_config": per_route(rate_limit(1, "60s", 0.0))},
+        {"match": {"prefix": "/refill"}, "route": {"cluster": "b"},
+         "typed_per_filter_config": per_route(rate_limit(1, "0.2s", 100.0))},
+        {"match": {"prefix": "/free"}, "route": {"cluster": "b"},
+         "typed_per_filter_config": {"envoy.filters.http.local_ratelimit": {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": true}}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "b"}},
+    ]));
+    let hcm = with_log(
+        json!({"http_filters": [
+            {"name": "envoy.filters.http.local_ratelimit", "typed_config": rate_limit(3, "60s", 100.0)},
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ]}),
+        &log,
+    );
+    let net_limit = json!({"name": "envoy.filters.network.local_ratelimit", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": "tcp_rl", "token_bucket": {"max_tokens": 2, "fill_interval": "60s"},
+    }});
+    let tcp_echo = weft_testkit::TcpEcho::start("t").await;
+    let tcp = json!({
+        "name": "tcp", "address": crate::address("127.0.0.1:0".parse().expect("addr")),
+        "filter_chains": [{"filters": [net_limit, {"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
+            "stat_prefix": "tcp", "cluster": "t"}}]}],
+    });
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, hcm), tcp],
+        vec![
+            static_cluster("b", &[b.addr]),
+            static_cluster("t", &[tcp_echo.addr]),
+        ],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = c.get("h", "/", &[]).await.expect("reply");
+        if r.status == 429 {
+            assert_eq!(
+                (r.text().as_str(), r.header("x-rl")),
+                ("local_rate_limited", "limited")
+            );
+        }
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429, 429],
+        "the listener's bucket of 3"
+    );
+    let limited: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(
+                c.get("h", "/limited", &[])
+                    .await
+                    .expect("reply")
+                    .status
+                    .as_u16(),
+            );
+        }
+        v
+    };
+    assert_eq!(limited, [200, 200, 429], "the route's own bucket of 2");
+    for _ in 0..5 {
+        assert_eq!(c.get("h", "/free", &[]).await.expect("reply").status, 200);
+    }
+    // Enabled but not enforced: requests pass, marked.
+    let r = c.get("h", "/shadow", &[]).await.expect("reply");
+    assert_eq!(r.json()["headers"]["x-rl-shadow"], Value::Null);
+    let r = c.get("h", "/shadow", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), &r.json()["headers"]["x-rl-shadow"]),
+        (200, &json!("over"))
+    );
+    // The bucket refills.
+    assert_eq!(c.get("h", "/refill", &[]).await.expect("reply").status, 200);
+    assert_eq!(c.get("h", "/refill", &[]).await.expect("reply").status, 429);
+    assert_eventually!(
+        c.get("h", "/refill", &[]).await.expect("reply").status == 200,
+        "refilled after fill_interval"
+    );
+    assert_eventually!(
+        read_log(&log)
+            .iter()
+            .any(|l| l == "429 RL local_rate_limited"),
+        "RL in the access log"
+    );
+    assert!(
+        metric(
+            &proxy,
+            "weft_http_local_rate_limited_total{listener=\"in\"}"
+        )
+        .await
+            >= 4.0
+    );
+
+    // TCP: two connections get through, the third is closed at once.
+    let tcp_addr = proxy.listener_addr("tcp").expect("bound");
+    for i in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(tcp_addr)
+            .await
+            .expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = s.write_all(b"ping").await;
+        let mut buf = [0u8; 4];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("answered or closed in time");
+        if i < 2 {
+            assert_eq!(
+                (read.expect("read"), &buf),
+                (4, b"ping"),
+                "connection {i} proxied"
+            );
+        } else {
+            assert!(
+                matches!(read, Ok(0) | Err(_)),
+                "connection {i} closed: {read:?}"
+            );
+        }
+    }
+    assert_eq!(
+        metric(
+            &proxy,
+            "weft_downstream_cx_rate_limited_total{listener=\"tcp\"}"
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn mirrors_copy_requests_without_delaying_or_failing_the_original() {
+    let main = EchoServer::start("main").await;
+    let shadow = EchoServer::start("shadow").await;
+    let hang = FaultyServer::start(Misbehaviour::NeverAnswer).await;
+    let refused = weft_testkit::refused_addr().await;
+    let mirror = |cluster: &str, pct: f64| json!({"cluster": cluster, "runtime_fraction": {"default_value": per_million(pct)}});
+    let routes = any_host(json!([
+        {"match": {"prefix": "/all"}, "route": {"cluster": "main", "request_mirror_policies": [mirror("shadow", 100.0)]}},
+        {"match": {"prefix": "/half"}, "route": {"cluster": "main", "request_mirror_policies": [mirror("shadow", 50.0)]}},
+        {"match": {"prefix": "/bad"}, "route": {"cluster": "main", "timeout": "10s", "request_mirror_policies": [mirror("hang", 100.0), mirror("refused", 100.0)]}},
+    ]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![
+            static_cluster("main", &[main.addr]),
+            static_cluster("shadow", &[shadow.addr]),
+            static_cluster("hang", &[hang.addr]),
+            static_cluster("refused", &[refused]),
+        ],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    for _ in 0..5 {
+        let r = c.get("h.example:8080", "/all", &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.backend()), (200, "main"));
+    }
+    let body = Bytes::from(vec![b'x'; 10 * 1024]);
+    let r = c
+        .send(request("POST", "h.example", "/all", &[], body, false).expect("req"))
+        .await
+        .expect("reply");
+    assert_eq!(r.json()["body_len"], 10 * 1024);
+    assert_eventually!(
+        shadow.requests() == 6,
+        "every copy arrived: {}",
+        shadow.requests()
+    );
+    assert_eq!(main.requests(), 6);
+
+    // 50% over 400 requests (σ = 10): 200 ± 60.
+    let before = shadow.requests();
+    for _ in 0..400 {
+        c.get("h", "/half", &[]).await.expect("reply");
+    }
+    let settled = || shadow.requests() - before;
+    let mut last = usize::MAX;
+    // Wait until copies stop arriving (bounded), then check the share.
+    assert_eventually!(
+        {
+            let now = settled();
+            let stable = now == last;
+            last = now;
+            stable
+        },
+        "mirrors settle"
+    );
+    assert!(
+        (140..=260).contains(&settled()),
+        "{} of 400 mirrored",
+        settled()
+    );
+
+    // A shadow that never answers (or refuses) neither delays nor fails the original, and
+    // copies in flight are bounded.
+    let t = Instant::now();
+    for _ in 0..300 {
+        let r = c.get("h", "/bad", &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.backend()), (200, "main"));
+    }
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "originals were not held by the shadow"
+    );
+    assert_eventually!(hang.requests() > 0, "copies reached the hanging shadow");
+    assert!(
+        hang.requests() <= 256,
+        "at most 256 copies in flight: {}",
+        hang.requests()
+    );
+    assert!(metric(&proxy, "weft_http_mirror_dropped_total{listener=\"in\"}").await > 0.0);
+}

@@ -336,7 +336,14 @@ impl TryFrom<&pb::RouteAction> for ForwardAction {
                     .at("max_stream_duration.grpc_timeout_header_offset")?,
             })),
         };
+        let mirrors = a
+            .request_mirror_policies
+            .iter()
+            .enumerate()
+            .map(|(i, m)| mirror_policy(m).at(format!("request_mirror_policies[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ForwardAction {
+            mirrors,
             high_priority: a.priority
                 == envoy_types::pb::envoy::config::core::v3::RoutingPriority::High as i32,
             idle_timeout: duration(a.idle_timeout.as_ref()).at("idle_timeout")?,
@@ -374,6 +381,31 @@ impl TryFrom<&pb::RouteAction> for ForwardAction {
                 .collect(),
         })
     }
+}
+
+fn mirror_policy(m: &route_action::RequestMirrorPolicy) -> Result<MirrorPolicy, ConfigError> {
+    if !m.cluster_header.is_empty() {
+        return Err(ConfigError::new("cluster_header is not supported").at("cluster_header"));
+    }
+    if !m.request_headers_mutations.is_empty() {
+        return Err(
+            ConfigError::new("request_headers_mutations are not supported")
+                .at("request_headers_mutations"),
+        );
+    }
+    Ok(MirrorPolicy {
+        cluster: cluster_name(&m.cluster).at("cluster")?,
+        fraction: match m.runtime_fraction.as_ref() {
+            None => crate::config::util::Fraction::ALL,
+            Some(r) => crate::config::util::Fraction::from_pb(r.default_value.as_ref())
+                .at("runtime_fraction.default_value")?,
+        },
+        shadow_suffix: !m.disable_shadow_host_suffix_append,
+        host: (!m.host_rewrite_literal.is_empty())
+            .then(|| HeaderValue::from_str(&m.host_rewrite_literal))
+            .transpose()
+            .map_err(|_| ConfigError::new("invalid host").at("host_rewrite_literal"))?,
+    })
 }
 
 fn weighted_target(c: &pb::weighted_cluster::ClusterWeight) -> Result<WeightedTarget, ConfigError> {

@@ -2,6 +2,7 @@
 //! and route tables): the most specific level wins, as in Envoy.
 
 use crate::config::fault::FaultConfig;
+use crate::config::ratelimit::{HTTP_LOCAL_RATELIMIT, HttpRateLimit};
 use crate::config::util::decode_any;
 use crate::error::{At, ConfigError};
 use envoy_types::pb::envoy::config::route::v3::FilterConfig;
@@ -26,6 +27,7 @@ pub enum Override<T> {
 #[derive(Debug, Clone, Default)]
 pub struct FilterOverrides {
     pub fault: Option<Override<Arc<FaultConfig>>>,
+    pub ratelimit: Option<Override<Arc<HttpRateLimit>>>,
 }
 
 impl FilterOverrides {
@@ -48,6 +50,10 @@ impl FilterOverrides {
                             out.fault = Some(Override::Disabled);
                             continue;
                         }
+                        if key.contains("local_ratelimit") {
+                            out.ratelimit = Some(Override::Disabled);
+                            continue;
+                        }
                         return Err(ConfigError::new(
                             "a disabled FilterConfig without config must be keyed by a filter weft knows",
                         )
@@ -65,6 +71,14 @@ impl FilterOverrides {
                     } else {
                         let pb = decode_any(&any, HTTP_FAULT).at(at())?;
                         Override::Config(Arc::new(FaultConfig::try_from(&pb).at(at())?))
+                    });
+                }
+                HTTP_LOCAL_RATELIMIT => {
+                    out.ratelimit = Some(if disabled {
+                        Override::Disabled
+                    } else {
+                        let pb = decode_any(&any, HTTP_LOCAL_RATELIMIT).at(at())?;
+                        Override::Config(Arc::new(HttpRateLimit::try_from(&pb).at(at())?))
                     });
                 }
                 other => {

@@ -232,7 +232,7 @@ impl HeaderMutation {
         }
     }
 
-    pub(super) fn convert(
+    pub(crate) fn convert(
         add: &[HeaderValueOption],
         remove: &[String],
         prefix: &str,

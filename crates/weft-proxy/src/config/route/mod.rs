@@ -92,6 +92,9 @@ pub enum PathMatch {
 
 /// What a matched route does.
 #[derive(Debug)]
+// One per route in an immutable table; boxing the common variant would only add a pointer
+// chase on every request.
+#[allow(clippy::large_enum_variant)]
 pub enum RouteAction {
     Forward(ForwardAction),
     Redirect(RedirectAction),
@@ -118,11 +121,25 @@ pub struct ForwardAction {
     pub stream_duration: Option<Box<StreamDuration>>,
     /// `priority: HIGH`: the cluster's HIGH circuit-breaker thresholds apply.
     pub high_priority: bool,
+    /// `request_mirror_policies`: fire-and-forget copies.
+    pub mirrors: Vec<MirrorPolicy>,
     pub hash_policy: Vec<HashPolicy>,
     /// Per-route upgrade overrides: (lowercase type, enabled).
     pub upgrades: Vec<(String, bool)>,
     /// The route's retry policy (the virtual host's applies when this is `None`).
     pub retry: Option<Box<RetryPolicy>>,
+}
+
+/// One `request_mirror_policies` entry.
+#[derive(Debug, Clone)]
+pub struct MirrorPolicy {
+    pub cluster: Arc<str>,
+    /// `runtime_fraction.default_value` (all requests when unset).
+    pub fraction: crate::config::util::Fraction,
+    /// Append `-shadow` to the host (unless `disable_shadow_host_suffix_append`).
+    pub shadow_suffix: bool,
+    /// `host_rewrite_literal`: the mirror's host instead.
+    pub host: Option<HeaderValue>,
 }
 
 /// A route's `max_stream_duration`.
