@@ -829,6 +829,12 @@ impl HttpManager {
             downstream_upgrade,
         } = attempt;
         let stats = &in_flight.cluster().stats;
+        // Stream timers belong to the connection manager, not the router: Envoy's replies
+        // for them carry no attempt count.
+        let router_reply = !matches!(
+            result,
+            Err(Fired::StreamIdle | Fired::Duration | Fired::Request)
+        );
         let reply = match (result, downstream_upgrade) {
             (Ok(Ok((resp, _))), Some(downstream))
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
@@ -898,7 +904,7 @@ impl HttpManager {
             log.bytes_received = c.load(Ordering::Relaxed);
         }
         let mut resp = self.local(reply, grpc, Some(mutations), request_id, log, started);
-        if mutations.vh.attempt_count_downstream {
+        if mutations.vh.attempt_count_downstream && router_reply {
             resp.headers_mut()
                 .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
         }

@@ -48,9 +48,11 @@ fn resilience_table() -> Value {
     body["typed_per_filter_config"] = route_fault(
         json!({"abort": {"http_status": 418, "percentage": per_million(100.0), "response_body": "teapot"}}),
     );
-    let mut delay = r("/fault/delay", json!({"cluster": "a", "timeout": "0.1s"}));
+    // The delay outlasts the route timeout and leaves the backend a full second, so a loaded
+    // machine cannot turn the expected 200 into a 504 on either side.
+    let mut delay = r("/fault/delay", json!({"cluster": "a", "timeout": "1s"}));
     delay["typed_per_filter_config"] =
-        route_fault(json!({"delay": {"fixed_delay": "0.3s", "percentage": per_million(100.0)}}));
+        route_fault(json!({"delay": {"fixed_delay": "1.5s", "percentage": per_million(100.0)}}));
     let mut none = r("/fault/none", json!({"cluster": "a"}));
     none["typed_per_filter_config"] =
         route_fault(json!({"abort": {"http_status": 500, "percentage": per_million(0.0)}}));
@@ -75,6 +77,11 @@ fn resilience_table() -> Value {
             r("/od", json!({"cluster": "od", "retry_policy": retry("5xx", json!({"num_retries": 3,
                 "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}}],
                 "host_selection_retry_max_attempts": 5}))})),
+            r("/timeout/route", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0.2s"})),
+            r("/timeout/per-try", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "1s", "retry_policy": retry("5xx", json!({"num_retries": 1, "per_try_timeout": "0.2s"}))})),
+            r("/timeout/duration", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0s", "max_stream_duration": {"max_stream_duration": "0.2s"}})),
+            r("/timeout/grpc", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0s", "max_stream_duration": {"grpc_timeout_header_max": "0s"}})),
+            r("/timeout/idle", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0s", "idle_timeout": "0.2s"})),
             r("/", json!({"cluster": "a"})),
         ]
     }]})
@@ -190,6 +197,17 @@ async fn envoy_and_weft_agree_on_faults_retries_overflow_and_ejection() {
         ("/retry/grpc-other", vec![]),
         ("/retry/refused", vec![]),
         ("/retry/none", vec![]),
+        ("/timeout/route", vec![]),
+        ("/timeout/per-try", vec![]),
+        ("/timeout/duration", vec![]),
+        (
+            "/timeout/grpc",
+            vec![
+                ("content-type", "application/grpc"),
+                ("grpc-timeout", "200m"),
+            ],
+        ),
+        ("/timeout/idle", vec![]),
     ];
     for (path, headers) in &cases {
         let mut got = Vec::new();
