@@ -265,9 +265,11 @@ pub static SUPPORT: Support = Support(&[
             "response_headers_to_remove",
             "decorator",
             "typed_per_filter_config",
+            "metadata",
         ],
     ),
     ("envoy.config.route.v3.Decorator", &["*"]),
+    ("envoy.config.core.v3.Metadata", &["*"]),
     (
         "envoy.config.route.v3.RouteMatch",
         &[
@@ -531,6 +533,10 @@ pub static SUPPORT: Support = Support(&[
             "max_requests_per_connection",
             "outlier_detection",
             "health_checks",
+            // Endpoints over ADS (the xDS client); `metadata` is informational (Istio's
+            // `istio.config`): no weft filter reads it, so honouring it is ignoring it.
+            "eds_cluster_config",
+            "metadata",
         ],
     ),
     (

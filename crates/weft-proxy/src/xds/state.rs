@@ -441,13 +441,15 @@ impl XdsState {
         }
     }
 
+    /// Removes a resource this client accepted (static bootstrap resources of the same
+    /// name are never touched).
     fn remove_one(&self, inner: &mut Inner, kind: TypeKind, name: &str) {
-        inner.active[kind as usize].remove(name);
+        let was_active = inner.active[kind as usize].remove(name).is_some();
         match kind {
             TypeKind::Cluster => {
                 inner.warming_clusters.remove(name);
-                if inner.cluster_service.remove(name).is_some() || self.clusters.get(name).is_some()
-                {
+                inner.cluster_service.remove(name);
+                if was_active {
                     self.clusters.remove(name);
                 }
             }
@@ -464,9 +466,15 @@ impl XdsState {
             TypeKind::Listener => {
                 inner.warming_listeners.remove(name);
                 inner.listener_routes.remove(name);
-                self.listeners.remove(name);
+                if was_active {
+                    self.listeners.remove(name);
+                }
             }
-            TypeKind::Route => self.listeners.remove_routes(name),
+            TypeKind::Route => {
+                if was_active {
+                    self.listeners.remove_routes(name);
+                }
+            }
         }
     }
 

@@ -31,10 +31,13 @@ pub enum Command {
     /// destinations absent from the registry, conflicting DestinationRules, selectors that
     /// match nothing. Exits 1 when any Error-level message is found.
     Analyze(validate::AnalyzeArgs),
-    /// Run the data-plane proxy from an Envoy v3 bootstrap (`weft proxy -c bootstrap.yaml`).
+    /// Run the data-plane proxy: from a control plane (`weft proxy --xds HOST:PORT`) or an
+    /// Envoy v3 bootstrap (`weft proxy -c bootstrap.yaml`).
     ///
-    /// Reads the same file `envoy -c` takes, for the subset weft implements; fields it does
-    /// not implement are listed at start. Drains gracefully on SIGTERM or /quitquitquit.
+    /// Reads the same file `envoy -c` takes, for the subset weft implements (an
+    /// `ads_config` there connects to that control plane); fields it does not implement
+    /// are listed. Prints `weft proxy ready admin ADDR status ADDR` once configured.
+    /// Drains gracefully on SIGTERM or /quitquitquit.
     Proxy(Box<proxy::ProxyArgs>),
     /// Run the control plane: serve a config directory to proxies over xDS (ADS).
     ///
