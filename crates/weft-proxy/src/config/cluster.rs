@@ -45,6 +45,9 @@ pub struct ClusterConfig {
     /// Close an upstream connection after this many requests
     /// (`common_http_protocol_options.max_requests_per_connection`).
     pub max_requests_per_connection: Option<u32>,
+    /// Pooled upstream connections idle this long are closed
+    /// (`common_http_protocol_options.idle_timeout`, Envoy's default 1 h; `0s` disables).
+    pub idle_timeout: Option<Duration>,
     /// `outlier_detection`, when set.
     pub outlier: Option<crate::config::outlier::OutlierConfig>,
     /// `health_checks` (active health checking).
@@ -343,6 +346,7 @@ impl TryFrom<&pb::Cluster> for ClusterConfig {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             max_requests_per_connection: max_requests_per_connection(c)?,
+            idle_timeout: upstream_idle_timeout(c)?,
             locality_weighted: matches!(
                 c.common_lb_config
                     .as_ref()
@@ -433,6 +437,35 @@ fn is_prime(n: u64) -> bool {
         && (2..)
             .take_while(|d| d * d <= n)
             .all(|d| !n.is_multiple_of(d))
+}
+
+fn upstream_idle_timeout(c: &pb::Cluster) -> Result<Option<Duration>, ConfigError> {
+    const KEY: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+    let at = format!("typed_extension_protocol_options[{KEY:?}]");
+    let configured = match c.typed_extension_protocol_options.get(KEY) {
+        Some(any) => {
+            let opts: HttpProtocolOptions =
+                decode_any(any, type_url::HTTP_PROTOCOL_OPTIONS).at(&at)?;
+            duration(
+                opts.common_http_protocol_options
+                    .as_ref()
+                    .and_then(|o| o.idle_timeout.as_ref()),
+            )
+            .at("common_http_protocol_options.idle_timeout")
+            .at(&at)?
+        }
+        None => duration(
+            c.common_http_protocol_options
+                .as_ref()
+                .and_then(|o| o.idle_timeout.as_ref()),
+        )
+        .at("common_http_protocol_options.idle_timeout")?,
+    };
+    Ok(match configured {
+        None => Some(Duration::from_secs(3600)),
+        Some(d) if d.is_zero() => None,
+        d => d,
+    })
 }
 
 fn max_requests_per_connection(c: &pb::Cluster) -> Result<Option<u32>, ConfigError> {

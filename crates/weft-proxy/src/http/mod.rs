@@ -402,6 +402,7 @@ impl HttpManager {
                     connect_timeout: cluster.config.connect_timeout,
                     breaker,
                     max_requests_per_connection: cluster.config.max_requests_per_connection,
+                    idle_timeout: cluster.config.idle_timeout,
                 };
                 let stats = &cluster.stats;
                 stats.rq_total.inc();
@@ -610,6 +611,7 @@ impl HttpManager {
             connect_timeout: cluster.config.connect_timeout,
             breaker,
             max_requests_per_connection: cluster.config.max_requests_per_connection,
+            idle_timeout: cluster.config.idle_timeout,
         };
         // Bodies are read through a shared buffer when a retry may need them again.
         let done = if upstream_req.body().is_end_stream() {

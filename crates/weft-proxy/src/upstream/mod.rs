@@ -286,6 +286,23 @@ impl ClusterManager {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(task.abort_handle());
         }
+        if let Some(idle) = config.idle_timeout {
+            // Sweeps pooled connections past the idle timeout (checked at half its period).
+            let weak = Arc::downgrade(&cluster);
+            let task = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(idle / 2).await;
+                    let Some(c) = weak.upgrade() else { return };
+                    for ep in &c.endpoints().all {
+                        ep.pool.expire_idle(idle);
+                    }
+                }
+            });
+            self.dns_tasks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(task.abort_handle());
+        }
         if let Some(o) = &config.outlier {
             let task = tokio::spawn(outlier::run(Arc::downgrade(&cluster), o.interval));
             self.dns_tasks

@@ -112,7 +112,8 @@ impl SendError {
 #[derive(Debug, Default)]
 pub struct Pool {
     /// Idle HTTP/1.1 connections and how many requests each has served.
-    idle_h1: Mutex<Vec<(http1::SendRequest<RequestBody>, u32)>>,
+    /// Idle HTTP/1.1 connections: sender, requests served, when it became idle.
+    idle_h1: Mutex<Vec<(http1::SendRequest<RequestBody>, u32, std::time::Instant)>>,
     /// The shared HTTP/2 connection and the streams it has carried.
     h2: tokio::sync::Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
 }
@@ -142,10 +143,20 @@ impl Returner {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             if idle.len() < MAX_IDLE_H1 {
-                idle.push((self.sender, self.served));
+                idle.push((self.sender, self.served, std::time::Instant::now()));
             }
         }
         self.breaker.freed.notify_waiters();
+    }
+}
+
+impl Pool {
+    /// Closes idle HTTP/1.1 connections that have been idle for `timeout` or longer.
+    pub fn expire_idle(&self, timeout: Duration) {
+        self.idle_h1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(s, _, since)| !s.is_closed() && since.elapsed() < timeout);
     }
 }
 
@@ -157,6 +168,8 @@ pub struct ConnectOptions<'a> {
     /// The cluster's circuit breaker (connections and pending requests).
     pub breaker: &'a Arc<Breaker>,
     pub max_requests_per_connection: Option<u32>,
+    /// The cluster's `common_http_protocol_options.idle_timeout` for pooled connections.
+    pub idle_timeout: Option<Duration>,
 }
 
 async fn connect(
@@ -231,8 +244,9 @@ impl Endpoint {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .pop();
-            if let Some((mut sender, served)) = idle {
-                if sender.is_closed() {
+            if let Some((mut sender, served, since)) = idle {
+                // Past the cluster's idle_timeout a pooled connection is closed, not reused.
+                if sender.is_closed() || opts.idle_timeout.is_some_and(|t| since.elapsed() >= t) {
                     continue;
                 }
                 // Returned at end of body, it becomes ready as soon as its task notices.

@@ -1321,3 +1321,37 @@ async fn mirrors_copy_requests_without_delaying_or_failing_the_original() {
     );
     assert!(metric(&proxy, "weft_http_mirror_dropped_total{listener=\"in\"}").await > 0.0);
 }
+
+#[tokio::test]
+async fn idle_upstream_connections_close_after_the_cluster_idle_timeout() {
+    let b = EchoServer::start("b").await;
+    let mut cluster = static_cluster("b", &[b.addr]);
+    cluster["typed_extension_protocol_options"] = json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": {"idle_timeout": "0.3s"},
+        "explicit_http_config": {"http_protocol_options": {}},
+    }});
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "b"}}])),
+            json!({}),
+        )],
+        vec![cluster],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").status, 200);
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").status, 200);
+    assert_eq!(b.connections(), 1, "reused while fresh");
+    assert_eventually!(
+        metric(&proxy, "weft_upstream_cx_active{cluster_name=\"b\"}").await == 0.0,
+        "the idle connection was closed"
+    );
+    assert_eq!(c.get("h", "/", &[]).await.expect("reply").status, 200);
+    assert_eq!(
+        b.connections(),
+        2,
+        "a new connection after the idle timeout"
+    );
+}
