@@ -61,14 +61,6 @@ impl HostHealth {
     }
 }
 
-/// Which detector asked for an ejection (and with which enforcement).
-#[derive(Debug, Clone, Copy)]
-enum Detector {
-    Consecutive5xx,
-    ConsecutiveGateway,
-    ConsecutiveLocal,
-}
-
 fn enforced(percent: u32) -> bool {
     Fraction {
         numerator: percent,
@@ -91,7 +83,15 @@ impl Cluster {
             }
             o => o,
         };
-        let mut trip = None;
+        // Each detector trips on its own (a threshold of 0 never trips, as in Envoy) and
+        // restarts its count when it does.
+        let mut enforce = false;
+        let mut trip = |count: &mut u32, threshold: u32, enforcing: u32| {
+            if threshold > 0 && *count >= threshold {
+                *count = 0;
+                enforce |= enforced(enforcing);
+            }
+        };
         match outcome {
             Outcome::Http(code) => {
                 st.external.1 += 1;
@@ -113,38 +113,34 @@ impl Cluster {
                     st.consecutive_5xx = 0;
                     st.consecutive_gateway = 0;
                 }
-                if st.consecutive_5xx >= cfg.consecutive_5xx {
-                    trip = Some(Detector::Consecutive5xx);
-                } else if st.consecutive_gateway >= cfg.consecutive_gateway_failure {
-                    trip = Some(Detector::ConsecutiveGateway);
-                }
+                let HostState {
+                    consecutive_5xx,
+                    consecutive_gateway,
+                    ..
+                } = &mut *st;
+                trip(
+                    consecutive_5xx,
+                    cfg.consecutive_5xx,
+                    cfg.enforcing_consecutive_5xx,
+                );
+                trip(
+                    consecutive_gateway,
+                    cfg.consecutive_gateway_failure,
+                    cfg.enforcing_consecutive_gateway_failure,
+                );
             }
             Outcome::LocalFailure { .. } => {
                 st.local.1 += 1;
                 st.consecutive_local += 1;
-                if st.consecutive_local >= cfg.consecutive_local_origin_failure {
-                    trip = Some(Detector::ConsecutiveLocal);
-                }
+                trip(
+                    &mut st.consecutive_local,
+                    cfg.consecutive_local_origin_failure,
+                    cfg.enforcing_consecutive_local_origin_failure,
+                );
             }
         }
-        let Some(detector) = trip else { return };
-        let enforcing = match detector {
-            Detector::Consecutive5xx => {
-                st.consecutive_5xx = 0;
-                st.consecutive_gateway = 0;
-                cfg.enforcing_consecutive_5xx
-            }
-            Detector::ConsecutiveGateway => {
-                st.consecutive_gateway = 0;
-                cfg.enforcing_consecutive_gateway_failure
-            }
-            Detector::ConsecutiveLocal => {
-                st.consecutive_local = 0;
-                cfg.enforcing_consecutive_local_origin_failure
-            }
-        };
         drop(st);
-        if enforced(enforcing) {
+        if enforce {
             self.eject(ep, cfg);
         }
     }

@@ -1355,3 +1355,34 @@ async fn idle_upstream_connections_close_after_the_cluster_idle_timeout() {
         "a new connection after the idle timeout"
     );
 }
+
+#[tokio::test]
+async fn gateway_failures_eject_on_their_own_counter() {
+    let good = EchoServer::start("good").await;
+    let bad = EchoServer::start_failing("bad", 503).await;
+    let mut cluster = static_cluster("c", &[good.addr, bad.addr]);
+    // consecutive_5xx 0 never trips (Envoy); the gateway detector is enforced here.
+    cluster["outlier_detection"] = json!({
+        "consecutive_5xx": 0, "consecutive_gateway_failure": 2,
+        "enforcing_consecutive_gateway_failure": 100,
+        "interval": "1s", "base_ejection_time": "30s", "max_ejection_percent": 50,
+    });
+    let routes = any_host(
+        json!([{"match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": previous_hosts_retry("5xx")}}]),
+    );
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![cluster],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    for _ in 0..10 {
+        let r = c.get("h", "/", &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.backend()), (200, "good"));
+    }
+    assert_eq!(bad.requests(), 2, "ejected after two gateway failures");
+    assert_eq!(
+        health_flags(&proxy, "c", bad.addr).await,
+        "/failed_outlier_check"
+    );
+}
