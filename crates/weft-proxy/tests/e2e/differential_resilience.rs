@@ -13,6 +13,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use weft_testkit::{EchoServer, HttpClient, Reply, assert_eventually, request};
 
+const RL_TYPE: &str =
+    "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+
 /// What must agree for one request.
 fn seen(r: &Reply) -> Value {
     json!({
@@ -56,6 +59,14 @@ fn resilience_table() -> Value {
     let mut none = r("/fault/none", json!({"cluster": "a"}));
     none["typed_per_filter_config"] =
         route_fault(json!({"abort": {"http_status": 500, "percentage": per_million(0.0)}}));
+    let mut rl = r("/rl", json!({"cluster": "a"}));
+    rl["typed_per_filter_config"] = json!({"envoy.filters.http.local_ratelimit": {
+        "@type": RL_TYPE, "stat_prefix": "rl_route",
+        "token_bucket": {"max_tokens": 1, "tokens_per_fill": 1, "fill_interval": "60s"},
+        "filter_enabled": {"default_value": {"numerator": 100}, "runtime_key": "rl_enabled"},
+        "filter_enforced": {"default_value": {"numerator": 100}, "runtime_key": "rl_enforced"},
+        "response_headers_to_add": [{"header": {"key": "x-resp", "value": "limited"}}],
+    }});
     json!({"name": "local", "virtual_hosts": [{
         "name": "all", "domains": ["*"],
         "include_request_attempt_count": true,
@@ -82,6 +93,8 @@ fn resilience_table() -> Value {
             r("/timeout/duration", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0s", "max_stream_duration": {"max_stream_duration": "0.2s"}})),
             r("/timeout/grpc", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0s", "max_stream_duration": {"grpc_timeout_header_max": "0s"}})),
             r("/timeout/idle", json!({"cluster": "a", "prefix_rewrite": "/delay/2000", "timeout": "0s", "idle_timeout": "0.2s"})),
+            r("/mirror", json!({"cluster": "a", "request_mirror_policies": [{"cluster": "shadow"}]})),
+            rl,
             r("/", json!({"cluster": "a"})),
         ]
     }]})
@@ -94,20 +107,29 @@ fn resilience_bootstrap(
     closed: SocketAddr,
     good: SocketAddr,
     bad: SocketAddr,
+    shadow: SocketAddr,
 ) -> Value {
     let mut cb = static_cluster("cb", &[a]);
     cb["circuit_breakers"] = json!({"thresholds": [{"max_requests": 1}]});
     let mut od = static_cluster("od", &[good, bad]);
     od["outlier_detection"] = json!({"consecutive_5xx": 3, "interval": "0.05s", "base_ejection_time": "30s", "max_ejection_percent": 100});
-    let hcm = fault_filters(json!({
+    let mut hcm = fault_filters(json!({
         "delay": {"header_delay": {}, "percentage": {"numerator": 100}},
         "abort": {"header_abort": {}, "percentage": {"numerator": 100}},
     }));
+    // A rate limit filter without a bucket of its own: only the route's applies.
+    if let Some(filters) = hcm["http_filters"].as_array_mut() {
+        filters.insert(
+            0,
+            json!({"name": "envoy.filters.http.local_ratelimit", "typed_config": {"@type": RL_TYPE, "stat_prefix": "rl"}}),
+        );
+    }
     bootstrap(
         vec![http_listener("in", resilience_table(), hcm)],
         vec![
             static_cluster("a", &[a]),
             static_cluster("closed", &[closed]),
+            static_cluster("shadow", &[shadow]),
             cb,
             od,
         ],
@@ -146,9 +168,19 @@ async fn envoy_and_weft_agree_on_faults_retries_overflow_and_ejection() {
         EchoServer::start("good").await,
         EchoServer::start_failing("bad", 503).await,
     );
+    let (envoy_shadow, weft_shadow) = (
+        EchoServer::start("shadow").await,
+        EchoServer::start("shadow").await,
+    );
     let envoy = start_envoy(
         &bin,
-        &resilience_bootstrap(a.addr, closed, envoy_good.addr, envoy_bad.addr),
+        &resilience_bootstrap(
+            a.addr,
+            closed,
+            envoy_good.addr,
+            envoy_bad.addr,
+            envoy_shadow.addr,
+        ),
         "in",
     )
     .await;
@@ -157,6 +189,7 @@ async fn envoy_and_weft_agree_on_faults_retries_overflow_and_ejection() {
         closed,
         weft_good.addr,
         weft_bad.addr,
+        weft_shadow.addr,
     ))
     .await;
     let weft_addr = weft.listener_addr("in").expect("bound");
@@ -208,6 +241,10 @@ async fn envoy_and_weft_agree_on_faults_retries_overflow_and_ejection() {
             ],
         ),
         ("/timeout/idle", vec![]),
+        ("/rl", vec![]),
+        ("/rl", vec![]),
+        ("/rl", grpc.to_vec()),
+        ("/mirror", vec![]),
     ];
     for (path, headers) in &cases {
         let mut got = Vec::new();
@@ -229,6 +266,20 @@ async fn envoy_and_weft_agree_on_faults_retries_overflow_and_ejection() {
             "{path} {headers:?}: envoy (left) vs weft (right)"
         );
     }
+
+    // The mirrored copy: same path, `-shadow` host.
+    for shadow in [&envoy_shadow, &weft_shadow] {
+        assert_eventually!(shadow.requests() == 1, "the copy arrived");
+    }
+    let copy = |s: &EchoServer| {
+        let r = s.last_request().unwrap_or_default();
+        (r["path"].clone(), r["headers"]["host"].clone())
+    };
+    assert_eq!(
+        copy(&envoy_shadow),
+        copy(&weft_shadow),
+        "mirror: envoy (left) vs weft (right)"
+    );
 
     // Circuit breaking: with max_requests 1 and one request in flight, the next overflows.
     for addr in [envoy.listener, weft_addr] {
