@@ -181,6 +181,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(config_dir.join(file), text)?;
     }
 
+    check_pod_subnet(args.pod_subnet, args.netns)?;
     let weft = std::env::current_exe().context("locating the weft binary")?;
     let bookinfo = locate_bookinfo(&args, &weft)?;
     let envoy = match args.sidecar {
@@ -684,6 +685,28 @@ static_resources:
     )
 }
 
+/// Explicit mode needs loopback pod IPs (every 127/8 address is local, no set-up); network
+/// namespaces need routable ones (the kernel drops 127/8 on the wire).
+fn check_pod_subnet(subnet: Option<Ipv4Addr>, netns: bool) -> anyhow::Result<()> {
+    let Some(net) = subnet else {
+        return Ok(());
+    };
+    if net.octets()[3] != 0 {
+        bail!(
+            "--pod-subnet {net}: give the /24's network address (last number 0), e.g. 127.0.10.0"
+        );
+    }
+    match (netns, net.is_loopback()) {
+        (false, false) => bail!(
+            "--pod-subnet {net}: without --netns pod IPs are loopback addresses; use 127.X.Y.0"
+        ),
+        (true, true) => bail!(
+            "--pod-subnet {net}: with --netns pods sit on a bridge and need a private range such as 10.213.0.0, not loopback"
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a state dir another running demo uses; records this one.
 fn claim_state_dir(state: &Path) -> anyhow::Result<()> {
     let pid_file = state.join("demo.pid");
@@ -913,4 +936,47 @@ fn banner(
         state.display()
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_subnet_must_suit_the_mode() {
+        assert!(check_pod_subnet(None, false).is_ok());
+        assert!(check_pod_subnet(Some(Ipv4Addr::new(127, 0, 42, 0)), false).is_ok());
+        assert!(check_pod_subnet(Some(Ipv4Addr::new(10, 213, 7, 0)), true).is_ok());
+        let e = check_pod_subnet(Some(Ipv4Addr::new(10, 1, 2, 0)), false).unwrap_err();
+        assert!(e.to_string().contains("without --netns"), "{e}");
+        let e = check_pod_subnet(Some(Ipv4Addr::new(127, 0, 9, 0)), true).unwrap_err();
+        assert!(e.to_string().contains("with --netns"), "{e}");
+        let e = check_pod_subnet(Some(Ipv4Addr::new(127, 0, 9, 5)), false).unwrap_err();
+        assert!(e.to_string().contains("last number 0"), "{e}");
+    }
+
+    #[test]
+    fn envoy_bootstrap_carries_istio_node_metadata() {
+        let p = SidecarSpec {
+            name: "reviews-v2".to_owned(),
+            namespace: "default",
+            role: "sidecar",
+            ip: Ipv4Addr::new(127, 0, 10, 13),
+            labels: vec![("app", "reviews".to_owned()), ("version", "v2".to_owned())],
+            service_account: "bookinfo-reviews".to_owned(),
+            netns: None,
+            gateway_bind: None,
+        };
+        let (admin, status) = p.admin_and_status();
+        let y = envoy_bootstrap(&p, "127.0.0.1:15010".parse().unwrap(), admin, status);
+        for want in [
+            "id: sidecar~127.0.10.13~reviews-v2.default~default.svc.cluster.local",
+            "LABELS: {app: \"reviews\", version: \"v2\"}",
+            "WEFT_OUTBOUND_ADDR: \"127.0.10.13:15001\"",
+            "address: {socket_address: {address: 127.0.10.13, port_value: 15021}}",
+            "route: {cluster: admin, prefix_rewrite: /ready}",
+        ] {
+            assert!(y.contains(want), "missing {want:?} in\n{y}");
+        }
+    }
 }
