@@ -237,7 +237,18 @@ impl Drop for ClusterManager {
     }
 }
 
+/// How often pooled connections past their cluster's idle timeout are closed.
+const IDLE_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl ClusterManager {
+    /// Keeps a background task's handle (aborted when the manager drops), forgetting the
+    /// ones that already finished (tasks of replaced clusters end on their own).
+    fn track(&self, handle: AbortHandle) {
+        let mut tasks = self.dns_tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
     /// Builds every cluster; DNS clusters are resolved once before this returns (as Envoy
     /// warms clusters before listeners take traffic) and refreshed in the background.
     pub async fn start(configs: &[Arc<ClusterConfig>], stats: &Stats) -> Arc<ClusterManager> {
@@ -245,6 +256,23 @@ impl ClusterManager {
             clusters: ArcSwap::from_pointee(HashMap::new()),
             dns_tasks: Mutex::default(),
         });
+        // One sweeper for every cluster's idle pooled connections (a task per cluster
+        // would pile up across CDS updates).
+        let weak = Arc::downgrade(&manager);
+        let sweeper = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(IDLE_SWEEP_EVERY).await;
+                let Some(m) = weak.upgrade() else { return };
+                for c in m.clusters.load().values() {
+                    if let Some(idle) = c.config.idle_timeout {
+                        for ep in &c.endpoints().all {
+                            ep.pool.expire_idle(idle);
+                        }
+                    }
+                }
+            }
+        });
+        manager.track(sweeper.abort_handle());
         for c in configs {
             manager.upsert(c.clone(), stats).await;
         }
@@ -281,34 +309,11 @@ impl ClusterManager {
         for i in 0..config.health_checks.len() {
             cluster.health_round(i).await;
             let task = tokio::spawn(health::run(Arc::downgrade(&cluster), i));
-            self.dns_tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(task.abort_handle());
-        }
-        if let Some(idle) = config.idle_timeout {
-            // Sweeps pooled connections past the idle timeout (checked at half its period).
-            let weak = Arc::downgrade(&cluster);
-            let task = tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(idle / 2).await;
-                    let Some(c) = weak.upgrade() else { return };
-                    for ep in &c.endpoints().all {
-                        ep.pool.expire_idle(idle);
-                    }
-                }
-            });
-            self.dns_tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(task.abort_handle());
+            self.track(task.abort_handle());
         }
         if let Some(o) = &config.outlier {
             let task = tokio::spawn(outlier::run(Arc::downgrade(&cluster), o.interval));
-            self.dns_tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(task.abort_handle());
+            self.track(task.abort_handle());
         }
         if matches!(
             config.discovery,
@@ -327,10 +332,7 @@ impl ClusterManager {
                     cluster.set_endpoints(resolve(&c.localities, c.discovery, c.dns_family).await);
                 }
             });
-            self.dns_tasks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(task.abort_handle());
+            self.track(task.abort_handle());
         }
         self.clusters.rcu(|map| {
             let mut map = HashMap::clone(map);
