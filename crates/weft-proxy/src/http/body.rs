@@ -22,17 +22,21 @@ pub const RETRY_BUFFER_LIMIT: usize = 1 << 20;
 pub struct BodyDone {
     done: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
+    /// When the body ended (the route timeout counts from here, as in Envoy).
+    at: std::sync::OnceLock<tokio::time::Instant>,
 }
 
 impl BodyDone {
     /// A flag that is already set (bodyless requests).
     pub fn finished() -> Arc<BodyDone> {
         let d = BodyDone::default();
+        let _ = d.at.set(tokio::time::Instant::now());
         d.done.store(true, Ordering::Relaxed);
         Arc::new(d)
     }
 
     fn set(&self) {
+        let _ = self.at.set(tokio::time::Instant::now());
         self.done.store(true, Ordering::Release);
         self.notify.notify_waiters();
     }
@@ -40,6 +44,11 @@ impl BodyDone {
     /// Whether the body has ended.
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
+    }
+
+    /// When the body ended, if it has.
+    pub fn ended_at(&self) -> Option<tokio::time::Instant> {
+        self.at.get().copied()
     }
 
     /// Resolves when the body has ended.

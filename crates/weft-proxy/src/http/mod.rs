@@ -639,7 +639,6 @@ impl HttpManager {
         }
         let replay = retry.map(|_| Replay::of(&first, shared.clone()));
         let mut pending = Some(first);
-        let global_deadline = timeouts.global.map(|t| tokio::time::Instant::now() + t);
         let mut endpoint = endpoint;
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut retries = 0;
@@ -689,7 +688,7 @@ impl HttpManager {
                     endpoint.send(req, opts, stats).await
                 }
             };
-            let result = send_within(send, &timeouts, global_deadline, &done).await;
+            let result = send_within(send, &timeouts, &done).await;
             match &result {
                 Ok(Ok((resp, _))) => {
                     cluster.report(&endpoint, Outcome::Http(resp.status().as_u16()))
@@ -717,7 +716,9 @@ impl HttpManager {
             {
                 stats.per_try_timeout.inc();
             }
-            let global_expired = global_deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            let global_expired = timeouts
+                .global_deadline(&done)
+                .is_some_and(|d| tokio::time::Instant::now() >= d);
             let retry_limit = retry.map_or(0, |r| r.num_retries);
             if retriable && retries < retry_limit && !global_expired {
                 let unsent = matches!(&result, Ok(Err(e)) if e.request.is_some());
@@ -765,17 +766,8 @@ impl HttpManager {
                     downstream_upgrade: downstream_upgrade.take(),
                 };
                 break self.finish_attempt(
-                    result,
-                    attempt,
-                    &timeouts,
-                    global_deadline,
-                    &done,
-                    counter,
-                    &mutations,
-                    request_id,
-                    log,
-                    started,
-                    grpc,
+                    result, attempt, &timeouts, &done, counter, &mutations, request_id, log,
+                    started, grpc,
                 );
             }
             if retriable {
@@ -795,7 +787,6 @@ impl HttpManager {
                     downstream_upgrade: downstream_upgrade.take(),
                 },
                 &timeouts,
-                global_deadline,
                 &done,
                 counter,
                 &mutations,
@@ -814,7 +805,6 @@ impl HttpManager {
         result: AttemptResult,
         attempt: Attempt,
         timeouts: &Timeouts,
-        global_deadline: Option<tokio::time::Instant>,
         done: &BodyDone,
         counter: Option<Arc<AtomicU64>>,
         mutations: &Mutations<'_>,
@@ -857,14 +847,17 @@ impl HttpManager {
                 if retries > 0 && !retriable {
                     stats.retry_success.inc();
                 }
-                let upstream = Upstream {
-                    in_flight,
-                    returner,
-                    sent_at,
-                    counter,
-                    timers: timeouts.body_timers(global_deadline),
-                    attempts: retries + 1,
-                };
+                let upstream =
+                    Upstream {
+                        in_flight,
+                        returner,
+                        sent_at,
+                        counter,
+                        timers: timeouts.body_timers(timeouts.global.map(|t| {
+                            done.ended_at().unwrap_or_else(tokio::time::Instant::now) + t
+                        })),
+                        attempts: retries + 1,
+                    };
                 return self.proxied(resp, upstream, mutations, request_id, log, started);
             }
             (Err(fired), _) => {
@@ -1249,22 +1242,22 @@ struct Attempt {
 
 /// Runs one upstream exchange until response headers or the first limit that fires.
 /// `request_timeout` only counts while the request body is still arriving.
-async fn send_within<F, T>(
-    send: F,
-    timeouts: &Timeouts,
-    global_deadline: Option<tokio::time::Instant>,
-    done: &BodyDone,
-) -> Result<T, Fired>
+async fn send_within<F, T>(send: F, timeouts: &Timeouts, done: &BodyDone) -> Result<T, Fired>
 where
     F: std::future::Future<Output = T>,
 {
     let attempt_start = tokio::time::Instant::now();
     tokio::pin!(send);
     loop {
-        let Some((at, kind)) =
-            timeouts.attempt_limit(global_deadline, attempt_start, done.is_done())
-        else {
-            return Ok(send.await);
+        // The route timeout only runs once the request has fully arrived; re-plan then.
+        let body_pending = !done.is_done();
+        let limit =
+            timeouts.attempt_limit(timeouts.global_deadline(done), attempt_start, !body_pending);
+        let Some((at, kind)) = limit else {
+            tokio::select! {
+                r = &mut send => return Ok(r),
+                _ = done.wait(), if body_pending => continue,
+            }
         };
         tokio::select! {
             r = &mut send => return Ok(r),
@@ -1274,7 +1267,7 @@ where
                 }
                 return Err(kind);
             }
-            _ = done.wait(), if kind == Fired::Request && !done.is_done() => continue,
+            _ = done.wait(), if body_pending => continue,
         }
     }
 }

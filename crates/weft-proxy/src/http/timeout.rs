@@ -97,7 +97,7 @@ impl Fired {
 /// The limits that apply to one request.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Timeouts {
-    /// Route timeout, from when the router starts (after any fault delay).
+    /// Route timeout, from when the request has fully arrived (after any fault delay).
     pub(super) global: Option<Duration>,
     pub(super) per_try: Option<Duration>,
     pub(super) per_try_idle: Option<Duration>,
@@ -200,6 +200,12 @@ impl Timeouts {
         t.duration = limit.map(|d| stream_start + d);
         t.request = hcm.request_timeout.map(|d| stream_start + d);
         t
+    }
+
+    /// When the route timeout fires: its duration after the request fully arrived (Envoy
+    /// starts it there), `None` while the body is still arriving or without a timeout.
+    pub(super) fn global_deadline(&self, done: &crate::http::body::BodyDone) -> Option<Instant> {
+        Some(done.ended_at()? + self.global?)
     }
 
     /// The first limit an attempt that starts now runs into.

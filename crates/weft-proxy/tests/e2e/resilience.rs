@@ -1386,3 +1386,50 @@ async fn gateway_failures_eject_on_their_own_counter() {
         "/failed_outlier_check"
     );
 }
+
+#[tokio::test]
+async fn the_route_timeout_starts_when_the_request_has_arrived() {
+    let b = EchoServer::start("b").await;
+    let routes =
+        any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "b", "timeout": "0.3s"}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("b", &[b.addr])],
+    ))
+    .await;
+    // The upload takes longer than the route timeout; the backend answers once it has it.
+    let (tx, body) = weft_testkit::channel_body();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/")
+        .header("host", "h")
+        .header("content-length", "5")
+        .body(body)
+        .expect("req");
+    let stream = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let (mut h1, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let feed = tokio::spawn(async move {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            let _ = tx
+                .send(hyper::body::Frame::data(Bytes::from_static(b"x")))
+                .await;
+        }
+    });
+    let resp = h1.send_request(req).await.expect("response");
+    assert_eq!(
+        resp.status(),
+        200,
+        "the timer had not started while the body arrived"
+    );
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let info: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(info["body_len"], 5);
+    feed.await.expect("feed");
+}
