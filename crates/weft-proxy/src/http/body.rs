@@ -18,12 +18,27 @@ use tokio::time::{Instant, Sleep};
 pub const RETRY_BUFFER_LIMIT: usize = 1 << 20;
 
 /// Set once the downstream request body has ended (for `request_timeout`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BodyDone {
     done: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
     /// When the body ended (the route timeout counts from here, as in Envoy).
     at: std::sync::OnceLock<tokio::time::Instant>,
+    /// When the last frame arrived, in ms after `base` (stream idle timers reset on it).
+    last_ms: std::sync::atomic::AtomicU64,
+    base: tokio::time::Instant,
+}
+
+impl Default for BodyDone {
+    fn default() -> Self {
+        BodyDone {
+            done: Default::default(),
+            notify: Default::default(),
+            at: Default::default(),
+            last_ms: Default::default(),
+            base: tokio::time::Instant::now(),
+        }
+    }
 }
 
 impl BodyDone {
@@ -44,6 +59,17 @@ impl BodyDone {
     /// Whether the body has ended.
     pub fn is_done(&self) -> bool {
         self.done.load(Ordering::Acquire)
+    }
+
+    /// Notes that a frame arrived.
+    fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// When the last request-body frame arrived (creation time before any did).
+    pub fn last_activity(&self) -> tokio::time::Instant {
+        self.base + std::time::Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
 
     /// When the body ended, if it has.
@@ -206,6 +232,7 @@ impl SharedBody {
                 if let Some(c) = &self.counter {
                     c.fetch_add(len as u64, Ordering::Relaxed);
                 }
+                self.done.touch();
                 if !st.overflowed {
                     st.kept_bytes += len;
                     if st.kept_bytes > self.limit {
@@ -315,10 +342,11 @@ impl Body for RequestBody {
                 {
                     counter.fetch_add(data.len() as u64, Ordering::Relaxed);
                 }
-                if let Some(d) = done
-                    && (frame.is_none() || inner.is_end_stream())
-                {
-                    d.set();
+                if let Some(d) = done {
+                    d.touch();
+                    if frame.is_none() || inner.is_end_stream() {
+                        d.set();
+                    }
                 }
                 Poll::Ready(frame.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
             }

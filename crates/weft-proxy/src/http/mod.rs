@@ -1249,11 +1249,18 @@ where
     let attempt_start = tokio::time::Instant::now();
     tokio::pin!(send);
     loop {
-        // The route timeout only runs once the request has fully arrived; re-plan then.
+        // The route timeout only runs once the request has fully arrived, and request-body
+        // bytes keep the stream from idling: re-plan when either happens.
         let body_pending = !done.is_done();
-        let limit =
-            timeouts.attempt_limit(timeouts.global_deadline(done), attempt_start, !body_pending);
-        let Some((at, kind)) = limit else {
+        let plan = |done: &BodyDone| {
+            timeouts.attempt_limit(
+                timeouts.global_deadline(done),
+                attempt_start,
+                done.is_done(),
+                done.last_activity(),
+            )
+        };
+        let Some((at, kind)) = plan(done) else {
             tokio::select! {
                 r = &mut send => return Ok(r),
                 _ = done.wait(), if body_pending => continue,
@@ -1262,7 +1269,8 @@ where
         tokio::select! {
             r = &mut send => return Ok(r),
             _ = tokio::time::sleep_until(at) => {
-                if kind == Fired::Request && done.is_done() {
+                // Something may have moved the limit (body ended, bytes arrived): re-plan.
+                if plan(done).is_none_or(|(next, _)| next > tokio::time::Instant::now()) {
                     continue;
                 }
                 return Err(kind);

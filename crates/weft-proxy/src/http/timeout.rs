@@ -214,6 +214,7 @@ impl Timeouts {
         global_deadline: Option<Instant>,
         attempt_start: Instant,
         request_done: bool,
+        last_activity: Instant,
     ) -> Option<(Instant, Fired)> {
         let candidates = [
             (global_deadline, Fired::Global),
@@ -223,7 +224,8 @@ impl Timeouts {
                 Fired::PerTryIdle,
             ),
             (
-                self.stream_idle.map(|d| attempt_start + d),
+                self.stream_idle
+                    .map(|d| attempt_start.max(last_activity) + d),
                 Fired::StreamIdle,
             ),
             (self.duration, Fired::Duration),

@@ -1387,17 +1387,9 @@ async fn gateway_failures_eject_on_their_own_counter() {
     );
 }
 
-#[tokio::test]
-async fn the_route_timeout_starts_when_the_request_has_arrived() {
-    let b = EchoServer::start("b").await;
-    let routes =
-        any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "b", "timeout": "0.3s"}}]));
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", routes, json!({}))],
-        vec![static_cluster("b", &[b.addr])],
-    ))
-    .await;
-    // The upload takes longer than the route timeout; the backend answers once it has it.
+/// POSTs 5 bytes, one every 150 ms, and returns the status and the body length the
+/// backend reports.
+async fn slow_upload(proxy: &ProxyHandle) -> (u16, Value) {
     let (tx, body) = weft_testkit::channel_body();
     let req = http::Request::builder()
         .method("POST")
@@ -1423,13 +1415,30 @@ async fn the_route_timeout_starts_when_the_request_has_arrived() {
         }
     });
     let resp = h1.send_request(req).await.expect("response");
-    assert_eq!(
-        resp.status(),
-        200,
-        "the timer had not started while the body arrived"
-    );
+    let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    let info: Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(info["body_len"], 5);
     feed.await.expect("feed");
+    (
+        status,
+        serde_json::from_slice::<Value>(&body).unwrap_or_default()["body_len"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn uploads_outlast_route_and_idle_timeouts_while_bytes_flow() {
+    let b = EchoServer::start("b").await;
+    // The route timer starts when the request has arrived; each body byte resets the
+    // stream idle timer. The upload (~750 ms) is longer than both.
+    let routes =
+        any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "b", "timeout": "0.3s"}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            routes,
+            json!({"stream_idle_timeout": "0.4s"}),
+        )],
+        vec![static_cluster("b", &[b.addr])],
+    ))
+    .await;
+    assert_eq!(slow_upload(&proxy).await, (200, json!(5)));
 }
