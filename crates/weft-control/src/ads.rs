@@ -7,6 +7,7 @@
 //! and type. A NACK is logged with the proxy's error and not retried: the proxy keeps its
 //! last good config until a later snapshot changes the resource.
 
+use crate::encoded::EncodedSet;
 use crate::hub::{ConnGuard, Hub};
 use crate::proxy::ProxyIdentity;
 use crate::snapshot::Snapshot;
@@ -20,7 +21,6 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 };
 use envoy_types::pb::google::protobuf::Any;
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,13 +42,6 @@ pub const PUSH_ORDER: [&str; 4] = [
 /// Types the proxy asks for by name (the others are wildcard).
 fn named(t: &str) -> bool {
     t == type_url::CLUSTER_LOAD_ASSIGNMENT || t == type_url::ROUTE_CONFIGURATION
-}
-
-/// A content hash: a resource whose bytes did not change is not sent again.
-fn digest(any: &Any) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    any.value.hash(&mut h);
-    format!("{:016x}", h.finish())
 }
 
 /// The gRPC service.
@@ -113,8 +106,9 @@ struct Watch {
     /// Names asked for (named types) or `*` semantics (wildcard types).
     names: BTreeSet<String>,
     wildcard: bool,
-    /// Digest of every resource the proxy was sent (and not told to remove).
-    sent: BTreeMap<String, String>,
+    /// Content digest of every resource the proxy was sent (and not told to remove): a
+    /// resource whose bytes did not change is not sent again.
+    sent: BTreeMap<Arc<str>, u64>,
     nonce: String,
     version: u64,
 }
@@ -125,7 +119,9 @@ struct Conn {
     proxy: ProxyIdentity,
     guard: ConnGuard,
     snap: Arc<Snapshot>,
-    resources: ProxyResources,
+    /// What translation made for this proxy, encoded and shared with every other stream
+    /// that was generated the same bytes (see [`crate::encoded`]).
+    resources: BTreeMap<&'static str, EncodedSet>,
     watches: BTreeMap<String, Watch>,
 }
 
@@ -133,7 +129,7 @@ impl Conn {
     fn new(hub: Arc<Hub>, proxy: ProxyIdentity, protocol: &'static str, agent: String) -> Conn {
         let guard = hub.connect(proxy.clone(), protocol, agent);
         let snap = hub.snapshot();
-        let resources = generate(&snap, &proxy);
+        let resources = encode(&hub, generate(&snap, &proxy));
         tracing::info!(proxy = %proxy.id, protocol, "proxy connected");
         Conn {
             hub,
@@ -146,7 +142,9 @@ impl Conn {
     }
 
     fn refresh(&mut self, snap: Arc<Snapshot>) {
-        self.resources = generate(&snap, &self.proxy);
+        // Drop the old handles first, so unchanged resources are found shared, not copied.
+        self.resources.clear();
+        self.resources = encode(&self.hub, generate(&snap, &self.proxy));
         self.snap = snap;
     }
 
@@ -180,19 +178,26 @@ impl Conn {
     }
 
     /// The resources of `t` this proxy should have, by name.
-    fn desired(&self, t: &str) -> BTreeMap<String, Any> {
-        let all = self.resources.of_type(t);
+    fn desired(&self, t: &str) -> EncodedSet {
+        let Some(all) = self.resources.get(t) else {
+            return EncodedSet::new();
+        };
         match self.watches.get(t) {
             Some(w) if !w.wildcard => all
-                .into_iter()
-                .filter(|(n, _)| w.names.contains(n))
+                .iter()
+                .filter(|(n, _)| w.names.contains(&***n))
+                .map(|(n, e)| (n.clone(), e.clone()))
                 .collect(),
-            _ => all,
+            _ => all.clone(),
         }
     }
 
-    fn record_push(&self, t: &str, version: u64, nonce: &str, count: usize) {
+    fn record_push(&self, t: &str, version: u64, nonce: &str, count: usize, bytes: usize) {
         self.hub.stats.pushes.fetch_add(1, Ordering::Relaxed);
+        self.hub
+            .stats
+            .bytes_pushed
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         self.hub
             .stats
             .resources_pushed
@@ -211,13 +216,13 @@ impl Conn {
     /// Envoy re-creates a cluster whose definition changed, and the new cluster waits
     /// ("warms") for its endpoints before Envoy ACKs the clusters. So the endpoints of
     /// every changed cluster are sent again with the next EDS push, changed or not.
-    fn clusters_replaced(&mut self, t: &str, names: &[String]) {
+    fn clusters_replaced(&mut self, t: &str, names: &[Arc<str>]) {
         if t != type_url::CLUSTER || names.is_empty() {
             return;
         }
         if let Some(eds) = self.watches.get_mut(type_url::CLUSTER_LOAD_ASSIGNMENT) {
             for n in names {
-                eds.sent.remove(n);
+                eds.sent.remove(&**n);
             }
         }
     }
@@ -229,29 +234,27 @@ impl Conn {
         let desired = self.desired(t);
         let nonce = self.hub.nonce();
         let w = self.watches.entry(t.to_owned()).or_default();
-        let digests: BTreeMap<String, String> = desired
-            .iter()
-            .map(|(n, a)| (n.clone(), digest(a)))
-            .collect();
+        let digests: BTreeMap<Arc<str>, u64> =
+            desired.iter().map(|(n, e)| (n.clone(), e.digest)).collect();
         let send: Vec<Any> = if w.wildcard {
             if digests == w.sent && !force {
                 return None;
             }
-            desired.into_values().collect()
+            desired.values().map(|e| e.any.clone()).collect()
         } else {
             // Forget what is no longer asked for, so a re-subscription resends it.
-            w.sent.retain(|n, _| w.names.contains(n));
+            w.sent.retain(|n, _| w.names.contains(&**n));
             let changed: Vec<Any> = desired
-                .into_iter()
-                .filter(|(n, _)| w.sent.get(n) != digests.get(n))
-                .map(|(_, a)| a)
+                .iter()
+                .filter(|(n, e)| w.sent.get(*n) != Some(&e.digest))
+                .map(|(_, e)| e.any.clone())
                 .collect();
             if changed.is_empty() && !force {
                 return None;
             }
             changed
         };
-        let changed: Vec<String> = digests
+        let changed: Vec<Arc<str>> = digests
             .iter()
             .filter(|(n, d)| w.sent.get(*n) != Some(*d))
             .map(|(n, _)| n.clone())
@@ -267,7 +270,8 @@ impl Conn {
         w.nonce = nonce.clone();
         let version = w.version;
         let count = send.len();
-        self.record_push(t, version, &nonce, count);
+        let bytes = send.iter().map(|a| a.value.len()).sum();
+        self.record_push(t, version, &nonce, count, bytes);
         Some(DiscoveryResponse {
             version_info: version.to_string(),
             resources: send,
@@ -283,27 +287,27 @@ impl Conn {
         let nonce = self.hub.nonce();
         let w = self.watches.entry(t.to_owned()).or_default();
         let mut resources = Vec::new();
-        for (name, any) in desired.iter() {
-            let d = digest(any);
-            if w.sent.get(name) != Some(&d) {
+        let mut changed: Vec<Arc<str>> = Vec::new();
+        for (name, e) in desired.iter() {
+            if w.sent.get(name) != Some(&e.digest) {
                 resources.push(Resource {
-                    name: name.clone(),
-                    version: d.clone(),
-                    resource: Some(any.clone()),
+                    name: name.to_string(),
+                    version: e.version(),
+                    resource: Some(e.any.clone()),
                     ..Default::default()
                 });
-                w.sent.insert(name.clone(), d);
+                w.sent.insert(name.clone(), e.digest);
+                changed.push(name.clone());
             }
         }
-        let changed: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
         let removed: Vec<String> = w
             .sent
             .keys()
             .filter(|n| !desired.contains_key(*n))
-            .cloned()
+            .map(|n| n.to_string())
             .collect();
         for n in &removed {
-            w.sent.remove(n);
+            w.sent.remove(n.as_str());
         }
         if resources.is_empty() && removed.is_empty() && !force {
             return None;
@@ -314,7 +318,12 @@ impl Conn {
         w.nonce = nonce.clone();
         let version = w.version;
         let count = resources.len();
-        self.record_push(t, version, &nonce, count);
+        let bytes = resources
+            .iter()
+            .filter_map(|r| r.resource.as_ref())
+            .map(|a| a.value.len())
+            .sum();
+        self.record_push(t, version, &nonce, count, bytes);
         Some(DeltaDiscoveryResponse {
             system_version_info: self.snap.version.to_string(),
             resources,
@@ -327,6 +336,15 @@ impl Conn {
 }
 
 type Tx<T> = mpsc::Sender<Result<T, Status>>;
+
+/// Every type of `res`, encoded and interned in the hub's table.
+fn encode(hub: &Hub, res: ProxyResources) -> BTreeMap<&'static str, EncodedSet> {
+    let mut out = BTreeMap::new();
+    for t in PUSH_ORDER {
+        out.insert(t, hub.encoded.intern_all(res.of_type(t)));
+    }
+    out
+}
 
 /// `NAME/VERSION` from the node's user agent (`envoy/1.40.0`), or what there is of it.
 fn user_agent(node: &Node) -> String {
@@ -504,7 +522,17 @@ fn delta_request(conn: &mut Conn, req: DeltaDiscoveryRequest) -> Option<DeltaDis
             && (req.resource_names_subscribe.is_empty()
                 || req.resource_names_subscribe.iter().any(|n| n == "*"));
         // After a reconnect the proxy says what it has; unchanged resources are not resent.
-        w.sent = req.initial_resource_versions.clone().into_iter().collect();
+        // Versions are our digests in hex; anything else is simply resent.
+        w.sent = req
+            .initial_resource_versions
+            .iter()
+            .map(|(n, v)| {
+                (
+                    Arc::from(n.as_str()),
+                    u64::from_str_radix(v, 16).unwrap_or(0),
+                )
+            })
+            .collect();
     }
     let before = (w.names.clone(), w.wildcard);
     for n in &req.resource_names_subscribe {
@@ -520,7 +548,7 @@ fn delta_request(conn: &mut Conn, req: DeltaDiscoveryRequest) -> Option<DeltaDis
         } else {
             w.names.remove(n);
             // Unsubscribed resources are forgotten, not "removed" (the proxy dropped them).
-            w.sent.remove(n);
+            w.sent.remove(n.as_str());
         }
     }
     let changed = before != (w.names.clone(), w.wildcard);

@@ -267,6 +267,11 @@ async fn metrics(State(api): State<Api>) -> Response {
             s.resources_pushed.load(Ordering::Relaxed),
         ),
         (
+            "weft_control_xds_bytes_pushed_total",
+            "counter",
+            s.bytes_pushed.load(Ordering::Relaxed),
+        ),
+        (
             "weft_control_xds_acks_total",
             "counter",
             s.acks.load(Ordering::Relaxed),

@@ -23,6 +23,8 @@ pub struct Stats {
     pub snapshots: AtomicU64,
     pub pushes: AtomicU64,
     pub resources_pushed: AtomicU64,
+    /// Encoded bytes of the resources pushed (protobuf, before gRPC framing).
+    pub bytes_pushed: AtomicU64,
     pub acks: AtomicU64,
     pub nacks: AtomicU64,
     pub connects: AtomicU64,
@@ -111,6 +113,8 @@ pub struct Hub {
     snapshot: watch::Sender<Arc<Snapshot>>,
     built_at: Mutex<Instant>,
     pub stats: Stats,
+    /// Encoded resources shared by the streams (see [`crate::encoded`]).
+    pub encoded: crate::encoded::Interner,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,6 +136,7 @@ impl Hub {
             snapshot: tx,
             built_at: Mutex::new(Instant::now()),
             stats: Stats::default(),
+            encoded: crate::encoded::Interner::default(),
         })
     }
 
@@ -244,6 +249,8 @@ impl Hub {
         self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(version, "snapshot built");
         self.snapshot.send_replace(Arc::new(snap));
+        // Streams regenerate from the new snapshot; what the old one alone used goes.
+        self.encoded.sweep();
     }
 }
 

@@ -24,6 +24,7 @@ pub use proxy::{ProxyIdentity, ProxyRole};
 pub use snapshot::Snapshot;
 pub mod ads;
 pub mod api;
+pub mod encoded;
 pub mod hub;
 pub mod inspect;
 pub mod server;
