@@ -150,6 +150,16 @@ pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes
             let mut out = String::new();
             for c in state.clusters.all() {
                 c.stats.envoy_lines(&c.config.stat_name, &mut out);
+                // `track_remaining`: what each circuit breaker still allows.
+                for (priority, b) in ["default", "high"].iter().zip(&c.breakers) {
+                    if !b.limits.track_remaining {
+                        continue;
+                    }
+                    let p = format!("cluster.{}.circuit_breakers.{priority}", c.config.stat_name);
+                    for (name, value) in b.remaining() {
+                        let _ = writeln!(out, "{p}.{name}: {value}");
+                    }
+                }
             }
             for l in state.listeners.all() {
                 l.stats.envoy_lines(&l.config.name, &mut out);
@@ -196,7 +206,24 @@ fn clusters_text(clusters: &ClusterManager) -> String {
     let mut out = String::new();
     for c in clusters.all() {
         let name = &c.config.name;
-        let _ = writeln!(out, "{name}::default_priority::max_connections::1024");
+        for (priority, b) in ["default_priority", "high_priority"]
+            .iter()
+            .zip(&c.breakers)
+        {
+            let l = &b.limits;
+            let _ = writeln!(
+                out,
+                "{name}::{priority}::max_connections::{}",
+                l.max_connections
+            );
+            let _ = writeln!(
+                out,
+                "{name}::{priority}::max_pending_requests::{}",
+                l.max_pending_requests
+            );
+            let _ = writeln!(out, "{name}::{priority}::max_requests::{}", l.max_requests);
+            let _ = writeln!(out, "{name}::{priority}::max_retries::{}", l.max_retries);
+        }
         for ep in &c.endpoints().all {
             let a = ep.addr;
             let mut flags = Vec::new();

@@ -63,6 +63,8 @@ pub struct Thresholds {
     pub max_retries: u32,
     /// `retry_budget`: (budget percent, min retry concurrency), replacing `max_retries`.
     pub retry_budget: Option<(f64, u32)>,
+    /// `track_remaining`: `/stats` shows what each limit still allows.
+    pub track_remaining: bool,
 }
 
 impl Default for Thresholds {
@@ -73,6 +75,7 @@ impl Default for Thresholds {
             max_requests: 1024,
             max_retries: 3,
             retry_budget: None,
+            track_remaining: false,
         }
     }
 }
@@ -103,6 +106,7 @@ fn thresholds(c: &pb::Cluster) -> Result<[Thresholds; 2], ConfigError> {
             max_pending_requests: v(&t.max_pending_requests, d.max_pending_requests),
             max_requests: v(&t.max_requests, d.max_requests),
             max_retries: v(&t.max_retries, d.max_retries),
+            track_remaining: t.track_remaining,
             retry_budget: t.retry_budget.as_ref().map(|b| {
                 (
                     b.budget_percent.as_ref().map_or(20.0, |p| p.value),

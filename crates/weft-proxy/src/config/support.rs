@@ -595,6 +595,7 @@ pub static SUPPORT: Support = Support(&[
             "max_requests",
             "max_retries",
             "retry_budget",
+            "track_remaining",
         ],
     ),
     (

@@ -113,6 +113,29 @@ impl Breaker {
         acquire(&self.retries, max).then(|| self.slot(Which::Retry))
     }
 
+    /// Envoy's `remaining_cx`, `remaining_pending`, `remaining_rq`, `remaining_retries`.
+    pub fn remaining(&self) -> [(&'static str, u32); 4] {
+        let left = |max: u32, used: &AtomicU32| max.saturating_sub(used.load(Ordering::Acquire));
+        [
+            (
+                "remaining_cx",
+                left(self.limits.max_connections, &self.connections),
+            ),
+            (
+                "remaining_pending",
+                left(self.limits.max_pending_requests, &self.pending),
+            ),
+            (
+                "remaining_rq",
+                left(self.limits.max_requests, &self.requests),
+            ),
+            (
+                "remaining_retries",
+                left(self.limits.max_retries, &self.retries),
+            ),
+        ]
+    }
+
     /// Connections open now.
     pub fn open_connections(&self) -> u32 {
         self.connections.load(Ordering::Acquire)

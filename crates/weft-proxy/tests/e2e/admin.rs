@@ -196,14 +196,14 @@ async fn access_logs_write_istio_text_and_json() {
 fn unsupported_fields_are_reported_and_invalid_config_names_the_field() {
     let b = json!({"static_resources": {"clusters": [{
         "name": "c", "connect_timeout": "1s",
-        "circuit_breakers": {"thresholds": [{"max_connections": 1, "track_remaining": true}]},
+        "circuit_breakers": {"thresholds": [{"max_connections": 1, "max_connection_pools": 2}]},
         "outlier_detection": {"consecutive_5xx": 3, "max_ejection_time_jitter": "1s"},
     }]}});
     let cfg = ProxyConfig::parse(&b.to_string(), Format::Json).expect("valid");
     assert_eq!(
         cfg.unsupported,
         [
-            "static_resources.clusters[0].circuit_breakers.thresholds[0].track_remaining (bool): not implemented by weft, ignored",
+            "static_resources.clusters[0].circuit_breakers.thresholds[0].max_connection_pools (google.protobuf.UInt32Value): not implemented by weft, ignored",
             "static_resources.clusters[0].outlier_detection.max_ejection_time_jitter (google.protobuf.Duration): not implemented by weft, ignored",
         ]
     );

@@ -730,7 +730,11 @@ async fn circuit_breakers_overflow_with_503_uo() {
     let proxy = start(&bootstrap(
         vec![http_listener("in", routes, with_log(json!({}), &log))],
         vec![
-            breaker_cluster("rq", &[b.addr], json!({"max_requests": 1})),
+            breaker_cluster(
+                "rq",
+                &[b.addr],
+                json!({"max_requests": 1, "track_remaining": true}),
+            ),
             breaker_cluster(
                 "cx",
                 &[b.addr],
@@ -750,6 +754,27 @@ async fn circuit_breakers_overflow_with_503_uo() {
     assert_eventually!(
         metric(&proxy, "weft_upstream_rq_active{cluster_name=\"rq\"}").await == 1.0,
         "first in flight"
+    );
+    let mut admin = HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin");
+    let stats = admin
+        .get("admin", "/stats", &[])
+        .await
+        .expect("stats")
+        .text();
+    assert!(
+        stats.contains("cluster.rq.circuit_breakers.default.remaining_rq: 0"),
+        "{stats}"
+    );
+    let clusters = admin
+        .get("admin", "/clusters", &[])
+        .await
+        .expect("clusters")
+        .text();
+    assert!(
+        clusters.contains("rq::default_priority::max_requests::1"),
+        "{clusters}"
     );
     let r = get("/rq").await;
     assert_eq!(
