@@ -480,6 +480,32 @@ async fn add_update_remove(delta: bool) {
     fake.set(EDS, vec![("c-svc", Some(any(&endpoints("c", &[b.addr]))))]);
     assert_eventually!(who(addr).await == "b", "EDS update routes to b");
 
+    // CDS: cluster c changes (connect timeout); b is still its endpoint, so the pooled
+    // upstream connection to b is reused, not reopened.
+    assert_eq!(kept.get("h", "/", &[]).await.expect("reply").backend(), "b");
+    let upstream_connections = b.connections();
+    let mut changed = eds_cluster("c");
+    changed.connect_timeout = Some(envoy_types::pb::google::protobuf::Duration {
+        seconds: 3,
+        nanos: 0,
+    });
+    fake.set(CDS, vec![("c", Some(any(&changed)))]);
+    let admin = proxy.admin_addr().expect("admin");
+    assert_eventually!(
+        admin_text(admin, "/config_dump")
+            .await
+            .contains("\"connect_timeout\": \"3s\""),
+        "cluster update applied"
+    );
+    for _ in 0..3 {
+        assert_eq!(kept.get("h", "/", &[]).await.expect("reply").backend(), "b");
+    }
+    assert_eq!(
+        b.connections(),
+        upstream_connections,
+        "the updated cluster reuses the pooled connection to an endpoint that still exists"
+    );
+
     // CDS + EDS + RDS: a new cluster c2 (→ a), and the route switches to it.
     fake.set(CDS, vec![("c2", Some(any(&eds_cluster("c2"))))]);
     fake.set(
