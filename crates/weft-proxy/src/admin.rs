@@ -90,7 +90,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AdminState>, mut drain: Dra
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req)) }
+                async move { Ok::<_, Infallible>(handle_async(&state, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -109,19 +109,37 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
     r
 }
 
+/// One admin request; `/config_dump` waits for an xDS update in progress to finish.
+pub async fn handle_async(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() == Method::GET && req.uri().path() == "/config_dump" {
+        let mut configs = vec![serde_json::json!({
+            "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
+            "bootstrap": &*state.config_dump,
+        })];
+        if let Some(xds) = &state.xds {
+            configs.extend(xds.config_dump().await);
+        }
+        let dump = serde_json::json!({ "configs": configs });
+        return reply(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string_pretty(&dump).unwrap_or_default(),
+        );
+    }
+    handle(state, req)
+}
+
 /// One admin request.
 pub fn handle(state: &AdminState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=UTF-8";
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/ready" | "/healthz/ready") => readiness(state),
         (&Method::GET, "/config_dump") => {
-            let mut configs = vec![serde_json::json!({
+            // The static part only; `handle_async` adds the dynamic sections.
+            let configs = vec![serde_json::json!({
                 "@type": "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump",
                 "bootstrap": &*state.config_dump,
             })];
-            if let Some(xds) = &state.xds {
-                configs.extend(xds.config_dump());
-            }
             let dump = serde_json::json!({ "configs": configs });
             reply(StatusCode::OK, "application/json", serde_json::to_string_pretty(&dump).unwrap_or_default())
         }

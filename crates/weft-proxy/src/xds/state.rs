@@ -560,10 +560,25 @@ impl XdsState {
         }
     }
 
-    /// The dynamic sections of `/config_dump`, in Envoy's shape.
-    pub fn config_dump(&self) -> Vec<serde_json::Value> {
-        let Ok(inner) = self.inner.try_lock() else {
-            return vec![serde_json::json!({"error": "configuration is being updated; retry"})];
+    /// The dynamic sections of `/config_dump`, in Envoy's shape. Waits for an update in
+    /// progress, copies what it needs, and renders without holding the state.
+    pub async fn config_dump(&self) -> Vec<serde_json::Value> {
+        let inner = {
+            let inner = self.inner.lock().await;
+            DumpView {
+                active: inner.active.clone(),
+                sotw_version: inner.sotw_version.clone(),
+                warming_listeners: inner
+                    .warming_listeners
+                    .iter()
+                    .map(|(n, w)| (n.clone(), w.stored.clone()))
+                    .collect(),
+                warming_clusters: inner
+                    .warming_clusters
+                    .values()
+                    .map(|w| w.stored.clone())
+                    .collect(),
+            }
         };
         let render = weft_xds::json::Renderer::new();
         let ts = |t: SystemTime| {
@@ -582,7 +597,7 @@ impl XdsState {
             .map(|(n, s)| {
                 let mut v = serde_json::json!({"name": n, "active_state": entry("listener", s)});
                 if let Some(w) = inner.warming_listeners.get(n) {
-                    v["warming_state"] = entry("listener", &w.stored);
+                    v["warming_state"] = entry("listener", w);
                 }
                 v
             })
@@ -592,7 +607,7 @@ impl XdsState {
                     .iter()
                     .filter(|(n, _)| !inner.active[TypeKind::Listener as usize].contains_key(*n))
                     .map(|(n, w)| {
-                        serde_json::json!({"name": n, "warming_state": entry("listener", &w.stored)})
+                        serde_json::json!({"name": n, "warming_state": entry("listener", w)})
                     }),
             )
             .collect();
@@ -606,8 +621,8 @@ impl XdsState {
             .collect();
         let warming: Vec<serde_json::Value> = inner
             .warming_clusters
-            .values()
-            .map(|w| entry("cluster", &w.stored))
+            .iter()
+            .map(|w| entry("cluster", w))
             .collect();
         let endpoints: Vec<serde_json::Value> = inner.active[TypeKind::Endpoint as usize]
             .values()
@@ -645,6 +660,14 @@ fn warn_once(reported: &Mutex<HashSet<String>>, kind: TypeKind, path: &str, what
     if seen.len() < 4096 && seen.insert(key) {
         tracing::warn!(type_url = kind.short(), field = %path, "{what}");
     }
+}
+
+/// What `/config_dump` renders, copied out of the state.
+struct DumpView {
+    active: [BTreeMap<String, Stored>; 4],
+    sotw_version: [String; 4],
+    warming_listeners: BTreeMap<String, Stored>,
+    warming_clusters: Vec<Stored>,
 }
 
 /// The EDS service name of an EDS cluster (`eds_cluster_config.service_name`, else its
