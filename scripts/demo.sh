@@ -10,4 +10,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p weft -p weft-bookinfo
-exec target/release/weft demo "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/weft" demo "$@"
