@@ -4,7 +4,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one hop and must not be forwarded (RFC 9110 §7.6.1), plus the
 /// non-standard ones proxies still see.
-const HOP_BY_HOP: [HeaderName; 6] = [
+/// `Connection` comes first: `strip_hop_by_hop` reads the headers it names.
+static HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -15,22 +16,28 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 
 /// Removes hop-by-hop headers, including any named in `Connection`. `TE: trailers` is kept
 /// (gRPC needs it end to end); other `TE` values are dropped.
+///
+/// Runs twice per proxied request, so it first looks at the names present in one pass: a
+/// `remove` is a hash lookup per name, and most messages carry no hop-by-hop header or only
+/// `Connection: keep-alive`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .to_str()
-            .unwrap_or("")
-            .split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().to_ascii_lowercase().as_bytes()).ok())
-            .collect();
-        for name in named {
-            if name != header::TE {
-                headers.remove(name);
-            }
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut te = false;
+    for name in headers.keys() {
+        if *name == header::TE {
+            te = true;
+        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
         }
     }
-    for name in &HOP_BY_HOP {
+    if present[0] {
+        remove_connection_named(headers);
+    }
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
+    }
+    if !te {
+        return;
     }
     let te_trailers = headers.get_all(header::TE).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
@@ -41,6 +48,31 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TE);
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Removes the headers `Connection` names (`TE` excepted: handled by the caller).
+fn remove_connection_named(headers: &mut HeaderMap) {
+    let Some(conn) = headers.get(header::CONNECTION) else {
+        return;
+    };
+    // `keep-alive`, `close` and `upgrade` are what `Connection` nearly always says; the first
+    // and last are removed anyway and `close` names no header, so they allocate nothing.
+    let named: Vec<HeaderName> = conn
+        .to_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| {
+            !t.is_empty()
+                && !["keep-alive", "close", "upgrade", "te"]
+                    .iter()
+                    .any(|common| t.eq_ignore_ascii_case(common))
+        })
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
     }
 }
 
@@ -128,6 +160,29 @@ mod tests {
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-kept", "te"]);
         assert_eq!(h[header::TE], "trailers");
+    }
+
+    #[test]
+    fn connection_tokens_are_case_insensitive_and_plain_messages_untouched() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Close, X-Secret , Upgrade"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["host"]);
+
+        let mut plain = HeaderMap::new();
+        plain.insert(header::HOST, HeaderValue::from_static("a"));
+        plain.append("x-b", HeaderValue::from_static("1"));
+        plain.append("x-b", HeaderValue::from_static("2"));
+        let before = plain.clone();
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain, before);
     }
 
     #[test]
