@@ -125,6 +125,10 @@ impl HttpManager {
         server
             .http1()
             .timer(TokioTimer::new())
+            // hyper's default (30 s) arms a timer for every request head; Envoy's
+            // `request_headers_timeout` is off by default, and `idle_timeout` bounds idle
+            // connections.
+            .header_read_timeout(None)
             .keep_alive(true)
             // hyper answers 431 past this; Envoy's max_request_headers_kb.
             .max_buf_size((config.max_request_headers_kb as usize * 1024).max(8192));
