@@ -17,6 +17,7 @@ pub mod http;
 pub mod listener;
 pub mod listener_manager;
 mod proxy;
+pub mod runtime;
 pub mod sniff;
 pub mod stats;
 pub mod tcp;

@@ -126,12 +126,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .concurrency
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("weft-worker")
-        .enable_all()
-        .build()
-        .context("building the runtime")?;
+    let runtime = weft_proxy::runtime::build(workers).context("building the runtime")?;
     let drain = Duration::from_secs(args.drain_time_s);
     let options = weft_proxy::StartOptions {
         log_control: Some(log_control),

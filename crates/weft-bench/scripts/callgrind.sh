@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# callgrind.sh - instructions per proxied request, counted by valgrind (repeatable on a busy
+# machine, unlike wall-clock figures).
+#
+# Runs `weft proxy --concurrency 1` under callgrind with the bootstrap shape of
+# /work/shared/bench/weft-proxy.sh (one listener, one round-robin cluster) in front of an
+# nginx upstream answering 1 KiB, warms up, zeroes the counters, sends exactly N HTTP/1.1
+# keep-alive requests over C connections (h2load --h1), dumps, and prints Ir per request.
+#
+#   WEFT_BIN=target/release/weft N=20000 bash crates/weft-bench/scripts/callgrind.sh
+#
+# EXAMPLE=1 runs the weft-bench `proxy` example instead (same runtime and hot path, quicker
+# to rebuild): WEFT_BIN=target/release/examples/proxy EXAMPLE=1 bash .../callgrind.sh
+#
+# Output: $OUT/callgrind.out.* and $OUT/annotate.txt (callgrind_annotate, inclusive).
+# Only 127.0.0.1 is targeted; every phase is bounded by its request count.
+set -euo pipefail
+WEFT_BIN=${WEFT_BIN:?set WEFT_BIN to the weft binary (release, with line tables)}
+N=${N:-20000}
+WARM=${WARM:-2000}
+C=${C:-16}
+H2=${H2:-0}                          # 1 = downstream h2c (prior knowledge) instead of HTTP/1.1
+UP_PORT=${UP_PORT:-18190}
+PORT=${PORT:-10094}
+OUT=${OUT:-/tmp/weft-callgrind/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"/{up/logs,up/tmp}
+
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+cat >"$OUT/up/nginx.conf" <<NGX
+worker_processes 1; daemon off; master_process off;
+pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 100000000; keepalive_timeout 300s;
+  client_body_temp_path $OUT/up/tmp/cb; proxy_temp_path $OUT/up/tmp/px;
+  fastcgi_temp_path $OUT/up/tmp/fc; uwsgi_temp_path $OUT/up/tmp/uw; scgi_temp_path $OUT/up/tmp/sc;
+  server { listen 127.0.0.1:$UP_PORT; location / { default_type text/plain; return 200 "$body"; } }
+}
+NGX
+cat >"$OUT/bootstrap.yaml" <<YAML
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: AUTO
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: upstream }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP_PORT } } }
+YAML
+
+args=(proxy -c "$OUT/bootstrap.yaml" --concurrency 1 -l warn)
+[[ "${EXAMPLE:-0}" == 1 ]] && args=("$OUT/bootstrap.yaml" 1)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+/usr/sbin/nginx -p "$OUT/up" -c "$OUT/up/nginx.conf" >"$OUT/up.out" 2>&1 &
+pids+=($!)
+valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
+  "$WEFT_BIN" "${args[@]}" >"$OUT/weft.out" 2>&1 &
+vg=$!
+pids+=($vg)
+
+for _ in $(seq 1 600); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/" || true)" == 200 ]] && break
+  sleep 0.2
+done
+h2opts=(--h1)
+[[ "$H2" == 1 ]] && h2opts=()
+h2load "${h2opts[@]}" -n "$WARM" -c "$C" -t 1 "http://127.0.0.1:$PORT/" >"$OUT/warm.txt"
+callgrind_control -z "$vg" >/dev/null
+h2load "${h2opts[@]}" -n "$N" -c "$C" -t 1 "http://127.0.0.1:$PORT/" >"$OUT/load.txt"
+callgrind_control -d "$vg" >/dev/null
+grep -E "requests:|status codes:" "$OUT/load.txt"
+kill "$vg"; wait "$vg" 2>/dev/null || true
+dump=$(ls -t "$OUT"/callgrind.out.* | grep -v '\.[0-9]*$' | head -1 || true)
+dump=$(ls -S "$OUT"/callgrind.out.*.1 2>/dev/null | head -1 || echo "$dump")
+callgrind_annotate --inclusive=yes "$dump" >"$OUT/annotate.txt" 2>/dev/null || true
+callgrind_annotate "$dump" >"$OUT/annotate-self.txt" 2>/dev/null || true
+total=$(grep -m1 -oE '^[0-9,]+ +\(100.0%\) +PROGRAM TOTALS' "$OUT/annotate-self.txt" | tr -d , | awk '{print $1}')
+echo "dump: $dump"
+echo "Ir total: $total; requests: $N; Ir/request: $((total / N))"
