@@ -118,6 +118,20 @@ pub struct Pool {
     h2: tokio::sync::Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
 }
 
+impl Pool {
+    fn pop_idle_h1(&self) -> Option<(http1::SendRequest<RequestBody>, u32, std::time::Instant)> {
+        self.idle_h1.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn has_idle_h1(&self) -> bool {
+        !self
+            .idle_h1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+}
+
 /// Gives an HTTP/1.1 connection back to its pool once its response has ended.
 #[derive(Debug)]
 pub struct Returner {
@@ -234,25 +248,19 @@ impl Endpoint {
         // Set while this request waits for a connection (`max_pending_requests`).
         let mut pending = None;
         let slot = loop {
-            // Registered before looking, so a connection freed meanwhile still wakes us.
-            let freed = opts.breaker.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            let idle = self
-                .pool
-                .idle_h1
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
+            let idle = self.pool.pop_idle_h1();
             if let Some((mut sender, served, since)) = idle {
                 // Past the cluster's idle_timeout a pooled connection is closed, not reused.
                 if sender.is_closed() || opts.idle_timeout.is_some_and(|t| since.elapsed() >= t) {
                     continue;
                 }
-                // Returned at end of body, it becomes ready as soon as its task notices.
-                match tokio::time::timeout(opts.connect_timeout, sender.ready()).await {
-                    Ok(Ok(())) => {}
-                    _ => continue,
+                // Returned at end of body, it becomes ready as soon as its task notices
+                // (nearly always already: then no timer is set up).
+                if !sender.is_ready() {
+                    match tokio::time::timeout(opts.connect_timeout, sender.ready()).await {
+                        Ok(Ok(())) => {}
+                        _ => continue,
+                    }
                 }
                 match sender.try_send_request(req).await {
                     Ok(resp) => return Ok((resp, Some(returner(sender, served + 1)))),
@@ -278,9 +286,40 @@ impl Endpoint {
                     None => return Err(SendError::unsent(UpstreamError::Overflow, req)),
                 }
             }
+            // Registered before looking again, so a connection freed meanwhile still wakes
+            // us; requests that find a connection never register (a lock each way).
+            let freed = opts.breaker.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.pool.has_idle_h1() {
+                continue;
+            }
+            if let Some(slot) = opts.breaker.connection() {
+                break slot;
+            }
             freed.await;
         };
         drop(pending);
+        // Boxed: connecting is the rare case, and its state would otherwise enlarge every
+        // request's future (moved several times on its way through hyper).
+        Box::pin(self.send_on_new_h1(req, opts, stats, slot)).await
+    }
+
+    /// Opens a new HTTP/1.1 connection (its circuit-breaker `slot` taken) and sends `req`.
+    async fn send_on_new_h1(
+        self: &Arc<Self>,
+        req: Request<RequestBody>,
+        opts: ConnectOptions<'_>,
+        stats: &ClusterStats,
+        slot: Slot,
+    ) -> Result<(Response<Incoming>, Option<Returner>), SendError> {
+        let returner = |sender, served| Returner {
+            endpoint: self.clone(),
+            sender,
+            served,
+            max_requests: opts.max_requests_per_connection,
+            breaker: opts.breaker.clone(),
+        };
         let stream = match connect(self, opts, stats).await {
             Ok(s) => s,
             Err(e) => return Err(SendError::unsent(e, req)),
@@ -309,12 +348,16 @@ impl Endpoint {
             stats.cx_overflow.inc();
             return Err(UpstreamError::Overflow);
         };
-        let stream = connect(self, opts, stats).await?;
-        let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(UpstreamError::Handshake)?;
-        spawn_connection(conn.with_upgrades(), stats, slot);
-        sender.send_request(req).await.map_err(UpstreamError::Reset)
+        // Boxed: the caller's future embeds this one, and upgrades are rare.
+        Box::pin(async move {
+            let stream = connect(self, opts, stats).await?;
+            let (mut sender, conn) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(UpstreamError::Handshake)?;
+            spawn_connection(conn.with_upgrades(), stats, slot);
+            sender.send_request(req).await.map_err(UpstreamError::Reset)
+        })
+        .await
     }
 
     async fn send_h2(
@@ -332,14 +375,17 @@ impl Endpoint {
                     stats.cx_overflow.inc();
                     return Err(SendError::unsent(UpstreamError::Overflow, req));
                 };
-                let stream = match connect(self, opts, stats).await {
-                    Ok(s) => s,
-                    Err(e) => return Err(SendError::unsent(e, req)),
-                };
-                let handshake = http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await;
-                let (sender, conn) = match handshake {
+                // Boxed for the same reason as `send_on_new_h1`.
+                let connected = Box::pin(async {
+                    let stream = connect(self, opts, stats).await?;
+                    http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                        .await
+                        .map_err(UpstreamError::Handshake)
+                })
+                .await;
+                let (sender, conn) = match connected {
                     Ok(h) => h,
-                    Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
+                    Err(e) => return Err(SendError::unsent(e, req)),
                 };
                 spawn_connection(conn, stats, slot);
                 *guard = Some((sender, 0));
