@@ -17,7 +17,7 @@ mod tcp;
 
 pub use client::{HttpClient, Reply, request};
 pub use echo::{ChannelBody, EchoServer, channel_body};
-pub use envoy::envoy_binary;
+pub use envoy::{ads_bootstrap_tail, envoy_binary};
 pub use faulty::{FaultyServer, Misbehaviour, refused_addr};
 pub use tcp::{TcpBanner, TcpEcho};
 

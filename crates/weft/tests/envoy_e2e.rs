@@ -167,31 +167,8 @@ fn bootstrap(
     LABELS: {{app: {app}, version: v1}}
     WEFT_OUTBOUND_ADDR: 127.0.0.1:{outbound}
     WEFT_INBOUND_ADDR: 127.0.0.1:{inbound}
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-dynamic_resources:
-  ads_config:
-    api_type: {api_type}
-    transport_api_version: V3
-    grpc_services: [{{envoy_grpc: {{cluster_name: xds-grpc}}}}]
-  cds_config: {{ads: {{}}, resource_api_version: V3}}
-  lds_config: {{ads: {{}}, resource_api_version: V3}}
-static_resources:
-  clusters:
-  - name: xds-grpc
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: xds-grpc
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}
-"#,
-        port = xds.port()
+{tail}"#,
+        tail = weft_testkit::ads_bootstrap_tail(api_type, 0, xds.port()),
     );
     let path = dir.join(format!("{name}-bootstrap.yaml"));
     std::fs::write(&path, yaml)?;
