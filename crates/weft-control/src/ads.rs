@@ -11,7 +11,7 @@ use crate::encoded::EncodedSet;
 use crate::hub::{ConnGuard, Hub};
 use crate::proxy::ProxyIdentity;
 use crate::snapshot::Snapshot;
-use crate::translate::{ProxyResources, generate};
+use crate::translate::{ProxyResources, generate, generate_endpoints};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
@@ -142,9 +142,22 @@ impl Conn {
     }
 
     fn refresh(&mut self, snap: Arc<Snapshot>) {
-        // Drop the old handles first, so unchanged resources are found shared, not copied.
-        self.resources.clear();
-        self.resources = encode(&self.hub, generate(&snap, &self.proxy));
+        if snap.epoch == self.snap.epoch {
+            // Only endpoints of EDS clusters changed since the last snapshot: CDS, LDS and
+            // RDS are the same function of the same inputs, so only EDS is regenerated.
+            let t = type_url::CLUSTER_LOAD_ASSIGNMENT;
+            self.resources.remove(t);
+            let eds = ProxyResources {
+                endpoints: generate_endpoints(&snap, &self.proxy),
+                ..Default::default()
+            };
+            self.resources
+                .insert(t, self.hub.encoded.intern_all(eds.of_type(t)));
+        } else {
+            // Drop the old handles first, so unchanged resources are found shared, not copied.
+            self.resources.clear();
+            self.resources = encode(&self.hub, generate(&snap, &self.proxy));
+        }
         self.snap = snap;
     }
 

@@ -243,11 +243,12 @@ impl Hub {
             .collect();
         proxies.sort_by(|a, b| a.id.cmp(&b.id));
         proxies.dedup_by(|a, b| a.id == b.id);
-        let version = self.snapshot.borrow().version + 1;
-        let snap = Snapshot::build(version, resources, proxies);
+        let prev = self.snapshot();
+        let snap = Snapshot::build_after(&prev, prev.version + 1, resources, proxies);
+        drop(prev);
         *lock(&self.built_at) = Instant::now();
         self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(version, "snapshot built");
+        tracing::debug!(version = snap.version, epoch = snap.epoch, "snapshot built");
         self.snapshot.send_replace(Arc::new(snap));
         // Streams regenerate from the new snapshot; what the old one alone used goes.
         self.encoded.sweep();

@@ -10,7 +10,7 @@
 //! only looks them up.
 
 use crate::proxy::{ProxyIdentity, ProxyRole};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use weft_model::analyze::resolve_host;
 use weft_model::common::selector_matches;
 use weft_model::istio::networking::{
@@ -327,14 +327,50 @@ impl Registry {
             }
             reg.workloads.extend(s.workloads());
         }
-        for svc in reg.services.values() {
-            for port in &svc.ports {
-                let eps = endpoints_of(svc, port, &reg.workloads);
-                reg.endpoints
-                    .insert((svc.hostname.clone(), port.number), eps);
+        // Workloads by (namespace, label, value), in registry order: a selector's first
+        // label narrows the workloads to match to those carrying it (instead of every
+        // service scanning every workload).
+        let mut by_label: HashMap<(&str, &str, &str), Vec<&Workload>> = HashMap::new();
+        for w in &reg.workloads {
+            for (k, v) in &w.labels {
+                by_label
+                    .entry((w.namespace.as_str(), k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(w);
             }
         }
+        let mut endpoints = BTreeMap::new();
+        for svc in reg.services.values() {
+            let candidates: &[&Workload] = svc
+                .selector
+                .as_ref()
+                .and_then(|sel| sel.iter().next())
+                .and_then(|(k, v)| by_label.get(&(svc.namespace.as_str(), k.as_str(), v.as_str())))
+                .map_or(&[], Vec::as_slice);
+            for port in &svc.ports {
+                let eps = endpoints_of(svc, port, candidates);
+                endpoints.insert((svc.hostname.clone(), port.number), eps);
+            }
+        }
+        reg.endpoints = endpoints;
         reg
+    }
+
+    /// True when `other` has the same services and differs at most in the endpoints of
+    /// `STATIC` services (the endpoints only EDS carries).
+    pub fn same_but_static_endpoints(&self, other: &Registry) -> bool {
+        self.services == other.services
+            && self.endpoints.len() == other.endpoints.len()
+            && self.endpoints.iter().zip(&other.endpoints).all(
+                |((key, eps), (other_key, other_eps))| {
+                    key == other_key
+                        && (eps == other_eps
+                            || self
+                                .services
+                                .get(&key.0)
+                                .is_some_and(|s| s.resolution == Resolution::Static))
+                },
+            )
     }
 
     /// The service for this exact hostname.
@@ -366,10 +402,13 @@ impl Registry {
     }
 }
 
-fn endpoints_of(svc: &Service, port: &ServicePort, workloads: &[Workload]) -> Vec<Endpoint> {
+/// The endpoints of one port of `svc`: its inline endpoints and the `workloads` its
+/// selector picks (`workloads` may hold more than those, in registry order).
+fn endpoints_of(svc: &Service, port: &ServicePort, workloads: &[&Workload]) -> Vec<Endpoint> {
     let selected = svc.selector.as_ref().filter(|s| !s.is_empty()).map(|sel| {
         workloads
             .iter()
+            .copied()
             .filter(move |w| w.namespace == svc.namespace && selector_matches(sel, &w.labels))
     });
     let mut out: Vec<Endpoint> = svc

@@ -28,6 +28,11 @@ pub fn key_of(r: &Resource) -> ResourceKey {
 pub struct Snapshot {
     /// Increases with every snapshot built by one control plane.
     pub version: u64,
+    /// The version of the first snapshot of the run of snapshots that differ from one
+    /// another only in the endpoints of EDS (`STATIC`) services. Everything translation
+    /// reads except those endpoints is equal in two snapshots with the same epoch, so
+    /// their CDS, LDS and RDS for one proxy are equal too (see [`Snapshot::build_after`]).
+    pub epoch: u64,
     /// Resources in force, one per key, in key order.
     pub resources: Vec<Resource>,
     pub registry: Registry,
@@ -47,10 +52,39 @@ impl Snapshot {
         let registry = Registry::build(&[&ConfigSource(&resources), &ProxySource(&proxies)]);
         Snapshot {
             version,
+            epoch: version,
             resources,
             registry,
             proxies,
         }
+    }
+
+    /// Builds the snapshot that follows `prev`: it keeps `prev`'s epoch when the only
+    /// difference is in endpoints of `STATIC` services (a WorkloadEntry or a connected
+    /// proxy came, went or moved), which only EDS reads.
+    ///
+    /// What translation reads: every resource but WorkloadEntries (those only feed the
+    /// registry's workloads), the registry's services, and endpoints (EDS load assignments
+    /// for `STATIC` services; a `DNS` cluster carries its endpoints inline). Proxies and
+    /// workloads are read only through endpoints. All of it but `STATIC` endpoints must
+    /// compare equal to keep the epoch.
+    pub fn build_after(
+        prev: &Snapshot,
+        version: u64,
+        resources: Vec<Resource>,
+        proxies: Vec<ProxyIdentity>,
+    ) -> Self {
+        let mut snap = Snapshot::build(version, resources, proxies);
+        let not_workload = |r: &&Resource| !matches!(r.spec, Spec::WorkloadEntry(_));
+        let same_config = snap
+            .resources
+            .iter()
+            .filter(not_workload)
+            .eq(prev.resources.iter().filter(not_workload));
+        if same_config && snap.registry.same_but_static_endpoints(&prev.registry) {
+            snap.epoch = prev.epoch;
+        }
+        snap
     }
 
     /// VirtualServices with their namespace.

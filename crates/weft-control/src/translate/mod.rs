@@ -78,6 +78,19 @@ pub fn generate(snapshot: &Snapshot, proxy: &ProxyIdentity) -> ProxyResources {
     out
 }
 
+/// The EDS part of [`generate`] alone: `generate(snapshot, proxy).endpoints`, for a
+/// stream whose CDS, LDS and RDS are known not to have changed (same
+/// [`Snapshot::epoch`]).
+pub fn generate_endpoints(
+    snapshot: &Snapshot,
+    proxy: &ProxyIdentity,
+) -> BTreeMap<String, ClusterLoadAssignment> {
+    let ctx = Ctx::new(snapshot, proxy);
+    let mut out = ProxyResources::default();
+    cluster::outbound(&ctx, &mut out);
+    out.endpoints
+}
+
 /// What every generator reads: the snapshot, the proxy and the services it may reach.
 pub(crate) struct Ctx<'a> {
     pub snap: &'a Snapshot,
@@ -283,6 +296,99 @@ spec: {hosts: [c.ns2.svc.cluster.local], ports: [{number: 80, name: http}], reso
             .iter()
             .map(|s| s.hostname.clone())
             .collect()
+    }
+
+    const WITH_WORKLOADS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a, namespace: ns1}
+spec: {hosts: [a.ns1.svc.cluster.local], ports: [{number: 80, name: http}], resolution: STATIC, workloadSelector: {labels: {app: a}}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: d, namespace: ns1}
+spec: {hosts: [d.example.com], ports: [{number: 80, name: http}], resolution: DNS, workloadSelector: {labels: {app: d}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: a, namespace: ns1}
+spec: {host: a.ns1.svc.cluster.local, subsets: [{name: v1, labels: {version: v1}}]}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: a1, namespace: ns1}
+spec: {address: 10.0.0.1, labels: {app: a, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: d1, namespace: ns1}
+spec: {address: 10.0.1.1, labels: {app: d}}
+"#;
+
+    fn build_after(prev: &Snapshot, yaml: &str) -> Snapshot {
+        let out = weft_model::load_str("t.yaml", yaml);
+        assert!(!out.has_errors(), "{:?}", out.diagnostics);
+        Snapshot::build_after(prev, prev.version + 1, out.resources, Vec::new())
+    }
+
+    fn sidecar() -> ProxyIdentity {
+        ProxyIdentity::sidecar("x", "ns1", "127.0.0.5", &[("app", "x")])
+    }
+
+    #[test]
+    fn a_static_endpoint_change_keeps_the_epoch_and_only_eds_changes() {
+        let old = snapshot(WITH_WORKLOADS);
+        let moved = WITH_WORKLOADS.replace("10.0.0.1", "10.0.0.2");
+        let new = build_after(&old, &moved);
+        assert_eq!(new.version, 2);
+        assert_eq!(new.epoch, old.epoch, "only STATIC endpoints changed");
+        let p = sidecar();
+        let (before, after) = (generate(&old, &p), generate(&new, &p));
+        assert_ne!(before.endpoints, after.endpoints);
+        assert_eq!(before.clusters, after.clusters);
+        assert_eq!(before.listeners, after.listeners);
+        assert_eq!(before.routes, after.routes);
+        assert_eq!(generate_endpoints(&new, &p), after.endpoints);
+        // A new workload for the subset too.
+        let added = format!(
+            "{moved}---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: a2, namespace: ns1}}\nspec: {{address: 10.0.0.3, labels: {{app: a, version: v1}}}}\n"
+        );
+        let newer = build_after(&new, &added);
+        assert_eq!(newer.epoch, old.epoch);
+        assert_eq!(
+            generate_endpoints(&newer, &p),
+            generate(&newer, &p).endpoints
+        );
+        assert_eq!(generate(&newer, &p).clusters, before.clusters);
+    }
+
+    #[test]
+    fn anything_but_static_endpoints_starts_a_new_epoch() {
+        let old = snapshot(WITH_WORKLOADS);
+        // A DNS cluster carries its endpoints inline (CDS).
+        let dns = build_after(&old, &WITH_WORKLOADS.replace("10.0.1.1", "10.0.1.2"));
+        assert_ne!(dns.epoch, old.epoch);
+        assert_eq!(dns.epoch, dns.version);
+        // Config other than WorkloadEntries.
+        let subset = build_after(&old, &WITH_WORKLOADS.replace("name: v1,", "name: v2,"));
+        assert_ne!(subset.epoch, old.epoch);
+        // A service's definition.
+        let port = build_after(
+            &old,
+            &WITH_WORKLOADS.replacen("number: 80", "number: 81", 1),
+        );
+        assert_ne!(port.epoch, old.epoch);
+        // A workload's labels moving it from one service to another changes EDS only.
+        let relabelled = build_after(
+            &old,
+            &WITH_WORKLOADS.replace("{app: a, version: v1}", "{app: a, version: v2}"),
+        );
+        assert_eq!(relabelled.epoch, old.epoch);
+        let p = sidecar();
+        assert_eq!(
+            generate(&relabelled, &p).clusters,
+            generate(&old, &p).clusters
+        );
     }
 
     #[test]
