@@ -38,6 +38,22 @@ pub struct Snapshot {
     pub registry: Registry,
     /// Proxies connected when the snapshot was built (their workloads are in `registry`).
     pub proxies: Vec<ProxyIdentity>,
+    /// Positions in `resources` of the kinds translation looks up per service (routing
+    /// resources, see [`is_routing`]), so a lookup does not scan every WorkloadEntry.
+    routing: Vec<usize>,
+}
+
+/// VirtualServices, DestinationRules, Gateways, Sidecars, HTTPRoutes and GRPCRoutes.
+fn is_routing(r: &Resource) -> bool {
+    matches!(
+        r.spec,
+        Spec::VirtualService(_)
+            | Spec::DestinationRule(_)
+            | Spec::Gateway(_)
+            | Spec::Sidecar(_)
+            | Spec::HttpRoute(_)
+            | Spec::GrpcRoute(_)
+    )
 }
 
 impl Snapshot {
@@ -50,12 +66,16 @@ impl Snapshot {
         }
         let resources: Vec<Resource> = by_key.into_values().collect();
         let registry = Registry::build(&[&ConfigSource(&resources), &ProxySource(&proxies)]);
+        let routing = (0..resources.len())
+            .filter(|&i| is_routing(&resources[i]))
+            .collect();
         Snapshot {
             version,
             epoch: version,
             resources,
             registry,
             proxies,
+            routing,
         }
     }
 
@@ -87,9 +107,14 @@ impl Snapshot {
         snap
     }
 
+    /// The routing resources (see [`is_routing`]), in `resources` order.
+    pub(crate) fn routing_resources(&self) -> impl Iterator<Item = &Resource> {
+        self.routing.iter().map(|&i| &self.resources[i])
+    }
+
     /// VirtualServices with their namespace.
     pub fn virtual_services(&self) -> impl Iterator<Item = (&Resource, &VirtualService)> {
-        self.resources.iter().filter_map(|r| match &r.spec {
+        self.routing_resources().filter_map(|r| match &r.spec {
             Spec::VirtualService(vs) => Some((r, vs)),
             _ => None,
         })
@@ -97,7 +122,7 @@ impl Snapshot {
 
     /// DestinationRules with their namespace.
     pub fn destination_rules(&self) -> impl Iterator<Item = (&Resource, &DestinationRule)> {
-        self.resources.iter().filter_map(|r| match &r.spec {
+        self.routing_resources().filter_map(|r| match &r.spec {
             Spec::DestinationRule(dr) => Some((r, dr)),
             _ => None,
         })
@@ -105,7 +130,7 @@ impl Snapshot {
 
     /// Istio Gateways.
     pub fn gateways(&self) -> impl Iterator<Item = (&Resource, &Gateway)> {
-        self.resources.iter().filter_map(|r| match &r.spec {
+        self.routing_resources().filter_map(|r| match &r.spec {
             Spec::Gateway(g) => Some((r, g)),
             _ => None,
         })
@@ -113,7 +138,7 @@ impl Snapshot {
 
     /// Sidecars.
     pub fn sidecars(&self) -> impl Iterator<Item = (&Resource, &Sidecar)> {
-        self.resources.iter().filter_map(|r| match &r.spec {
+        self.routing_resources().filter_map(|r| match &r.spec {
             Spec::Sidecar(s) => Some((r, s)),
             _ => None,
         })

@@ -97,7 +97,7 @@ struct MatchRank {
 
 fn http_routes(snap: &crate::Snapshot) -> Vec<ApiRoute<'_>> {
     let mut out = Vec::new();
-    for r in &snap.resources {
+    for r in snap.routing_resources() {
         match &r.spec {
             Spec::HttpRoute(spec) => out.push(http_route(r, spec)),
             Spec::GrpcRoute(spec) => out.push(grpc_route(r, spec)),
