@@ -93,8 +93,11 @@ impl Demo {
         let ingress = format!("127.0.0.1:{}", free_port());
         let api = format!("127.0.0.1:{}", free_port());
         let xds = format!("127.0.0.1:{}", free_port());
-        // A /24 of our own so parallel tests (and other demos) never share pod addresses.
-        let third = 100 + fastrand_u8() % 150;
+        // A /24 of our own so parallel tests (and other demos) never share pod addresses:
+        // one random start per test process, then the next /24 for each demo it starts.
+        static NEXT: std::sync::OnceLock<std::sync::atomic::AtomicU32> = std::sync::OnceLock::new();
+        let next = NEXT.get_or_init(|| std::sync::atomic::AtomicU32::new(u32::from(fastrand_u8())));
+        let third = 100 + next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 150;
         let subnet = match mode {
             Mode::Explicit => format!("127.0.{third}.0"),
             Mode::Netns => format!("10.213.{third}.0"),
@@ -109,6 +112,8 @@ impl Demo {
             .arg(state.path())
             .arg("--bookinfo-bin")
             .arg(&bookinfo)
+            // A child's error is then its last log lines, not a backtrace.
+            .env("RUST_BACKTRACE", "0")
             .stdout(out.try_clone().expect("dup"))
             .stderr(out);
         if mode == Mode::Netns {
