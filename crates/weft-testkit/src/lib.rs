@@ -10,12 +10,14 @@
 //! - [`assert_eventually!`]: poll a condition with bounded patience instead of sleeping.
 
 mod client;
+mod control;
 mod echo;
 mod envoy;
 mod faulty;
 mod tcp;
 
 pub use client::{HttpClient, Reply, request};
+pub use control::control_addresses;
 pub use echo::{ChannelBody, EchoServer, channel_body};
 pub use envoy::{ads_bootstrap_tail, envoy_binary};
 pub use faulty::{FaultyServer, Misbehaviour, refused_addr};

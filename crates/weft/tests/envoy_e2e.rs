@@ -268,16 +268,8 @@ async fn start_control(
             .spawn()?,
     );
     let stdout = control.0.stdout.take().context("stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
-    })
-    .await??;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    match words.as_slice() {
-        ["weft", "control:", "xds", x, "api", a] => Ok((control, x.parse()?, a.parse()?)),
-        _ => bail!("unexpected first line from weft control: {line:?}"),
-    }
+    let (xds, api) = weft_testkit::control_addresses(stdout).await?;
+    Ok((control, xds, api))
 }
 
 fn weft(server: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {

@@ -259,16 +259,7 @@ async fn envoy_routes_gateway_api_as_weft_control_translates_it() -> anyhow::Res
             .spawn()?,
     );
     let stdout = control.0.stdout.take().context("stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
-    })
-    .await??;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (xds, api): (SocketAddr, SocketAddr) = match words.as_slice() {
-        ["weft", "control:", "xds", x, "api", a] => (x.parse()?, a.parse()?),
-        _ => bail!("unexpected first line from weft control: {line:?}"),
-    };
+    let (xds, api) = weft_testkit::control_addresses(stdout).await?;
 
     let start = |file: &str, bootstrap: String| -> anyhow::Result<Proc> {
         Ok(Proc(

@@ -214,16 +214,7 @@ async fn proxy_status_and_proxy_config_show_what_each_proxy_has() -> anyhow::Res
             .spawn()?,
     );
     let stdout = control.0.stdout.take().context("stdout")?;
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).map(|_| line)
-    })
-    .await??;
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let (xds, api): (SocketAddr, SocketAddr) = match words.as_slice() {
-        ["weft", "control:", "xds", x, "api", a] => (x.parse()?, a.parse()?),
-        _ => bail!("unexpected first line from weft control: {line:?}"),
-    };
+    let (xds, api) = weft_testkit::control_addresses(stdout).await?;
     let server = format!("http://{api}");
 
     // No proxy yet: proxy-config says who is connected (nobody) and fails.
