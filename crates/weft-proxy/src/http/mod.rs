@@ -7,6 +7,7 @@
 pub mod body;
 mod end;
 mod fault;
+mod gate;
 pub mod headers;
 mod idle;
 mod ratelimit;
@@ -178,20 +179,27 @@ impl HttpManager {
             .server
             .serve_connection_with_upgrades(TokioIo::new(stream), svc);
         tokio::pin!(conn);
-        let idle = async {
-            match self.config.idle_timeout {
-                Some(t) => activity.idle_for(t).await,
-                None => std::future::pending().await,
+        // Drain and idle timeout: rare, so polled only when their own wake-up fires, not
+        // on each of the connection's several wake-ups per request.
+        let idle_timeout = self.config.idle_timeout;
+        let rare = gate::WakeGate::new(async move {
+            let idle = async {
+                match idle_timeout {
+                    Some(t) => activity.idle_for(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = drain.signaled() => {}
+                _ = idle => {}
             }
-        };
+        });
         tokio::select! {
+            biased;
             _ = conn.as_mut() => {}
-            _ = drain.signaled() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-            }
-            // HTTP/1.1 closes, HTTP/2 sends GOAWAY; a response still streaming finishes.
-            _ = idle => {
+            // Drained or idle: HTTP/1.1 closes, HTTP/2 sends GOAWAY; a response still
+            // streaming finishes.
+            _ = rare => {
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }
