@@ -24,11 +24,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut present = [false; HOP_BY_HOP.len()];
     let mut te = false;
     for name in headers.keys() {
-        if *name == header::TE {
-            te = true;
-        } else if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
-            present[i] = true;
-        }
+        // One string match per name (a length switch, then at most one compare) instead
+        // of comparing each name with every entry of `HOP_BY_HOP`.
+        let i = match name.as_str() {
+            "connection" => 0,
+            "keep-alive" => 1,
+            "proxy-connection" => 2,
+            "transfer-encoding" => 3,
+            "upgrade" => 4,
+            "proxy-authenticate" => 5,
+            "te" => {
+                te = true;
+                continue;
+            }
+            _ => continue,
+        };
+        present[i] = true;
     }
     if present[0] {
         remove_connection_named(headers);
@@ -56,6 +67,11 @@ fn remove_connection_named(headers: &mut HeaderMap) {
     let Some(conn) = headers.get(header::CONNECTION) else {
         return;
     };
+    // What nearly every message says, decided without tokenizing.
+    let whole = conn.as_bytes();
+    if whole.eq_ignore_ascii_case(b"keep-alive") || whole.eq_ignore_ascii_case(b"close") {
+        return;
+    }
     // `keep-alive`, `close` and `upgrade` are what `Connection` nearly always says; the first
     // and last are removed anyway and `close` names no header, so they allocate nothing.
     let named: Vec<HeaderName> = conn
@@ -119,20 +135,17 @@ pub fn normalize_path(path: &str, dots: bool, merge_slashes: bool) -> Option<Str
 
 /// A random version-4 UUID, as Envoy's default request-id extension generates.
 pub fn uuid_v4() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Where each byte's two hex digits go, around the dashes (fixed positions: no
+    // per-byte branch).
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     let mut b = fastrand::u128(..).to_be_bytes();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let mut s = [0u8; 36];
-    let mut j = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s[j] = b'-';
-            j += 1;
-        }
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        s[j] = HEX[usize::from(byte >> 4)];
-        s[j + 1] = HEX[usize::from(byte & 0xf)];
-        j += 2;
+    let mut s = *b"00000000-0000-0000-0000-000000000000";
+    for (byte, at) in b.iter().zip(AT) {
+        s[at] = HEX[usize::from(byte >> 4)];
+        s[at + 1] = HEX[usize::from(byte & 0xf)];
     }
     HeaderValue::from_bytes(&s).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
@@ -209,6 +222,13 @@ mod tests {
         let u = uuid_v4();
         let s = u.to_str().expect("ascii");
         assert_eq!(s.len(), 36);
+        for (i, c) in s.char_indices() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                assert_eq!(c, '-', "{s}");
+            } else {
+                assert!(matches!(c, '0'..='9' | 'a'..='f'), "{s}");
+            }
+        }
         assert_eq!(&s[14..15], "4");
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
         assert_ne!(uuid_v4(), u);

@@ -221,9 +221,8 @@ impl HttpManager {
         if cfg.normalize_path || cfg.merge_slashes {
             normalize_request_path(&mut req, cfg.normalize_path, cfg.merge_slashes);
         }
-        self.forwarding_headers(&mut req, ds);
+        let request_id = self.forwarding_headers(&mut req, ds);
         let mut log = (!cfg.access_logs.is_empty()).then(|| self.start_log(&req, &authority, ds));
-        let request_id = req.headers().get(&X_REQUEST_ID).cloned();
         let grpc = respond::is_grpc(req.headers());
 
         let table = self.routes.load_full();
@@ -443,10 +442,10 @@ impl HttpManager {
         log: &mut Option<LogRecord>,
     ) -> Option<(LocalReply, Option<&'a HeaderMutation>)> {
         let cfg = &*self.config;
-        let grpc = respond::is_grpc(req.headers());
         let rl = ratelimit::resolve(cfg.ratelimit.as_deref(), levels);
+        // `is_grpc` only when a rate limit applies (a header lookup per request otherwise).
         let limit = |req: &mut Request<Incoming>| match rl
-            .map(|rl| ratelimit::check(rl, grpc, &self.stats))
+            .map(|rl| ratelimit::check(rl, respond::is_grpc(req.headers()), &self.stats))
         {
             Some(ratelimit::Decision::Limited(reply, extra)) => Some((reply, Some(extra))),
             Some(ratelimit::Decision::NotEnforced(add)) => {
@@ -600,10 +599,13 @@ impl HttpManager {
         );
         if let (Some(t), false) = (timeouts.expected, self.config.suppress_envoy_headers) {
             // Tells the upstream how long we will wait, as Envoy's router does.
-            upstream_req.headers_mut().insert(
-                &X_ENVOY_EXPECTED_RQ_TIMEOUT_MS,
-                HeaderValue::from(t.as_millis() as u64),
-            );
+            let v = match &f.timeout_ms_header {
+                Some(v) if f.timeout == Some(t) => v.clone(),
+                _ => HeaderValue::from(t.as_millis() as u64),
+            };
+            upstream_req
+                .headers_mut()
+                .insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
         }
         if let (Some(t), true) = (timeouts.expected, timeouts.rewrite_grpc_timeout)
             && let Ok(v) = HeaderValue::from_str(&format!("{}m", t.as_millis()))
@@ -1068,8 +1070,13 @@ impl HttpManager {
         stripped
     }
 
-    /// `x-forwarded-for`, `x-forwarded-proto`, `x-request-id`, and hop-by-hop removal.
-    fn forwarding_headers(&self, req: &mut Request<Incoming>, ds: &Downstream) {
+    /// `x-forwarded-for`, `x-forwarded-proto`, `x-request-id`, and hop-by-hop removal;
+    /// returns the `x-request-id` to echo in responses (`always_set_request_id_in_response`).
+    fn forwarding_headers(
+        &self,
+        req: &mut Request<Incoming>,
+        ds: &Downstream,
+    ) -> Option<HeaderValue> {
         let cfg = &*self.config;
         let headers = req.headers_mut();
         headers::strip_hop_by_hop(headers);
@@ -1087,16 +1094,29 @@ impl HttpManager {
             }
         }
         // At the edge the scheme is ours to state; inside the mesh keep what the client said.
-        if cfg.use_remote_address || !headers.contains_key(&X_FORWARDED_PROTO) {
-            headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(ds.scheme));
+        // (`entry`: one lookup where `contains_key` then `insert` took two.)
+        let proto = HeaderValue::from_static(ds.scheme);
+        if cfg.use_remote_address {
+            headers.insert(&X_FORWARDED_PROTO, proto);
+        } else if let header::Entry::Vacant(e) = headers.entry(&X_FORWARDED_PROTO) {
+            e.insert(proto);
         }
         // At the edge an external client's id is not trusted unless configured to be.
         let distrust = cfg.use_remote_address
             && !cfg.preserve_external_request_id
             && is_external(ds.remote.ip());
-        if cfg.generate_request_id && (distrust || !headers.contains_key(&X_REQUEST_ID)) {
-            headers.insert(&X_REQUEST_ID, headers::uuid_v4());
+        if cfg.generate_request_id {
+            if distrust {
+                headers.insert(&X_REQUEST_ID, headers::uuid_v4());
+            } else if let header::Entry::Vacant(e) = headers.entry(&X_REQUEST_ID) {
+                e.insert(headers::uuid_v4());
+            }
         }
+        // Only the response echo reads it again: no clone (an allocation) otherwise.
+        let request_id = cfg
+            .always_set_request_id_in_response
+            .then(|| headers.get(&X_REQUEST_ID).cloned())
+            .flatten();
         if cfg.use_remote_address {
             // Envoy marks where an edge request came from for everything downstream.
             headers.remove(&X_ENVOY_INTERNAL);
@@ -1113,6 +1133,7 @@ impl HttpManager {
         if let Some(via) = &cfg.via {
             headers.append(header::VIA, via.clone());
         }
+        request_id
     }
 
     fn response_headers(&self, headers: &mut http::HeaderMap, request_id: Option<&HeaderValue>) {

@@ -98,6 +98,9 @@ pub(super) fn normalize_request_path(req: &mut Request<Incoming>, dots: bool, me
 /// Applies `prefix_rewrite` / `regex_rewrite`, keeping the original in
 /// `x-envoy-original-path` as Envoy does.
 pub(super) fn rewrite_path(req: &mut Request<Incoming>, f: &ForwardAction, route: &Route) {
+    if f.prefix_rewrite.is_none() && f.regex_rewrite.is_none() {
+        return;
+    }
     let pq = req
         .uri()
         .path_and_query()
@@ -251,15 +254,25 @@ pub(super) fn upstream_request(
     } else {
         parts.uri = Uri::from(pq);
         parts.version = Version::HTTP_11;
-        parts.headers.insert(
-            header::HOST,
-            HeaderValue::from_str(authority).map_err(|_| bad())?,
-        );
+        // Usually the client's own single `Host` already says it: keep that value rather
+        // than validating and allocating an equal one.
+        let mut hosts = parts.headers.get_all(header::HOST).iter();
+        let same = hosts
+            .next()
+            .is_some_and(|h| h.as_bytes() == authority.as_bytes())
+            && hosts.next().is_none();
+        if !same {
+            parts.headers.insert(
+                header::HOST,
+                HeaderValue::from_str(authority).map_err(|_| bad())?,
+            );
+        }
         // Envoy states an empty body explicitly for methods that normally carry one.
-        let bodyless = body.is_end_stream()
+        if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
+            && body.is_end_stream()
             && !parts.headers.contains_key(header::CONTENT_LENGTH)
-            && !parts.headers.contains_key(header::TRANSFER_ENCODING);
-        if bodyless && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+            && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+        {
             parts
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));

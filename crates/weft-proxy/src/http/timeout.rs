@@ -112,9 +112,11 @@ pub(super) struct Timeouts {
     pub(super) rewrite_grpc_timeout: bool,
 }
 
+static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
 /// Parses a `grpc-timeout` header: up to 8 digits and a unit (H, M, S, m, u, n).
 pub(super) fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("grpc-timeout")?.to_str().ok()?;
+    let v = headers.get(&GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -147,7 +149,14 @@ impl Timeouts {
         grpc: bool,
         stream_start: Instant,
     ) -> Timeouts {
-        let header_timeout = grpc_timeout(headers);
+        let sd = f.stream_duration.as_deref().copied().unwrap_or_default();
+        // Only routes with a gRPC timeout setting read the header (a lookup per request).
+        let header_timeout =
+            if (grpc && f.max_grpc_timeout.is_some()) || sd.grpc_header_max.is_some() {
+                grpc_timeout(headers)
+            } else {
+                None
+            };
         let mut t = Timeouts::default();
         let mut rewrite_grpc_timeout = false;
         t.global = match (&f.stream_duration, f.max_grpc_timeout) {
@@ -181,7 +190,6 @@ impl Timeouts {
             None => hcm.stream_idle_timeout,
         };
         // The connection manager's max stream duration, replaced by the route's.
-        let sd = f.stream_duration.as_deref().copied().unwrap_or_default();
         let limit = match (header_timeout, sd.grpc_header_max) {
             (Some(h), Some(max)) => {
                 let mut d = if !max.is_zero() && h > max { max } else { h };
@@ -216,25 +224,29 @@ impl Timeouts {
         request_done: bool,
         last_activity: Instant,
     ) -> Option<(Instant, Fired)> {
-        let candidates = [
-            (global_deadline, Fired::Global),
-            (self.per_try.map(|d| attempt_start + d), Fired::PerTry),
-            (
-                self.per_try_idle.map(|d| attempt_start + d),
-                Fired::PerTryIdle,
-            ),
-            (
-                self.stream_idle
-                    .map(|d| attempt_start.max(last_activity) + d),
-                Fired::StreamIdle,
-            ),
-            (self.duration, Fired::Duration),
-            (self.request.filter(|_| !request_done), Fired::Request),
-        ];
-        candidates
-            .into_iter()
-            .filter_map(|(at, kind)| at.map(|at| (at, kind)))
-            .min_by_key(|(at, _)| *at)
+        // The earliest; on a tie the first in this order (per request: kept branch-light).
+        let mut first: Option<(Instant, Fired)> = None;
+        let mut consider = |at: Option<Instant>, kind: Fired| {
+            if let Some(at) = at
+                && first.is_none_or(|(f, _)| at < f)
+            {
+                first = Some((at, kind));
+            }
+        };
+        consider(global_deadline, Fired::Global);
+        consider(self.per_try.map(|d| attempt_start + d), Fired::PerTry);
+        consider(
+            self.per_try_idle.map(|d| attempt_start + d),
+            Fired::PerTryIdle,
+        );
+        consider(
+            self.stream_idle
+                .map(|d| attempt_start.max(last_activity) + d),
+            Fired::StreamIdle,
+        );
+        consider(self.duration, Fired::Duration);
+        consider(self.request.filter(|_| !request_done), Fired::Request);
+        first
     }
 
     /// Timers for a response body: the route timeout and stream duration as deadlines,

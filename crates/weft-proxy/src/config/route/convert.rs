@@ -360,6 +360,7 @@ impl TryFrom<&pb::RouteAction> for ForwardAction {
                 .transpose()
                 .at("regex_rewrite")?,
             host_rewrite,
+            timeout_ms_header: timeout.map(|t| http::HeaderValue::from(t.as_millis() as u64)),
             timeout,
             hash_policy,
             retry: a

@@ -110,6 +110,9 @@ pub struct ForwardAction {
     pub host_rewrite: HostRewrite,
     /// `None` disables the timeout (`timeout: 0s`). Covers the whole upstream response.
     pub timeout: Option<Duration>,
+    /// `timeout` in milliseconds, as `x-envoy-expected-rq-timeout-ms` says it: formatted
+    /// once here rather than on every request.
+    pub timeout_ms_header: Option<http::HeaderValue>,
     /// `idle_timeout`: replaces the connection manager's `stream_idle_timeout` (`Some(0)`
     /// disables it).
     pub idle_timeout: Option<Duration>,
