@@ -133,6 +133,18 @@ pub fn normalize_path(path: &str, dots: bool, merge_slashes: bool) -> Option<Str
     (p != path).then_some(p)
 }
 
+/// `n` as a header value; the small numbers most responses carry (upstream service time
+/// in milliseconds, attempt counts) come from static strings, without an allocation.
+pub fn decimal(n: u64) -> HeaderValue {
+    const SMALL: [&str; 16] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
+    ];
+    match usize::try_from(n).ok().and_then(|i| SMALL.get(i)) {
+        Some(s) => HeaderValue::from_static(s),
+        None => HeaderValue::from(n),
+    }
+}
+
 /// A random version-4 UUID, as Envoy's default request-id extension generates.
 pub fn uuid_v4() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -215,6 +227,13 @@ mod tests {
             assert_eq!(got, want, "{input}");
         }
         assert_eq!(normalize_path("/a/b", true, true), None);
+    }
+
+    #[test]
+    fn decimals_match_formatting() {
+        for n in [0, 1, 9, 10, 15, 16, 99, 100, 12345, u64::MAX] {
+            assert_eq!(decimal(n), HeaderValue::from(n), "{n}");
+        }
     }
 
     #[test]

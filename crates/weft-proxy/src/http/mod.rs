@@ -688,21 +688,25 @@ impl HttpManager {
             stats.rq_total.inc();
             let in_flight = InFlight::begin(endpoint.clone(), cluster.clone(), rq_slot);
             let sent_at = Instant::now();
-            let send = async {
-                if upgrade.is_some() {
-                    endpoint
-                        .send_upgrade(req, opts, stats)
-                        .await
-                        .map(|r| (r, None))
-                        .map_err(|error| SendError {
-                            error,
-                            request: None,
-                        })
-                } else {
-                    endpoint.send(req, opts, stats).await
-                }
+            // Pinned where it is built and lent to `send_within`: moving this future (it holds
+            // the request) into `send_within` and pinning it there copied it twice.
+            let result = {
+                let send = std::pin::pin!(async {
+                    if upgrade.is_some() {
+                        // Rare: boxed so it does not size the common path's future.
+                        Box::pin(endpoint.send_upgrade(req, opts, stats))
+                            .await
+                            .map(|r| (r, None))
+                            .map_err(|error| SendError {
+                                error,
+                                request: None,
+                            })
+                    } else {
+                        endpoint.send(req, opts, stats).await
+                    }
+                });
+                send_within(send, &timeouts, &done).await
             };
-            let result = send_within(send, &timeouts, &done).await;
             match &result {
                 Ok(Ok((resp, _))) => {
                     cluster.report(&endpoint, Outcome::Http(resp.status().as_u16()))
@@ -1000,7 +1004,7 @@ impl HttpManager {
         if !self.config.suppress_envoy_headers {
             parts.headers.insert(
                 &X_ENVOY_UPSTREAM_SERVICE_TIME,
-                HeaderValue::from(upstream_ms),
+                headers::decimal(upstream_ms),
             );
         }
         if mutations.vh.attempt_count_downstream {
@@ -1275,12 +1279,15 @@ struct Attempt {
 
 /// Runs one upstream exchange until response headers or the first limit that fires.
 /// `request_timeout` only counts while the request body is still arriving.
-async fn send_within<F, T>(send: F, timeouts: &Timeouts, done: &BodyDone) -> Result<T, Fired>
+async fn send_within<F, T>(
+    mut send: std::pin::Pin<&mut F>,
+    timeouts: &Timeouts,
+    done: &BodyDone,
+) -> Result<T, Fired>
 where
     F: std::future::Future<Output = T>,
 {
     let attempt_start = tokio::time::Instant::now();
-    tokio::pin!(send);
     loop {
         // The route timeout only runs once the request has fully arrived, and request-body
         // bytes keep the stream from idling: re-plan when either happens.
