@@ -1,6 +1,7 @@
 //! Body types of the proxy. Bodies stream frame by frame; nothing here buffers a whole body.
 
 use crate::flags::ResponseFlags;
+use crate::upstream::pool::UpstreamBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -437,13 +438,13 @@ pin_project! {
     enum Inner {
         Empty,
         Full { data: Option<Bytes> },
-        Upstream { #[pin] body: Incoming, timers: Option<Box<BodyTimers>> },
+        Upstream { #[pin] body: UpstreamBody, timers: Option<Box<BodyTimers>> },
     }
 }
 
 pin_project! {
     /// A response body sent downstream: local (empty or a fixed payload) or streamed from
-    /// upstream, with an end-of-stream hook that returns pooled connections and writes
+    /// upstream, with an end-of-stream hook that updates counters and writes
     /// access logs.
     pub struct ResponseBody {
         #[pin]
@@ -497,7 +498,7 @@ impl ResponseBody {
     }
 
     /// A body streamed from upstream.
-    pub fn upstream(body: Incoming, timers: Option<BodyTimers>) -> ResponseBody {
+    pub fn upstream(body: UpstreamBody, timers: Option<BodyTimers>) -> ResponseBody {
         ResponseBody {
             inner: Inner::Upstream {
                 body,
@@ -553,7 +554,6 @@ impl Body for ResponseBody {
                         return Poll::Pending;
                     }
                 };
-                let frame = frame.map(|r| r.map_err(|e| Box::new(e) as BoxError));
                 if let Some(Ok(f)) = &frame {
                     if let Some(d) = f.data_ref() {
                         *this.bytes += d.len() as u64;

@@ -1,4 +1,4 @@
-//! What runs when a response body ends: pooled-connection return, counters, access logs.
+//! What runs when a response body ends: counters, access logs.
 
 use crate::access_log::LogRecord;
 use crate::config::listener::HttpConnectionManagerConfig;
@@ -6,7 +6,6 @@ use crate::flags::ResponseFlags;
 use crate::http::body::OnEnd;
 use crate::stats::ListenerStats;
 use crate::upstream::breaker::Slot;
-use crate::upstream::pool::Returner;
 use crate::upstream::{Cluster, Endpoint};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,9 +48,9 @@ impl OnEnd for LogTail {
     }
 }
 
-/// Runs when a proxied response body ends: returns the connection, updates counters, logs.
+/// Runs when a proxied response body ends: updates counters, logs. (The upstream body
+/// returns its pooled connection itself.)
 pub(super) struct UpstreamEnd {
-    pub(super) returner: Option<Returner>,
     pub(super) in_flight: InFlight,
     pub(super) listener: Arc<ListenerStats>,
     pub(super) log: Option<LogTail>,
@@ -60,9 +59,6 @@ pub(super) struct UpstreamEnd {
 impl OnEnd for UpstreamEnd {
     fn on_end(self: Box<Self>, bytes: u64, complete: bool, flags: ResponseFlags) {
         let this = *self;
-        if let (Some(r), true) = (this.returner, complete) {
-            r.give_back();
-        }
         let stats = &this.in_flight.cluster().stats;
         if flags.contains(ResponseFlags::UPSTREAM_REQUEST_TIMEOUT) {
             stats.rq_timeout.inc();

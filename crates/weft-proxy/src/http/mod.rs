@@ -36,7 +36,7 @@ use crate::flags::ResponseFlags;
 use crate::proxy::Drain;
 use crate::stats::ListenerStats;
 use crate::upstream::outlier::Outcome;
-use crate::upstream::pool::{ConnectOptions, Returner, SendError, UpstreamError};
+use crate::upstream::pool::{ConnectOptions, SendError, UpstreamBody, UpstreamError};
 use crate::upstream::{ClusterManager, PickContext};
 use arc_swap::ArcSwap;
 use body::{BodyDone, RETRY_BUFFER_LIMIT, RequestBody, ResponseBody, SharedBody};
@@ -417,13 +417,11 @@ impl HttpManager {
                 };
                 let stats = &cluster.stats;
                 stats.rq_total.inc();
+                // Read to the end, so the connection goes back to the pool.
                 let exchange = async {
-                    let (resp, returner) = endpoint.send(copy, opts, stats).await.ok()?;
+                    let resp = endpoint.send(copy, opts, stats).await.ok()?;
                     stats.record_status(resp.status().as_u16());
                     resp.into_body().collect().await.ok()?;
-                    if let Some(r) = returner {
-                        r.give_back();
-                    }
                     Some(())
                 };
                 let _ = tokio::time::timeout(limit, exchange).await;
@@ -696,7 +694,7 @@ impl HttpManager {
                         // Rare: boxed so it does not size the common path's future.
                         Box::pin(endpoint.send_upgrade(req, opts, stats))
                             .await
-                            .map(|r| (r, None))
+                            .map(|r| r.map(UpstreamBody::Hyper))
                             .map_err(|error| SendError {
                                 error,
                                 request: None,
@@ -708,9 +706,7 @@ impl HttpManager {
                 send_within(send, &timeouts, &done).await
             };
             match &result {
-                Ok(Ok((resp, _))) => {
-                    cluster.report(&endpoint, Outcome::Http(resp.status().as_u16()))
-                }
+                Ok(Ok(resp)) => cluster.report(&endpoint, Outcome::Http(resp.status().as_u16())),
                 Ok(Err(e)) if !e.error.is_overflow() => cluster.report(
                     &endpoint,
                     Outcome::LocalFailure {
@@ -724,7 +720,7 @@ impl HttpManager {
             }
             let retriable = match (&result, retry) {
                 (_, None) => false,
-                (Ok(Ok((resp, _))), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
+                (Ok(Ok(resp)), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
                 (Ok(Err(e)), _) if e.error.is_overflow() => false,
                 (Ok(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
                 (Err(fired), Some(p)) => fired.per_try() && p.retriable_failure(false, true),
@@ -846,7 +842,7 @@ impl HttpManager {
             Err(Fired::StreamIdle | Fired::Duration | Fired::Request)
         );
         let reply = match (result, downstream_upgrade) {
-            (Ok(Ok((resp, _))), Some(downstream))
+            (Ok(Ok(resp)), Some(downstream))
                 if resp.status() == StatusCode::SWITCHING_PROTOCOLS =>
             {
                 let tunnel = Tunnel {
@@ -861,14 +857,13 @@ impl HttpManager {
                 };
                 return self.tunnel(resp, tunnel, mutations, request_id);
             }
-            (Ok(Ok((resp, returner))), _) => {
+            (Ok(Ok(resp)), _) => {
                 if retries > 0 && !retriable {
                     stats.retry_success.inc();
                 }
                 let upstream =
                     Upstream {
                         in_flight,
-                        returner,
                         sent_at,
                         counter,
                         timers: timeouts.body_timers(timeouts.global.map(|t| {
@@ -895,6 +890,8 @@ impl HttpManager {
                 let e = e.error;
                 let flag = if e.is_connect_failure() {
                     ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+                } else if matches!(e, UpstreamError::Protocol(_)) {
+                    ResponseFlags::UPSTREAM_PROTOCOL_ERROR
                 } else {
                     ResponseFlags::UPSTREAM_CONNECTION_TERMINATION
                 };
@@ -927,7 +924,7 @@ impl HttpManager {
     /// Answers `101` downstream and splices the two upgraded connections together.
     fn tunnel(
         &self,
-        mut resp: Response<Incoming>,
+        mut resp: Response<UpstreamBody>,
         t: Tunnel,
         mutations: &Mutations<'_>,
         request_id: Option<HeaderValue>,
@@ -977,7 +974,7 @@ impl HttpManager {
     #[allow(clippy::too_many_arguments)]
     fn proxied(
         &self,
-        resp: Response<Incoming>,
+        resp: Response<UpstreamBody>,
         up: Upstream,
         mutations: &Mutations<'_>,
         request_id: Option<HeaderValue>,
@@ -986,7 +983,6 @@ impl HttpManager {
     ) -> Response<ResponseBody> {
         let Upstream {
             in_flight,
-            returner,
             sent_at,
             counter,
             timers,
@@ -1017,7 +1013,6 @@ impl HttpManager {
         // hyper picks the downstream framing; the upstream's version is not ours to keep.
         parts.version = Version::default();
         let end = UpstreamEnd {
-            returner,
             listener: self.stats.clone(),
             log: log.map(|mut log| {
                 log.response_code = parts.status.as_u16();
@@ -1257,7 +1252,6 @@ fn internal_error() -> LocalReply {
 /// An upstream exchange that got response headers.
 struct Upstream {
     in_flight: InFlight,
-    returner: Option<Returner>,
     sent_at: Instant,
     counter: Option<Arc<AtomicU64>>,
     timers: Option<body::BodyTimers>,
@@ -1265,7 +1259,7 @@ struct Upstream {
 }
 
 /// What one attempt ended with: response headers, a send failure, or a timeout.
-type AttemptResult = Result<Result<(Response<Incoming>, Option<Returner>), SendError>, Fired>;
+type AttemptResult = Result<Result<Response<UpstreamBody>, SendError>, Fired>;
 
 /// The last attempt of a request.
 struct Attempt {

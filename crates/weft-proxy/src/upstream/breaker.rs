@@ -34,6 +34,13 @@ enum Which {
     Retry,
 }
 
+impl Slot {
+    /// The circuit breaker this slot counts against.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let b = &self.breaker;

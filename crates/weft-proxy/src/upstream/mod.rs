@@ -2,6 +2,7 @@
 //! load balancing and connection pools, behind an atomically swapped snapshot.
 
 pub mod breaker;
+pub mod h1;
 pub mod health;
 pub mod lb;
 pub mod outlier;

@@ -1,19 +1,26 @@
 //! Upstream connections per endpoint: HTTP/1.1 keep-alive pooling and one multiplexed
 //! HTTP/2 connection.
 //!
-//! An HTTP/1.1 connection goes back to the idle list only when its response body ended
-//! cleanly (see [`Returner`]); a reused connection that turns out closed before the request
-//! was written is retried once on a fresh connection (hyper hands the request back).
+//! HTTP/1.1 runs inline in the requesting task ([`super::h1`]): a connection goes back to
+//! the idle list only when its response body ended cleanly and the request was written
+//! whole. A pooled connection the upstream closed while idle is noticed at checkout (from
+//! tokio's cached readiness), and a request whose reused connection dies before any
+//! response byte is sent again on a fresh one when no body frame was taken yet. HTTP/2 and
+//! upgrades go through hyper's client, its connection in a task of its own.
 
-use crate::http::body::RequestBody;
+use crate::http::body::{BoxError, RequestBody};
 use crate::stats::ClusterStats;
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::{Breaker, Slot};
+use crate::upstream::h1::{self, Conn, H1Body, H1Error, Home};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -34,7 +41,10 @@ pub enum UpstreamError {
     Handshake(hyper::Error),
     /// The connection closed or reset before response headers (`UC`/`UR`).
     #[error("connection termination: {0}")]
-    Reset(hyper::Error),
+    Reset(BoxError),
+    /// The upstream's response head was not valid HTTP/1.1 or broke a limit (`UPE`).
+    #[error("protocol error: {0}")]
+    Protocol(H1Error),
     /// A circuit breaker is open (`max_connections` + `max_pending_requests`): `UO`.
     #[error("overflow")]
     Overflow,
@@ -43,7 +53,10 @@ pub enum UpstreamError {
 impl UpstreamError {
     /// Whether the endpoint was never reached (Envoy's `UF`).
     pub fn is_connect_failure(&self) -> bool {
-        !matches!(self, UpstreamError::Reset(_) | UpstreamError::Overflow)
+        !matches!(
+            self,
+            UpstreamError::Reset(_) | UpstreamError::Overflow | UpstreamError::Protocol(_)
+        )
     }
 
     /// Whether a circuit breaker refused the request (never retried, as in Envoy).
@@ -65,6 +78,7 @@ impl UpstreamError {
             UpstreamError::Connect(_) => "local connection failure",
             UpstreamError::Handshake(_) => "remote connection failure",
             UpstreamError::Reset(_) => "connection termination",
+            UpstreamError::Protocol(_) => "protocol error",
             UpstreamError::Overflow => "overflow",
         }
     }
@@ -80,6 +94,7 @@ impl UpstreamError {
                 "upstream_reset_before_response_started{local_connection_failure}"
             }
             "overflow" => "upstream_reset_before_response_started{overflow}",
+            "protocol error" => "upstream_reset_before_response_started{protocol_error}",
             _ => "upstream_reset_before_response_started{connection_termination}",
         }
     }
@@ -111,16 +126,23 @@ impl SendError {
 /// The connections of one endpoint.
 #[derive(Debug, Default)]
 pub struct Pool {
-    /// Idle HTTP/1.1 connections and how many requests each has served.
-    /// Idle HTTP/1.1 connections: sender, requests served, when it became idle.
-    idle_h1: Mutex<Vec<(http1::SendRequest<RequestBody>, u32, std::time::Instant)>>,
+    /// Idle HTTP/1.1 connections and when each became idle.
+    idle_h1: Mutex<Vec<(Box<Conn>, std::time::Instant)>>,
     /// The shared HTTP/2 connection and the streams it has carried.
     h2: tokio::sync::Mutex<Option<(http2::SendRequest<RequestBody>, u32)>>,
 }
 
 impl Pool {
-    fn pop_idle_h1(&self) -> Option<(http1::SendRequest<RequestBody>, u32, std::time::Instant)> {
+    fn pop_idle_h1(&self) -> Option<(Box<Conn>, std::time::Instant)> {
         self.idle_h1.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keeps `conn` for reuse (closes it when [`MAX_IDLE_H1`] are idle already).
+    pub(super) fn put_idle_h1(&self, conn: Box<Conn>) {
+        let mut idle = self.idle_h1.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_H1 {
+            idle.push((conn, std::time::Instant::now()));
+        }
     }
 
     fn has_idle_h1(&self) -> bool {
@@ -132,45 +154,13 @@ impl Pool {
     }
 }
 
-/// Gives an HTTP/1.1 connection back to its pool once its response has ended.
-#[derive(Debug)]
-pub struct Returner {
-    endpoint: Arc<Endpoint>,
-    sender: http1::SendRequest<RequestBody>,
-    served: u32,
-    max_requests: Option<u32>,
-    breaker: Arc<Breaker>,
-}
-
-impl Returner {
-    /// Puts the connection back on the idle list (or closes it once it has served
-    /// `max_requests_per_connection`), and wakes requests waiting for a connection.
-    pub fn give_back(self) {
-        if self.sender.is_closed() || self.max_requests.is_some_and(|m| self.served >= m) {
-            return;
-        }
-        {
-            let mut idle = self
-                .endpoint
-                .pool
-                .idle_h1
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if idle.len() < MAX_IDLE_H1 {
-                idle.push((self.sender, self.served, std::time::Instant::now()));
-            }
-        }
-        self.breaker.freed.notify_waiters();
-    }
-}
-
 impl Pool {
     /// Closes idle HTTP/1.1 connections that have been idle for `timeout` or longer.
     pub fn expire_idle(&self, timeout: Duration) {
         self.idle_h1
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|(s, _, since)| !s.is_closed() && since.elapsed() < timeout);
+            .retain_mut(|(c, since)| since.elapsed() < timeout && c.idle_usable());
     }
 }
 
@@ -226,54 +216,42 @@ where
 
 impl Endpoint {
     /// Sends `req` to this endpoint on a pooled or new connection and returns the response
-    /// head. For HTTP/1.1 the [`Returner`] must be used once the response body has ended.
-    /// When the request was never written (the connection could not be made), it comes
-    /// back with the error so a retry can send it elsewhere.
+    /// head; an HTTP/1.1 connection returns to the pool by itself when the body has ended
+    /// cleanly. When the request was never written (the connection could not be made), it
+    /// comes back with the error so a retry can send it elsewhere.
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<RequestBody>,
         opts: ConnectOptions<'_>,
         stats: &ClusterStats,
-    ) -> Result<(Response<Incoming>, Option<Returner>), SendError> {
+    ) -> Result<Response<UpstreamBody>, SendError> {
         if opts.http2 {
-            return self.send_h2(req, opts, stats).await.map(|r| (r, None));
+            return self
+                .send_h2(req, opts, stats)
+                .await
+                .map(|r| r.map(UpstreamBody::Hyper));
         }
-        let returner = |sender, served| Returner {
-            endpoint: self.clone(),
-            sender,
-            served,
-            max_requests: opts.max_requests_per_connection,
-            breaker: opts.breaker.clone(),
-        };
         // Set while this request waits for a connection (`max_pending_requests`).
         let mut pending = None;
         let slot = loop {
-            let idle = self.pool.pop_idle_h1();
-            if let Some((mut sender, served, since)) = idle {
-                // Past the cluster's idle_timeout a pooled connection is closed, not reused.
-                if sender.is_closed() || opts.idle_timeout.is_some_and(|t| since.elapsed() >= t) {
+            if let Some((mut conn, since)) = self.pool.pop_idle_h1() {
+                // Past the cluster's idle_timeout a pooled connection is closed, not reused;
+                // so is one the upstream closed while it sat idle.
+                if opts.idle_timeout.is_some_and(|t| since.elapsed() >= t) || !conn.idle_usable() {
                     continue;
                 }
-                // Returned at end of body, it becomes ready as soon as its task notices
-                // (nearly always already: then no timer is set up).
-                if !sender.is_ready() {
-                    match tokio::time::timeout(opts.connect_timeout, sender.ready()).await {
-                        Ok(Ok(())) => {}
-                        _ => continue,
+                match h1::exchange(conn, req, self.home(opts), true).await {
+                    Ok(resp) => return Ok(resp.map(UpstreamBody::H1)),
+                    // It died before answering and nothing of the body was taken: safe to
+                    // send on another connection.
+                    Err(h1::Failed {
+                        request: Some(back),
+                        ..
+                    }) => {
+                        req = back;
+                        continue;
                     }
-                }
-                match sender.try_send_request(req).await {
-                    Ok(resp) => return Ok((resp, Some(returner(sender, served + 1)))),
-                    Err(mut e) => match e.take_message() {
-                        // Never written: safe to try another connection.
-                        Some(back) => {
-                            req = back;
-                            continue;
-                        }
-                        None => {
-                            return Err(SendError::lost(UpstreamError::Reset(e.into_error())));
-                        }
-                    },
+                    Err(f) => return Err(SendError::lost(f.error.into())),
                 }
             }
             if let Some(slot) = opts.breaker.connection() {
@@ -301,8 +279,15 @@ impl Endpoint {
         };
         drop(pending);
         // Boxed: connecting is the rare case, and its state would otherwise enlarge every
-        // request's future (moved several times on its way through hyper).
+        // request's future.
         Box::pin(self.send_on_new_h1(req, opts, stats, slot)).await
+    }
+
+    fn home(self: &Arc<Self>, opts: ConnectOptions<'_>) -> Home {
+        Home {
+            endpoint: self.clone(),
+            max_requests: opts.max_requests_per_connection,
+        }
     }
 
     /// Opens a new HTTP/1.1 connection (its circuit-breaker `slot` taken) and sends `req`.
@@ -312,28 +297,16 @@ impl Endpoint {
         opts: ConnectOptions<'_>,
         stats: &ClusterStats,
         slot: Slot,
-    ) -> Result<(Response<Incoming>, Option<Returner>), SendError> {
-        let returner = |sender, served| Returner {
-            endpoint: self.clone(),
-            sender,
-            served,
-            max_requests: opts.max_requests_per_connection,
-            breaker: opts.breaker.clone(),
-        };
+    ) -> Result<Response<UpstreamBody>, SendError> {
         let stream = match connect(self, opts, stats).await {
             Ok(s) => s,
             Err(e) => return Err(SendError::unsent(e, req)),
         };
-        let (mut sender, conn) = match http1::handshake(TokioIo::new(stream)).await {
-            Ok(h) => h,
-            Err(e) => return Err(SendError::unsent(UpstreamError::Handshake(e), req)),
-        };
-        spawn_connection(conn, stats, slot);
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| SendError::lost(UpstreamError::Reset(e)))?;
-        Ok((resp, Some(returner(sender, 1))))
+        let conn = Conn::new(stream, slot, &stats.cx_active);
+        match h1::exchange(conn, req, self.home(opts), false).await {
+            Ok(resp) => Ok(resp.map(UpstreamBody::H1)),
+            Err(f) => Err(SendError::lost(f.error.into())),
+        }
     }
 
     /// Sends an HTTP/1.1 `Upgrade` request on a fresh connection of its own (an upgraded
@@ -355,7 +328,10 @@ impl Endpoint {
                 .await
                 .map_err(UpstreamError::Handshake)?;
             spawn_connection(conn.with_upgrades(), stats, slot);
-            sender.send_request(req).await.map_err(UpstreamError::Reset)
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| UpstreamError::Reset(Box::new(e)))
         })
         .await
     }
@@ -406,11 +382,59 @@ impl Endpoint {
             sender
         };
         if let Err(e) = sender.ready().await {
-            return Err(SendError::unsent(UpstreamError::Reset(e), req));
+            return Err(SendError::unsent(UpstreamError::Reset(Box::new(e)), req));
         }
         sender
             .send_request(req)
             .await
-            .map_err(|e| SendError::lost(UpstreamError::Reset(e)))
+            .map_err(|e| SendError::lost(UpstreamError::Reset(Box::new(e))))
+    }
+}
+
+impl From<H1Error> for UpstreamError {
+    fn from(e: H1Error) -> UpstreamError {
+        match e {
+            H1Error::Protocol(_) => UpstreamError::Protocol(e),
+            e => UpstreamError::Reset(Box::new(e)),
+        }
+    }
+}
+
+/// A response body from upstream: hyper's (HTTP/2, upgrades) or an inline HTTP/1.1 one.
+/// Errors mid-body end the downstream response the same way for both.
+#[derive(Debug)]
+pub enum UpstreamBody {
+    Hyper(Incoming),
+    H1(H1Body),
+}
+
+impl Body for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BoxError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(|e| Box::new(e) as BoxError))),
+            UpstreamBody::H1(b) => Pin::new(b).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::H1(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(b) => b.size_hint(),
+            UpstreamBody::H1(b) => b.size_hint(),
+        }
     }
 }

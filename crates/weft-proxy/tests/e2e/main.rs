@@ -9,6 +9,7 @@ mod resilience;
 mod routing;
 mod tcp;
 mod upstream;
+mod upstream_h1;
 
 use serde_json::{Value, json};
 use std::net::SocketAddr;

@@ -1,0 +1,752 @@
+//! HTTP/1.1 to upstreams, run inline in the downstream connection's task.
+//!
+//! hyper's client runs each connection in a task of its own and hands requests and response
+//! bodies across channels; for a proxy that is a third of the work per request. Here the
+//! task that serves the downstream request writes the request head straight onto the pooled
+//! `TcpStream`, parses the response head with `httparse`, and cuts response body frames out
+//! of the connection's read buffer without copying them (`BytesMut::split_to().freeze()`).
+//!
+//! Framing follows RFC 9112 §6: no body for `HEAD`, 1xx, 204 and 304; `Transfer-Encoding:
+//! chunked`; `Content-Length`; otherwise the body runs until the upstream closes. A
+//! connection goes back to its endpoint's idle list only when the response ended cleanly,
+//! the request was written whole, and nothing unexpected followed the response.
+
+use crate::http::body::{BoxError, RequestBody};
+use crate::upstream::Endpoint;
+use crate::upstream::breaker::Slot;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use prometheus_client::metrics::gauge::Gauge;
+use std::io::{self, Write as _};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker, ready};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+
+/// Envoy's default `max_response_headers_kb` (60 KiB): a longer head is a protocol error.
+const MAX_HEAD: usize = 60 * 1024;
+/// Envoy's default `max_headers_count`.
+const MAX_HEADERS: usize = 100;
+/// A chunk-size line longer than this (extensions included) is a protocol error.
+const MAX_CHUNK_LINE: usize = 4096;
+/// First read size; a read that fills the buffer doubles the next, up to [`MAX_READ`].
+const MIN_READ: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// Request-body frames up to this size are copied behind the head (one write for both).
+const COALESCE: usize = 16 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum H1Error {
+    /// The upstream closed the connection before the message ended.
+    #[error("connection closed before message completed")]
+    Closed,
+    #[error("upstream i/o: {0}")]
+    Io(#[from] io::Error),
+    /// The upstream's bytes are not valid HTTP/1.1 (or exceed our limits).
+    #[error("upstream protocol error: {0}")]
+    Protocol(&'static str),
+    /// The downstream request body failed while it was being sent.
+    #[error("request body: {0}")]
+    Body(BoxError),
+}
+
+/// Counts an open connection in `upstream_cx_active` until dropped.
+#[derive(Debug)]
+struct ActiveCx(Gauge);
+
+impl Drop for ActiveCx {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// An open HTTP/1.1 connection to an endpoint, with its read buffer and its circuit-breaker
+/// connection slot (freed when the connection closes).
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    rbuf: BytesMut,
+    read_size: usize,
+    /// The request head and small body frames waiting to be written (kept for reuse).
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Response header names and value ranges while a head is being parsed (kept for reuse).
+    scratch: Vec<(HeaderName, usize, usize)>,
+    /// Requests this connection has carried.
+    pub(super) served: u32,
+    slot: Slot,
+    _active: ActiveCx,
+}
+
+impl Conn {
+    /// Wraps a freshly connected stream; counts it in `active` until dropped.
+    pub(super) fn new(io: TcpStream, slot: Slot, active: &Gauge) -> Box<Conn> {
+        active.inc();
+        Box::new(Conn {
+            io,
+            rbuf: BytesMut::new(),
+            read_size: MIN_READ,
+            wbuf: Vec::new(),
+            wpos: 0,
+            scratch: Vec::new(),
+            served: 0,
+            slot,
+            _active: ActiveCx(active.clone()),
+        })
+    }
+
+    /// Whether an idle connection can carry another request: not if the upstream closed it
+    /// or sent bytes nobody asked for. Asks tokio's cached readiness first (no waker, no
+    /// syscall), so a quiet connection costs nothing; only a readable one is read.
+    pub(super) fn idle_usable(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Reads more bytes into `rbuf` (`Ok(0)` at end of stream). Goes through `poll_read`,
+    /// which clears tokio's readiness on a short read: the next checkout's
+    /// [`Conn::idle_usable`] then needs no syscall.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.rbuf.reserve(self.read_size);
+        let room = self.rbuf.capacity() - self.rbuf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.rbuf
+        ))?;
+        if n == room && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Writes what `wbuf` holds from `wpos`.
+    fn poll_flush_wbuf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.wpos < self.wbuf.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.wbuf[self.wpos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.wpos += n;
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Where a connection goes back to once its response has ended.
+#[derive(Debug)]
+pub(super) struct Home {
+    pub(super) endpoint: Arc<Endpoint>,
+    pub(super) max_requests: Option<u32>,
+}
+
+impl Home {
+    /// Puts `conn` on the idle list (or closes it once it has served
+    /// `max_requests_per_connection`) and wakes requests waiting for a connection.
+    fn give_back(&self, conn: Box<Conn>) {
+        if self.max_requests.is_some_and(|m| conn.served >= m) {
+            return;
+        }
+        let freed = conn.slot.breaker().clone();
+        self.endpoint.pool.put_idle_h1(conn);
+        freed.freed.notify_waiters();
+    }
+}
+
+/// Streams the request body after the head, framed by `Content-Length` or chunked.
+#[derive(Debug)]
+struct Writer {
+    req: Request<RequestBody>,
+    chunked: bool,
+    /// A large body frame being written after `wbuf`.
+    data: Bytes,
+    /// The body has ended (its last chunk and trailers are in `wbuf`).
+    ended: bool,
+    /// A frame was taken from the body: the request can no longer be sent again.
+    polled: bool,
+}
+
+impl Writer {
+    /// Writes the head and body; `Ready(Ok)` once all of it is on the wire.
+    fn poll_write(&mut self, conn: &mut Conn, cx: &mut Context<'_>) -> Poll<Result<(), H1Error>> {
+        loop {
+            // Pull body frames while they are ready, so the head and a small body leave in
+            // one write.
+            if !self.ended
+                && self.data.is_empty()
+                && conn.wbuf.len() < COALESCE
+                && let Poll::Ready(frame) = Pin::new(self.req.body_mut()).poll_frame(cx)
+            {
+                self.take(frame, &mut conn.wbuf)?;
+                continue;
+            }
+            if conn.wpos < conn.wbuf.len() {
+                ready!(conn.poll_flush_wbuf(cx))?;
+                continue;
+            }
+            if !self.data.is_empty() {
+                let n = ready!(Pin::new(&mut conn.io).poll_write(cx, &self.data))?;
+                if n == 0 {
+                    return Poll::Ready(Err(H1Error::Io(io::ErrorKind::WriteZero.into())));
+                }
+                self.data.advance(n);
+                if self.data.is_empty() && self.chunked {
+                    conn.wbuf.extend_from_slice(b"\r\n");
+                }
+                continue;
+            }
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            // The body had nothing ready and everything taken so far is written.
+            return Poll::Pending;
+        }
+    }
+
+    fn take(
+        &mut self,
+        frame: Option<Result<Frame<Bytes>, BoxError>>,
+        wbuf: &mut Vec<u8>,
+    ) -> Result<(), H1Error> {
+        let frame = match frame {
+            None => {
+                self.ended = true;
+                if self.chunked {
+                    wbuf.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(());
+            }
+            Some(Err(e)) => return Err(H1Error::Body(e)),
+            Some(Ok(f)) => f,
+        };
+        self.polled = true;
+        match frame.into_data() {
+            Ok(d) if d.is_empty() => {}
+            Ok(d) => {
+                if self.chunked {
+                    let _ = write!(wbuf, "{:x}\r\n", d.len());
+                }
+                if d.len() <= COALESCE {
+                    wbuf.extend_from_slice(&d);
+                    if self.chunked {
+                        wbuf.extend_from_slice(b"\r\n");
+                    }
+                } else {
+                    self.data = d;
+                }
+            }
+            Err(frame) => {
+                // Trailers only exist in chunked framing; with a length they are dropped.
+                if let (Ok(trailers), true) = (frame.into_trailers(), self.chunked) {
+                    wbuf.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        wbuf.extend_from_slice(name.as_str().as_bytes());
+                        wbuf.extend_from_slice(b": ");
+                        wbuf.extend_from_slice(value.as_bytes());
+                        wbuf.extend_from_slice(b"\r\n");
+                    }
+                    wbuf.extend_from_slice(b"\r\n");
+                    self.ended = true;
+                }
+            }
+        }
+        if self.req.body().is_end_stream() && !self.ended {
+            // Nothing more will come: finish now rather than at the next poll.
+            return self.take(None, wbuf);
+        }
+        Ok(())
+    }
+}
+
+/// Encodes the request head into `wbuf`; returns whether the body goes chunked.
+fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
+    wbuf.extend_from_slice(req.method().as_str().as_bytes());
+    wbuf.push(b' ');
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    wbuf.extend_from_slice(target.as_bytes());
+    wbuf.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in req.headers() {
+        wbuf.extend_from_slice(name.as_str().as_bytes());
+        wbuf.extend_from_slice(b": ");
+        wbuf.extend_from_slice(value.as_bytes());
+        wbuf.extend_from_slice(b"\r\n");
+    }
+    // Framing as hyper's client chose it: the client's Content-Length when it sent one (the
+    // downstream codec has checked it), the body's exact size when known, else chunked.
+    let body = req.body();
+    let chunked = if body.is_end_stream() || req.headers().contains_key(header::CONTENT_LENGTH) {
+        false
+    } else if let Some(n) = body.size_hint().exact() {
+        let _ = write!(wbuf, "content-length: {n}\r\n");
+        false
+    } else {
+        wbuf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        true
+    };
+    wbuf.extend_from_slice(b"\r\n");
+    chunked
+}
+
+/// How the response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// Ended (or never had a body).
+    Done,
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the upstream closes the connection.
+    Eof,
+    /// Ended with an error (not a complete body: `is_end_stream` stays false).
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    Size,
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    Trailers,
+}
+
+/// A failed exchange before response headers.
+pub(super) struct Failed {
+    pub(super) error: H1Error,
+    /// The request, when the connection died before answering and no body frame was taken
+    /// (safe to send again on another connection).
+    pub(super) request: Option<Request<RequestBody>>,
+}
+
+/// Sends `req` on `conn` and returns the response head with a body that streams the rest.
+/// `reused`: the connection has served before (a failure before any response byte may just
+/// mean the upstream closed it while idle).
+pub(super) async fn exchange(
+    mut conn: Box<Conn>,
+    req: Request<RequestBody>,
+    home: Home,
+    reused: bool,
+) -> Result<Response<H1Body>, Failed> {
+    conn.served += 1;
+    conn.wbuf.clear();
+    conn.wpos = 0;
+    let chunked = encode_head(&mut conn.wbuf, &req);
+    let head_only = req.method() == Method::HEAD;
+    let mut writer = Some(Writer {
+        ended: req.body().is_end_stream(),
+        req,
+        chunked,
+        data: Bytes::new(),
+        polled: false,
+    });
+    // Whether writing failed (the response may still arrive; the connection is not reused).
+    let mut write_failed = false;
+    let mut got_bytes = false;
+    let fail = |error: H1Error, writer: Option<Writer>, got_bytes: bool| {
+        let request = match writer {
+            Some(w) if reused && !got_bytes && !w.polled => Some(w.req),
+            _ => None,
+        };
+        Failed { error, request }
+    };
+    let head = std::future::poll_fn(|cx| {
+        loop {
+            if let Some(w) = writer.as_mut().filter(|_| !write_failed) {
+                match w.poll_write(&mut conn, cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(H1Error::Io(_))) => write_failed = true,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            if !conn.rbuf.is_empty() {
+                match parse_head(&mut conn, head_only)? {
+                    Some(Parsed::Informational) => continue,
+                    Some(Parsed::Final(resp)) => return Poll::Ready(Ok(resp)),
+                    None => {}
+                }
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) => return Poll::Ready(Err(H1Error::Closed)),
+                Ok(_) => got_bytes = true,
+                Err(e) => return Poll::Ready(Err(H1Error::Io(e))),
+            }
+        }
+    })
+    .await;
+    let (parts, framing, keep_alive) = match head {
+        Ok(h) => h,
+        Err(e) => return Err(fail(e, writer, got_bytes)),
+    };
+    let written = writer.as_ref().is_some_and(|w| {
+        w.ended && w.data.is_empty() && conn.wpos >= conn.wbuf.len() && !write_failed
+    });
+    let mut body = H1Body {
+        conn: Some(conn),
+        framing,
+        writer: if written || write_failed {
+            None
+        } else {
+            writer.map(Box::new)
+        },
+        reusable: keep_alive && !write_failed,
+        home,
+    };
+    if body.framing == Framing::Done {
+        body.finish();
+    }
+    Ok(Response::from_parts(parts, body))
+}
+
+enum Parsed {
+    /// A 1xx was read and dropped.
+    Informational,
+    Final((http::response::Parts, Framing, bool)),
+}
+
+fn proto(what: &'static str) -> H1Error {
+    H1Error::Protocol(what)
+}
+
+/// Parses a response head from `conn.rbuf` if it is all there; returns the head, the body
+/// framing and whether the connection may be kept alive.
+fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1Error> {
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let status = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        &conn.rbuf,
+        &mut headers,
+    ) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => return Err(proto("too many headers")),
+        Err(_) => return Err(proto("malformed response head")),
+    };
+    let len = match status {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if conn.rbuf.len() > MAX_HEAD => {
+            return Err(proto("response head too large"));
+        }
+        httparse::Status::Partial => return Ok(None),
+    };
+    if len > MAX_HEAD {
+        return Err(proto("response head too large"));
+    }
+    let code = res.code.unwrap_or(0);
+    let version = if res.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    if (100..200).contains(&code) {
+        if code == 101 {
+            return Err(proto("unexpected 101 Switching Protocols"));
+        }
+        conn.rbuf.advance(len);
+        return Ok(Some(Parsed::Informational));
+    }
+    let status = StatusCode::from_u16(code).map_err(|_| proto("invalid status code"))?;
+    let base = conn.rbuf.as_ptr() as usize;
+    conn.scratch.clear();
+    for h in res.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| proto("header name"))?;
+        let start = h.value.as_ptr() as usize - base;
+        conn.scratch.push((name, start, start + h.value.len()));
+    }
+    let head = conn.rbuf.split_to(len).freeze();
+    let mut map = HeaderMap::with_capacity(conn.scratch.len());
+    for (name, start, end) in conn.scratch.drain(..) {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| proto("header value"))?;
+        map.append(name, value);
+    }
+    let mut keep_alive = version == Version::HTTP_11;
+    for v in map.get_all(header::CONNECTION) {
+        for token in v.to_str().unwrap_or("").split(',').map(str::trim) {
+            if token.eq_ignore_ascii_case("close") {
+                keep_alive = false;
+                break;
+            }
+            if token.eq_ignore_ascii_case("keep-alive") {
+                keep_alive = true;
+            }
+        }
+    }
+    let framing =
+        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Done
+        } else if let Some(te) = map.get(header::TRANSFER_ENCODING) {
+            if map.contains_key(header::CONTENT_LENGTH) {
+                return Err(proto("both transfer-encoding and content-length"));
+            }
+            let last = te.to_str().unwrap_or("").rsplit(',').next().unwrap_or("");
+            if map.get_all(header::TRANSFER_ENCODING).iter().count() == 1
+                && last.trim().eq_ignore_ascii_case("chunked")
+            {
+                Framing::Chunked(Chunk::Size)
+            } else {
+                keep_alive = false;
+                Framing::Eof
+            }
+        } else if map.contains_key(header::CONTENT_LENGTH) {
+            let mut length = None;
+            for v in map.get_all(header::CONTENT_LENGTH) {
+                for part in v.to_str().unwrap_or("x").split(',') {
+                    let part = part.trim();
+                    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(proto("invalid content-length"));
+                    }
+                    let n: u64 = part.parse().map_err(|_| proto("invalid content-length"))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(proto("conflicting content-length"));
+                    }
+                    length = Some(n);
+                }
+            }
+            match length {
+                Some(0) | None => Framing::Done,
+                Some(n) => Framing::Length(n),
+            }
+        } else {
+            keep_alive = false;
+            Framing::Eof
+        };
+    let mut resp = Response::new(());
+    *resp.status_mut() = status;
+    *resp.version_mut() = version;
+    *resp.headers_mut() = map;
+    let (parts, ()) = resp.into_parts();
+    Ok(Some(Parsed::Final((parts, framing, keep_alive))))
+}
+
+/// A response body read from an inline HTTP/1.1 connection. While it streams it also
+/// finishes sending the request body (an upstream may answer early and keep reading); at a
+/// clean end the connection goes back to the pool.
+#[derive(Debug)]
+pub struct H1Body {
+    conn: Option<Box<Conn>>,
+    framing: Framing,
+    writer: Option<Box<Writer>>,
+    reusable: bool,
+    home: Home,
+}
+
+impl H1Body {
+    /// The response ended: the connection goes back to the pool if nothing is amiss (the
+    /// request written whole, no bytes beyond the response), else it closes.
+    fn finish(&mut self) {
+        self.framing = Framing::Done;
+        let Some(conn) = self.conn.take() else { return };
+        if self.reusable && self.writer.is_none() && conn.rbuf.is_empty() {
+            self.home.give_back(conn);
+        }
+        self.writer = None;
+    }
+
+    fn fail(&mut self, e: H1Error) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.framing = Framing::Failed;
+        self.conn = None;
+        self.writer = None;
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
+
+    /// Takes up to `max` buffered body bytes.
+    fn cut(conn: &mut Conn, max: u64) -> Bytes {
+        let n = (conn.rbuf.len() as u64).min(max) as usize;
+        conn.rbuf.split_to(n).freeze()
+    }
+
+    /// Steps the chunked decoder through what is buffered: `Ok(Some)` is a frame to return,
+    /// `Ok(None)` means more bytes are needed (or the body ended: see `framing`).
+    fn decode_chunked(&mut self) -> Result<Option<Frame<Bytes>>, H1Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            let Framing::Chunked(state) = self.framing else {
+                return Ok(None);
+            };
+            match state {
+                Chunk::Size => match httparse::parse_chunk_size(&conn.rbuf) {
+                    Ok(httparse::Status::Complete((used, size))) => {
+                        conn.rbuf.advance(used);
+                        self.framing = Framing::Chunked(if size == 0 {
+                            Chunk::Trailers
+                        } else {
+                            Chunk::Data(size)
+                        });
+                    }
+                    Ok(httparse::Status::Partial) if conn.rbuf.len() > MAX_CHUNK_LINE => {
+                        return Err(proto("chunk size line too long"));
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(_) => return Err(proto("invalid chunk size")),
+                },
+                Chunk::Data(left) => {
+                    if conn.rbuf.is_empty() {
+                        return Ok(None);
+                    }
+                    let data = H1Body::cut(conn, left);
+                    let left = left - data.len() as u64;
+                    self.framing = Framing::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(Some(Frame::data(data)));
+                }
+                Chunk::DataEnd => {
+                    if conn.rbuf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &conn.rbuf[..2] != b"\r\n" {
+                        return Err(proto("chunk data not followed by CRLF"));
+                    }
+                    conn.rbuf.advance(2);
+                    self.framing = Framing::Chunked(Chunk::Size);
+                }
+                Chunk::Trailers => {
+                    let mut fields = [httparse::EMPTY_HEADER; 32];
+                    let used = match httparse::parse_headers(&conn.rbuf, &mut fields) {
+                        Ok(httparse::Status::Complete((used, fields))) => {
+                            if fields.is_empty() {
+                                conn.rbuf.advance(used);
+                                self.finish();
+                                return Ok(None);
+                            }
+                            let mut trailers = HeaderMap::with_capacity(fields.len());
+                            for f in fields.iter() {
+                                let name = HeaderName::from_bytes(f.name.as_bytes())
+                                    .map_err(|_| proto("trailer name"))?;
+                                let value = HeaderValue::from_bytes(f.value)
+                                    .map_err(|_| proto("trailer value"))?;
+                                trailers.append(name, value);
+                            }
+                            (used, trailers)
+                        }
+                        Ok(httparse::Status::Partial) if conn.rbuf.len() > MAX_HEAD => {
+                            return Err(proto("trailers too large"));
+                        }
+                        Ok(httparse::Status::Partial) => return Ok(None),
+                        Err(_) => return Err(proto("malformed trailers")),
+                    };
+                    conn.rbuf.advance(used.0);
+                    self.finish();
+                    return Ok(Some(Frame::trailers(used.1)));
+                }
+            }
+        }
+    }
+
+    /// After a data frame: if the rest of the body (the chunk's CRLF, the last chunk and no
+    /// trailers) is already buffered, end now, so `is_end_stream` says so and the connection
+    /// is back in the pool before the client sends its next request.
+    fn settle_chunked(&mut self) {
+        let Some(conn) = self.conn.as_ref() else {
+            return;
+        };
+        if self.framing == Framing::Chunked(Chunk::DataEnd)
+            && conn.rbuf.len() >= 7
+            && conn.rbuf[..7] == *b"\r\n0\r\n\r\n"
+            && let Some(conn) = self.conn.as_mut()
+        {
+            conn.rbuf.advance(7);
+            self.finish();
+        }
+    }
+}
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Some(w) = this.writer.as_mut() {
+                match w.poll_write(conn, cx) {
+                    Poll::Ready(Ok(())) => this.writer = None,
+                    // The upstream stopped reading: its response may still be whole.
+                    Poll::Ready(Err(H1Error::Io(_))) => {
+                        this.writer = None;
+                        this.reusable = false;
+                    }
+                    Poll::Ready(Err(e)) => return this.fail(e),
+                    Poll::Pending => {}
+                }
+            }
+            match this.framing {
+                Framing::Done | Framing::Failed => return Poll::Ready(None),
+                Framing::Length(left) if !conn.rbuf.is_empty() => {
+                    let data = H1Body::cut(conn, left);
+                    let left = left - data.len() as u64;
+                    this.framing = Framing::Length(left);
+                    if left == 0 {
+                        this.finish();
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Eof if !conn.rbuf.is_empty() => {
+                    let data = conn.rbuf.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(_) => match this.decode_chunked() {
+                    Ok(Some(frame)) => {
+                        if frame.is_data() {
+                            this.settle_chunked();
+                        }
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Ok(None) if this.framing == Framing::Done => return Poll::Ready(None),
+                    Ok(None) => {}
+                    Err(e) => return this.fail(e),
+                },
+                _ => {}
+            }
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if this.framing == Framing::Eof => {
+                    this.reusable = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(0) => return this.fail(H1Error::Closed),
+                Ok(_) => {}
+                Err(e) => return this.fail(H1Error::Io(e)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}

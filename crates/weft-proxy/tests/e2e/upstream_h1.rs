@@ -1,0 +1,333 @@
+//! The inline HTTP/1.1 upstream client: response framing, connection reuse and its limits,
+//! against raw upstreams whose every byte the test chooses.
+
+use crate::{any_host, bootstrap, http_listener, start, static_cluster};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use weft_proxy::ProxyHandle;
+use weft_testkit::{EchoServer, HttpClient, request};
+
+/// What a [`RawUpstream`] does after writing its answer to a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// Waits for the next request on the same connection.
+    KeepOpen,
+    /// Closes the connection (without having said so in the response).
+    Close,
+}
+
+/// A raw HTTP/1.1 upstream: answers each request head with the bytes `answer` returns for
+/// it (given the request head), and counts accepted connections.
+struct RawUpstream {
+    addr: SocketAddr,
+    accepts: Arc<AtomicUsize>,
+}
+
+type Answer = fn(&str) -> (Vec<u8>, After);
+
+impl RawUpstream {
+    async fn start(answer: Answer) -> RawUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepts = Arc::new(AtomicUsize::new(0));
+        let count = accepts.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(s, answer));
+            }
+        });
+        RawUpstream { addr, accepts }
+    }
+
+    fn accepts(&self) -> usize {
+        self.accepts.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(mut s: TcpStream, answer: Answer) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+        buf.drain(..end + 4);
+        let (bytes, after) = answer(&head);
+        if s.write_all(&bytes).await.is_err() {
+            return;
+        }
+        if after == After::Close {
+            let _ = s.shutdown().await;
+            return;
+        }
+    }
+}
+
+fn path_of(head: &str) -> &str {
+    head.split(' ').nth(1).unwrap_or("/")
+}
+
+async fn proxy_to(addr: SocketAddr) -> ProxyHandle {
+    let routes =
+        any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c", "timeout": "5s"} }]));
+    start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("c", &[addr])],
+    ))
+    .await
+}
+
+async fn h1(proxy: &ProxyHandle) -> HttpClient {
+    HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect")
+}
+
+fn framing_answers(head: &str) -> (Vec<u8>, After) {
+    let keep = After::KeepOpen;
+    match path_of(head) {
+        "/chunked" => (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nx-checksum: abc\r\nx-more: 1\r\n\r\n"
+                .to_vec(),
+            keep,
+        ),
+        "/until-close" => (
+            b"HTTP/1.1 200 OK\r\nx-framing: none\r\n\r\nread me until the end".to_vec(),
+            After::Close,
+        ),
+        "/head" => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 1234\r\n\r\n".to_vec(),
+            keep,
+        ),
+        "/204" => (
+            b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n".to_vec(),
+            keep,
+        ),
+        "/304" => (
+            b"HTTP/1.1 304 Not Modified\r\netag: \"x\"\r\n\r\n".to_vec(),
+            keep,
+        ),
+        "/continue" => (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n\
+              HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal"
+                .to_vec(),
+            keep,
+        ),
+        "/huge-head" => {
+            let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for i in 0..80 {
+                r.extend_from_slice(format!("x-filler-{i}: {}\r\n", "v".repeat(1000)).as_bytes());
+            }
+            r.extend_from_slice(b"content-length: 0\r\n\r\n");
+            (r, keep)
+        }
+        _ => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            keep,
+        ),
+    }
+}
+
+#[tokio::test]
+async fn response_framings_arrive_intact() {
+    let up = RawUpstream::start(framing_answers).await;
+    let proxy = proxy_to(up.addr).await;
+    // Trailers need a downstream that carries them: h2c.
+    let mut c = HttpClient::h2c(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("h2c");
+    let r = c.get("h", "/chunked", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "hello, world")
+    );
+    let trailers = r.trailers.expect("trailers");
+    assert_eq!(trailers.get("x-checksum").expect("x-checksum"), "abc");
+    assert_eq!(trailers.get("x-more").expect("x-more"), "1");
+
+    let mut c = h1(&proxy).await;
+    let r = c.get("h", "/until-close", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "read me until the end")
+    );
+    let r = c
+        .send(request("HEAD", "h", "/head", &[], Bytes::new(), false).expect("req"))
+        .await
+        .expect("reply");
+    assert_eq!((r.status.as_u16(), r.body.len()), (200, 0));
+    assert_eq!(r.header("content-length"), "1234");
+    for (path, status) in [("/204", 204), ("/304", 304)] {
+        let r = c.get("h", path, &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.body.len()), (status, 0), "{path}");
+    }
+    let r = c.get("h", "/continue", &[]).await.expect("reply");
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "final"));
+    // Everything above but the read-until-close response reused connections.
+    let r = c.get("h", "/", &[]).await.expect("reply");
+    assert_eq!(r.text(), "ok");
+    assert_eq!(
+        up.accepts(),
+        2,
+        "one connection closed by its response, one reused"
+    );
+
+    // A response head past Envoy's 60 KiB limit is an upstream protocol error.
+    let r = c.get("h", "/huge-head", &[]).await.expect("reply");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.text(),
+        "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
+    // Each answer is followed by a close the response never announced: the pooled connection
+    // dies while idle, and the next request must still succeed on a new one.
+    let up = RawUpstream::start(|_| {
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            After::Close,
+        )
+    })
+    .await;
+    let proxy = proxy_to(up.addr).await;
+    let mut c = h1(&proxy).await;
+    for _ in 0..10 {
+        let r = c.get("h", "/", &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "ok"));
+    }
+    assert_eq!(up.accepts(), 10);
+}
+
+#[tokio::test]
+async fn connection_close_and_trailing_bytes_prevent_reuse() {
+    let up = RawUpstream::start(|head| match path_of(head) {
+        // The socket stays open: only the header says not to reuse it.
+        "/close" => (
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            After::KeepOpen,
+        ),
+        "/extra" => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokGARBAGE".to_vec(),
+            After::KeepOpen,
+        ),
+        "/http10" => (
+            b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            After::KeepOpen,
+        ),
+        _ => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            After::KeepOpen,
+        ),
+    })
+    .await;
+    let proxy = proxy_to(up.addr).await;
+    let mut c = h1(&proxy).await;
+    for (i, path) in ["/close", "/close", "/extra", "/extra", "/http10", "/http10"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = c.get("h", path, &[]).await.expect("reply");
+        assert_eq!(
+            (r.status.as_u16(), r.text().as_str()),
+            (200, "ok"),
+            "{path}"
+        );
+        assert_eq!(up.accepts(), i + 1, "{path}: a new connection each time");
+    }
+    // A clean keep-alive exchange is reused.
+    for _ in 0..3 {
+        assert_eq!(c.get("h", "/", &[]).await.expect("reply").text(), "ok");
+    }
+    assert_eq!(up.accepts(), 7);
+}
+
+#[tokio::test]
+async fn large_bodies_stream_both_ways() {
+    let b = EchoServer::start("e").await;
+    let proxy = proxy_to(b.addr).await;
+    // A multi-MiB body of unknown length goes upstream chunked and streams back.
+    let payload: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let (tx, body) = weft_testkit::channel_body();
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/echo-body")
+        .header("host", "h")
+        .body(body)
+        .expect("req");
+    let stream = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let chunks: Vec<Bytes> = payload
+        .chunks(100_000)
+        .map(Bytes::copy_from_slice)
+        .collect();
+    let feed = tokio::spawn(async move {
+        for c in chunks {
+            tx.send(hyper::body::Frame::data(c)).await.expect("feed");
+        }
+    });
+    let resp = sender.send_request(req).await.expect("response");
+    assert_eq!(resp.status(), 200);
+    let got = resp.into_body().collect().await.expect("body").to_bytes();
+    feed.await.expect("fed");
+    assert_eq!(got.len(), payload.len());
+    assert!(got == payload, "the echoed body matches");
+}
+
+#[tokio::test]
+async fn chunked_request_body_of_unknown_length_reaches_the_upstream() {
+    let b = EchoServer::start("e").await;
+    let proxy = proxy_to(b.addr).await;
+    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    s.write_all(
+        b"POST /echo-body HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The echo answers chunked; its last chunk ends the response.
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let body = text.split_once("\r\n\r\n").expect("head").1;
+    let mut decoded = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size, 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        decoded.push_str(&tail[..n]);
+        rest = &tail[n + 2..];
+    }
+    assert_eq!(decoded, "hello world");
+}
