@@ -42,7 +42,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         present[i] = true;
     }
     if present[0] {
-        remove_connection_named(headers);
+        // Removed first: `remove` hands back the value (a lookup saved).
+        if let Some(conn) = headers.remove(header::CONNECTION) {
+            remove_connection_named(headers, &conn);
+        }
+        present[0] = false;
     }
     for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
@@ -62,11 +66,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes the headers `Connection` names (`TE` excepted: handled by the caller).
-fn remove_connection_named(headers: &mut HeaderMap) {
-    let Some(conn) = headers.get(header::CONNECTION) else {
-        return;
-    };
+/// Removes the headers `conn` (the `Connection` value) names (`TE` excepted: handled by
+/// the caller).
+fn remove_connection_named(headers: &mut HeaderMap, conn: &HeaderValue) {
     // What nearly every message says, decided without tokenizing.
     let whole = conn.as_bytes();
     if whole.eq_ignore_ascii_case(b"keep-alive") || whole.eq_ignore_ascii_case(b"close") {
