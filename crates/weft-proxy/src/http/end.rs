@@ -13,7 +13,7 @@ use std::time::Instant;
 
 /// Finishes an access-log record when the response body ends.
 pub(super) struct LogTail {
-    pub(super) record: LogRecord,
+    pub(super) record: Box<LogRecord>,
     pub(super) manager: Arc<HttpConnectionManagerConfig>,
     pub(super) started: Instant,
     pub(super) request_bytes: Option<Arc<AtomicU64>>,

@@ -222,7 +222,10 @@ impl HttpManager {
             normalize_request_path(&mut req, cfg.normalize_path, cfg.merge_slashes);
         }
         let request_id = self.forwarding_headers(&mut req, ds);
-        let mut log = (!cfg.access_logs.is_empty()).then(|| self.start_log(&req, &authority, ds));
+        // Boxed: the record (~450 bytes) is moved along with the request through
+        // `forward` and the attempt, and most listeners have no access log.
+        let mut log =
+            (!cfg.access_logs.is_empty()).then(|| Box::new(self.start_log(&req, &authority, ds)));
         let grpc = respond::is_grpc(req.headers());
 
         let table = self.routes.load_full();
@@ -437,7 +440,7 @@ impl HttpManager {
         req: &mut Request<Incoming>,
         levels: [Option<&'a FilterOverrides>; 3],
         cluster: Option<&str>,
-        log: &mut Option<LogRecord>,
+        log: &mut Option<Box<LogRecord>>,
     ) -> Option<(LocalReply, Option<&'a HeaderMutation>)> {
         let cfg = &*self.config;
         let rl = ratelimit::resolve(cfg.ratelimit.as_deref(), levels);
@@ -823,7 +826,7 @@ impl HttpManager {
         counter: Option<Arc<AtomicU64>>,
         mutations: &Mutations<'_>,
         request_id: Option<HeaderValue>,
-        mut log: Option<LogRecord>,
+        mut log: Option<Box<LogRecord>>,
         started: Instant,
         grpc: bool,
     ) -> Response<ResponseBody> {
@@ -978,7 +981,7 @@ impl HttpManager {
         up: Upstream,
         mutations: &Mutations<'_>,
         request_id: Option<HeaderValue>,
-        log: Option<LogRecord>,
+        log: Option<Box<LogRecord>>,
         started: Instant,
     ) -> Response<ResponseBody> {
         let Upstream {
@@ -1183,7 +1186,7 @@ impl HttpManager {
         grpc: bool,
         mutations: Option<&Mutations<'_>>,
         request_id: Option<HeaderValue>,
-        log: Option<LogRecord>,
+        log: Option<Box<LogRecord>>,
         started: Instant,
     ) -> Response<ResponseBody> {
         let mut resp = reply.clone().into_response(grpc);
@@ -1213,7 +1216,7 @@ impl HttpManager {
 struct RequestCx {
     request_id: Option<HeaderValue>,
     grpc: bool,
-    log: Option<LogRecord>,
+    log: Option<Box<LogRecord>>,
     started: Instant,
     /// The `Upgrade` header of an HTTP/1.1 upgrade request.
     upgrade: Option<HeaderValue>,
