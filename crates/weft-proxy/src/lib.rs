@@ -16,6 +16,7 @@ pub mod flags;
 pub mod http;
 pub mod listener;
 pub mod listener_manager;
+pub mod memory;
 mod proxy;
 pub mod runtime;
 pub mod sniff;

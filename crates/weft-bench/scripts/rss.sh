@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# rss.sh - weft proxy resident memory at idle, after a 64-connection burst, and under
+# 1000 rps over 16 connections (the phases issue 3's harness reads), with the split into
+# file-backed pages (the binary's code and data) and anonymous memory (heap, stacks).
+#
+#   WEFT_BIN=target/release/weft bash crates/weft-bench/scripts/rss.sh
+#
+# Same bootstrap shape as /work/shared/bench/weft-proxy.sh (one listener, one round-robin
+# cluster) in front of an nginx upstream answering 1 KiB. Figures come from
+# /proc/PID/smaps_rollup (Rss, Pss, Anonymous, and Rss minus Anonymous as "file") and
+# VmHWM (peak). Only 127.0.0.1 is targeted; every load phase is bounded in time.
+# Not a throughput benchmark: wall-clock phases are short and unpinned.
+set -euo pipefail
+WEFT_BIN=${WEFT_BIN:?set WEFT_BIN to the weft binary}
+UP_PORT=${UP_PORT:-18290}
+PORT=${PORT:-10194}
+BURST_S=${BURST_S:-3}      # wrk -c64 (the harness's max phase is 10 s)
+FIXED_S=${FIXED_S:-6}      # oha -q 1000 -c 16 (the harness's fixed phase is 15 s)
+EXTRA_ARGS=${EXTRA_ARGS:-} # more `weft proxy` flags
+OUT=${OUT:-$(mktemp -d /tmp/weft-rss.XXXXXX)}
+mkdir -p "$OUT"/{up/logs,up/tmp}
+
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+cat >"$OUT/up/nginx.conf" <<NGX
+worker_processes 1; daemon off; master_process off;
+pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off; keepalive_requests 100000000; keepalive_timeout 300s;
+  client_body_temp_path $OUT/up/tmp/cb; proxy_temp_path $OUT/up/tmp/px;
+  fastcgi_temp_path $OUT/up/tmp/fc; uwsgi_temp_path $OUT/up/tmp/uw; scgi_temp_path $OUT/up/tmp/sc;
+  server { listen 127.0.0.1:$UP_PORT; location / { default_type text/plain; return 200 "$body"; } }
+}
+NGX
+cat >"$OUT/bootstrap.yaml" <<YAML
+admin:
+  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: AUTO
+          route_config:
+            name: local
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: upstream }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP_PORT } } }
+YAML
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+/usr/sbin/nginx -p "$OUT/up" -c "$OUT/up/nginx.conf" >"$OUT/up.out" 2>&1 &
+pids+=($!)
+# shellcheck disable=SC2086
+"$WEFT_BIN" proxy -c "$OUT/bootstrap.yaml" --concurrency 1 -l warn $EXTRA_ARGS >"$OUT/weft.out" 2>&1 &
+weft=$!
+pids+=($weft)
+
+for _ in $(seq 1 300); do
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/" || true)" == 200 ]] && break
+  sleep 0.1
+done
+
+# phase name -> one row: RSS, PSS, anonymous, file-backed (RSS - anonymous), peak, threads
+report() {
+  awk -v phase="$1" -v hwm="$(awk '$1=="VmHWM:"{print $2}' /proc/$weft/status)" \
+    -v thr="$(awk '$1=="Threads:"{print $2}' /proc/$weft/status)" '
+    $1=="Rss:"{r=$2} $1=="Pss:"{p=$2} $1=="Anonymous:"{a=$2}
+    END{printf "%-22s rss %6.1f MB  pss %6.1f  anon %5.1f  file %5.1f  peak %5.1f  threads %d\n",
+        phase, r/1024, p/1024, a/1024, (r-a)/1024, hwm/1024, thr}' /proc/$weft/smaps_rollup
+}
+
+sleep 1
+report "idle"
+wrk -t1 -c64 -d"${BURST_S}s" "http://127.0.0.1:$PORT/" >"$OUT/wrk.txt" 2>&1
+report "after 64-conn burst"
+sleep 2
+report "burst + 2 s quiet"
+oha --no-tui -q 1000 -c 16 -z "${FIXED_S}s" "http://127.0.0.1:$PORT/" >"$OUT/oha.txt" 2>&1 &
+oha=$!
+pids+=($oha)
+sleep $((FIXED_S / 2))
+report "during 1000 rps/16"
+wait "$oha" || true
+report "after 1000 rps/16"
+grep -E "Requests/sec" "$OUT/wrk.txt" | sed 's/^/wrk burst: /'
+grep -E "Success rate|Requests/sec" "$OUT/oha.txt" | sed 's/^ */oha: /'
+echo "output: $OUT"
