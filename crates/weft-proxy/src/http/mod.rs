@@ -660,7 +660,7 @@ impl HttpManager {
         let mut _retry_slot = None;
         let mut downstream_upgrade = downstream_upgrade;
         loop {
-            let Some(req) = pending
+            let Some(mut req) = pending
                 .take()
                 .or_else(|| replay.as_ref().and_then(Replay::build))
             else {
@@ -676,7 +676,6 @@ impl HttpManager {
             if retry.is_some() {
                 tried.push(endpoint.addr);
             }
-            let mut req = req;
             if mutations.vh.attempt_count_upstream {
                 req.headers_mut()
                     .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
@@ -733,11 +732,14 @@ impl HttpManager {
             {
                 stats.per_try_timeout.inc();
             }
-            let global_expired = timeouts
-                .global_deadline(&done)
-                .is_some_and(|d| tokio::time::Instant::now() >= d);
+            // Read the clock only when a retry is on the table.
+            let global_expired = || {
+                timeouts
+                    .global_deadline(&done)
+                    .is_some_and(|d| tokio::time::Instant::now() >= d)
+            };
             let retry_limit = retry.map_or(0, |r| r.num_retries);
-            if retriable && retries < retry_limit && !global_expired {
+            if retriable && retries < retry_limit && !global_expired() {
                 let unsent = matches!(&result, Ok(Err(e)) if e.request.is_some());
                 let replayable = replay.as_ref().is_some_and(Replay::replayable);
                 // Retries in flight are bounded per cluster (max_retries or a budget).
@@ -992,10 +994,9 @@ impl HttpManager {
             attempts,
         } = up;
         let stats = &in_flight.cluster().stats;
-        let upstream_ms = sent_at.elapsed().as_millis() as u64;
-        stats
-            .rq_time
-            .observe(sent_at.elapsed().as_secs_f64() * 1000.0);
+        let upstream_time = sent_at.elapsed();
+        let upstream_ms = upstream_time.as_millis() as u64;
+        stats.rq_time.observe(upstream_time.as_secs_f64() * 1000.0);
         stats.record_status(resp.status().as_u16());
 
         let (mut parts, incoming) = resp.into_parts();

@@ -25,6 +25,8 @@ pub(super) fn requested_upgrade(req: &Request<Incoming>) -> Option<HeaderValue> 
     if req.version() != Version::HTTP_11 {
         return None;
     }
+    // Most requests carry no `Upgrade`: one lookup decides, before `Connection` is parsed.
+    let upgrade = req.headers().get(header::UPGRADE)?;
     let wants = req
         .headers()
         .get_all(header::CONNECTION)
@@ -34,9 +36,7 @@ pub(super) fn requested_upgrade(req: &Request<Incoming>) -> Option<HeaderValue> 
             v.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
         });
-    wants
-        .then(|| req.headers().get(header::UPGRADE).cloned())
-        .flatten()
+    wants.then(|| upgrade.clone())
 }
 
 pub(super) fn protocol_name(v: Version) -> &'static str {
