@@ -160,18 +160,19 @@ impl HttpManager {
         ds: Downstream,
         mut drain: Drain,
     ) {
-        let ds = Arc::new(ds);
-        let activity = Arc::new(ConnActivity::new());
-        let this = self.clone();
-        let seen = activity.clone();
+        // One reference count per request for all three (hyper wants a 'static future).
+        let shared = Arc::new(ConnShared {
+            manager: self.clone(),
+            ds,
+            activity: ConnActivity::new(),
+        });
+        let per_request = shared.clone();
         let svc = hyper::service::service_fn(move |req| {
-            let this = this.clone();
-            let ds = ds.clone();
-            let seen = seen.clone();
+            let c = per_request.clone();
             async move {
-                seen.begin();
-                let resp = this.handle(req, &ds).await;
-                seen.end();
+                c.activity.begin();
+                let resp = c.manager.handle(req, &c.ds).await;
+                c.activity.end();
                 Ok::<_, Infallible>(resp)
             }
         });
@@ -185,7 +186,7 @@ impl HttpManager {
         let rare = gate::WakeGate::new(async move {
             let idle = async {
                 match idle_timeout {
-                    Some(t) => activity.idle_for(t).await,
+                    Some(t) => shared.activity.idle_for(t).await,
                     None => std::future::pending().await,
                 }
             };
@@ -295,11 +296,8 @@ impl HttpManager {
             Some(&vh.filters),
             Some(&table.filters),
         ];
-        let cluster = chosen.as_ref().map(|(name, _)| name.clone());
-        if let Some((reply, extra)) = self
-            .http_filters(&mut req, levels, cluster.as_deref(), &mut log)
-            .await
-        {
+        let cluster = chosen.as_ref().map(|(name, _)| &**name);
+        if let Some((reply, extra)) = self.http_filters(&mut req, levels, cluster, &mut log).await {
             let mut resp = self.local(reply, grpc, Some(&mutations), request_id, log, started);
             if let Some(extra) = extra {
                 extra.apply(resp.headers_mut(), &mutations.cx);
@@ -1211,6 +1209,13 @@ impl HttpManager {
         let (parts, body) = resp.into_parts();
         Response::from_parts(parts, body.with_on_end(Box::new(tail)))
     }
+}
+
+/// What every request of one downstream connection shares.
+struct ConnShared {
+    manager: Arc<HttpManager>,
+    ds: Downstream,
+    activity: ConnActivity,
 }
 
 /// Per-request facts carried from `handle` into `forward`.
