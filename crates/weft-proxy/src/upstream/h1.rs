@@ -157,9 +157,14 @@ pub(super) struct Home {
 impl Home {
     /// Puts `conn` on the idle list (or closes it once it has served
     /// `max_requests_per_connection`) and wakes requests waiting for a connection.
-    fn give_back(&self, conn: Box<Conn>) {
+    fn give_back(&self, mut conn: Box<Conn>) {
         if self.max_requests.is_some_and(|m| conn.served >= m) {
             return;
+        }
+        // A large response grew the read buffer: an idle connection keeps a small one.
+        if conn.read_size > MIN_READ {
+            conn.read_size = MIN_READ;
+            conn.rbuf = BytesMut::new();
         }
         let freed = conn.slot.breaker().clone();
         self.endpoint.pool.put_idle_h1(conn);
@@ -459,13 +464,69 @@ fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1E
         return Ok(Some(Parsed::Informational));
     }
     let status = StatusCode::from_u16(code).map_err(|_| proto("invalid status code"))?;
+    // The headers that decide framing and reuse are read here, from httparse's slices, so
+    // the map needs no lookups afterwards.
+    let mut keep_alive = version == Version::HTTP_11;
+    let mut length: Option<u64> = None;
+    // Transfer-Encoding lines seen, and whether the last coding of the last one is chunked.
+    let (mut te_lines, mut te_chunked) = (0, false);
     let base = conn.rbuf.as_ptr() as usize;
     conn.scratch.clear();
     for h in res.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| proto("header name"))?;
+        let text = || std::str::from_utf8(h.value).unwrap_or("");
+        if name == header::CONTENT_LENGTH {
+            for part in text().split(',').map(str::trim) {
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(proto("invalid content-length"));
+                }
+                let n: u64 = part.parse().map_err(|_| proto("invalid content-length"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(proto("conflicting content-length"));
+                }
+                length = Some(n);
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            te_lines += 1;
+            let last = text().rsplit(',').next().unwrap_or("");
+            te_chunked = last.trim().eq_ignore_ascii_case("chunked");
+        } else if name == header::CONNECTION {
+            for token in text().split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                    break;
+                }
+                if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        }
         let start = h.value.as_ptr() as usize - base;
         conn.scratch.push((name, start, start + h.value.len()));
     }
+    let framing =
+        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Done
+        } else if te_lines > 0 {
+            if length.is_some() {
+                return Err(proto("both transfer-encoding and content-length"));
+            }
+            if te_lines == 1 && te_chunked {
+                Framing::Chunked(Chunk::Size)
+            } else {
+                keep_alive = false;
+                Framing::Eof
+            }
+        } else {
+            match length {
+                Some(0) => Framing::Done,
+                Some(n) => Framing::Length(n),
+                None => {
+                    keep_alive = false;
+                    Framing::Eof
+                }
+            }
+        };
     let head = conn.rbuf.split_to(len).freeze();
     let mut map = HeaderMap::with_capacity(conn.scratch.len());
     for (name, start, end) in conn.scratch.drain(..) {
@@ -473,57 +534,6 @@ fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1E
             .map_err(|_| proto("header value"))?;
         map.append(name, value);
     }
-    let mut keep_alive = version == Version::HTTP_11;
-    for v in map.get_all(header::CONNECTION) {
-        for token in v.to_str().unwrap_or("").split(',').map(str::trim) {
-            if token.eq_ignore_ascii_case("close") {
-                keep_alive = false;
-                break;
-            }
-            if token.eq_ignore_ascii_case("keep-alive") {
-                keep_alive = true;
-            }
-        }
-    }
-    let framing =
-        if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
-            Framing::Done
-        } else if let Some(te) = map.get(header::TRANSFER_ENCODING) {
-            if map.contains_key(header::CONTENT_LENGTH) {
-                return Err(proto("both transfer-encoding and content-length"));
-            }
-            let last = te.to_str().unwrap_or("").rsplit(',').next().unwrap_or("");
-            if map.get_all(header::TRANSFER_ENCODING).iter().count() == 1
-                && last.trim().eq_ignore_ascii_case("chunked")
-            {
-                Framing::Chunked(Chunk::Size)
-            } else {
-                keep_alive = false;
-                Framing::Eof
-            }
-        } else if map.contains_key(header::CONTENT_LENGTH) {
-            let mut length = None;
-            for v in map.get_all(header::CONTENT_LENGTH) {
-                for part in v.to_str().unwrap_or("x").split(',') {
-                    let part = part.trim();
-                    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(proto("invalid content-length"));
-                    }
-                    let n: u64 = part.parse().map_err(|_| proto("invalid content-length"))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(proto("conflicting content-length"));
-                    }
-                    length = Some(n);
-                }
-            }
-            match length {
-                Some(0) | None => Framing::Done,
-                Some(n) => Framing::Length(n),
-            }
-        } else {
-            keep_alive = false;
-            Framing::Eof
-        };
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.version_mut() = version;

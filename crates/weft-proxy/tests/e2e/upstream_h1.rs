@@ -23,13 +23,14 @@ enum After {
 }
 
 /// A raw HTTP/1.1 upstream: answers each request head with the bytes `answer` returns for
-/// it (given the request head), and counts accepted connections.
+/// it (given the request head and how many requests the connection carried before), and
+/// counts accepted connections.
 struct RawUpstream {
     addr: SocketAddr,
     accepts: Arc<AtomicUsize>,
 }
 
-type Answer = fn(&str) -> (Vec<u8>, After);
+type Answer = fn(&str, usize) -> (Vec<u8>, After);
 
 impl RawUpstream {
     async fn start(answer: Answer) -> RawUpstream {
@@ -54,6 +55,7 @@ impl RawUpstream {
 async fn serve(mut s: TcpStream, answer: Answer) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut served = 0;
     loop {
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             match s.read(&mut chunk).await {
@@ -64,7 +66,8 @@ async fn serve(mut s: TcpStream, answer: Answer) {
         };
         let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
         buf.drain(..end + 4);
-        let (bytes, after) = answer(&head);
+        let (bytes, after) = answer(&head, served);
+        served += 1;
         if s.write_all(&bytes).await.is_err() {
             return;
         }
@@ -95,7 +98,7 @@ async fn h1(proxy: &ProxyHandle) -> HttpClient {
         .expect("connect")
 }
 
-fn framing_answers(head: &str) -> (Vec<u8>, After) {
+fn framing_answers(head: &str, _: usize) -> (Vec<u8>, After) {
     let keep = After::KeepOpen;
     match path_of(head) {
         "/chunked" => (
@@ -198,7 +201,7 @@ async fn response_framings_arrive_intact() {
 async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
     // Each answer is followed by a close the response never announced: the pooled connection
     // dies while idle, and the next request must still succeed on a new one.
-    let up = RawUpstream::start(|_| {
+    let up = RawUpstream::start(|_, _| {
         (
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             After::Close,
@@ -215,8 +218,30 @@ async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
 }
 
 #[tokio::test]
+async fn a_request_on_a_pooled_connection_that_dies_unanswered_is_sent_again() {
+    // The second request on each connection is read and then the connection closes with no
+    // answer: the pooled connection looked alive at checkout, so only re-sending the
+    // (bodyless, never started) request on a fresh connection saves it.
+    let up = RawUpstream::start(|_, served| match served {
+        0 => (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
+            After::KeepOpen,
+        ),
+        _ => (Vec::new(), After::Close),
+    })
+    .await;
+    let proxy = proxy_to(up.addr).await;
+    let mut c = h1(&proxy).await;
+    for i in 1..=3 {
+        let r = c.get("h", "/", &[]).await.expect("reply");
+        assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "ok"));
+        assert_eq!(up.accepts(), i);
+    }
+}
+
+#[tokio::test]
 async fn connection_close_and_trailing_bytes_prevent_reuse() {
-    let up = RawUpstream::start(|head| match path_of(head) {
+    let up = RawUpstream::start(|head, _| match path_of(head) {
         // The socket stays open: only the header says not to reuse it.
         "/close" => (
             b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_vec(),
