@@ -18,7 +18,7 @@ fn rss_kb() -> (u64, u64) {
 
 #[test]
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trimming_returns_a_bursts_freed_heap_and_release_unmaps_startup_code() {
+fn trimming_returns_a_bursts_freed_heap_and_release_unmaps_code_pages() {
     // A burst's worth of connection-sized buffers (16 KiB each, below glibc's mmap
     // threshold, so they live in the heap), 32 MiB in all, then freed; a small allocation
     // made last keeps the heap's top in use, as a long-lived one does in the proxy.
@@ -41,7 +41,7 @@ fn trimming_returns_a_bursts_freed_heap_and_release_unmaps_startup_code() {
     drop(pin);
 
     let (_, file_before) = rss_kb();
-    assert!(weft_proxy::memory::release_startup_pages() > 0);
+    assert!(weft_proxy::memory::release_code_pages() > 0);
     let (_, file_after) = rss_kb();
     assert!(
         file_after < file_before,

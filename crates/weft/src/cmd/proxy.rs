@@ -243,9 +243,9 @@ async fn serve(
     admin_address_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    // glibc keeps the heap a burst of connections freed; give it back (docs/performance.md,
-    // "Memory").
-    weft_proxy::memory::spawn_heap_trimmer();
+    // glibc keeps the heap a burst of connections freed, and xDS updates map code the
+    // request path does not run: give both back (docs/performance.md, "Memory").
+    weft_proxy::memory::spawn_trimmer();
     let proxy = weft_proxy::start_with(config, options).await?;
     for l in proxy.listeners() {
         if let Some(addr) = proxy.listener_addr(&l.config.name) {
@@ -265,7 +265,7 @@ async fn serve(
         proxy.ready().await;
         // Start-up's code (bootstrap, listeners, clusters) is not needed again: unmap it
         // before saying ready, so the request path's pages are what stays resident.
-        weft_proxy::memory::release_startup_pages();
+        weft_proxy::memory::release_code_pages();
         let show = |a: Option<std::net::SocketAddr>| a.map_or("-".to_owned(), |a| a.to_string());
         println!(
             "weft proxy ready admin {} status {}",
