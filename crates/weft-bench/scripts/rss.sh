@@ -18,57 +18,8 @@ BURST_S=${BURST_S:-3}      # wrk -c64 (the harness's max phase is 10 s)
 FIXED_S=${FIXED_S:-6}      # oha -q 1000 -c 16 (the harness's fixed phase is 15 s)
 EXTRA_ARGS=${EXTRA_ARGS:-} # more `weft proxy` flags
 OUT=${OUT:-$(mktemp -d /tmp/weft-rss.XXXXXX)}
-mkdir -p "$OUT"/{up/logs,up/tmp}
-
-body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-cat >"$OUT/up/nginx.conf" <<NGX
-worker_processes 1; daemon off; master_process off;
-pid $OUT/up/nginx.pid; error_log $OUT/up/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off; keepalive_requests 100000000; keepalive_timeout 300s;
-  client_body_temp_path $OUT/up/tmp/cb; proxy_temp_path $OUT/up/tmp/px;
-  fastcgi_temp_path $OUT/up/tmp/fc; uwsgi_temp_path $OUT/up/tmp/uw; scgi_temp_path $OUT/up/tmp/sc;
-  server { listen 127.0.0.1:$UP_PORT; location / { default_type text/plain; return 200 "$body"; } }
-}
-NGX
-cat >"$OUT/bootstrap.yaml" <<YAML
-admin:
-  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-static_resources:
-  listeners:
-  - name: bench
-    address: { socket_address: { address: 127.0.0.1, port_value: $PORT } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
-          codec_type: AUTO
-          route_config:
-            name: local
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: upstream }
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    lb_policy: ROUND_ROBIN
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP_PORT } } }
-YAML
+# shellcheck source=upstream.sh
+source "$(dirname "${BASH_SOURCE[0]}")/upstream.sh"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
