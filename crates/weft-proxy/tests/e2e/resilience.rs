@@ -1450,6 +1450,55 @@ async fn slow_upload(proxy: &ProxyHandle) -> (u16, Value) {
 }
 
 #[tokio::test]
+async fn response_bodies_outlast_the_idle_timeout_while_bytes_flow() {
+    // An upstream that sends its chunked body in 8 pieces 80 ms apart (~640 ms in all):
+    // each frame resets the 0.4 s stream idle timer, so the body arrives whole even though
+    // it takes longer than the timer.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.expect("read");
+            assert!(n > 0, "client closed before its request head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await
+            .expect("write head");
+        for i in 0..8 {
+            tokio::time::sleep(Duration::from_millis(80)).await;
+            s.write_all(format!("1\r\n{i}\r\n").as_bytes())
+                .await
+                .expect("write chunk");
+        }
+        s.write_all(b"0\r\n\r\n").await.expect("write end");
+        // Keep the connection open until the proxy is done with it.
+        let _ = s.read(&mut buf).await;
+    });
+    let routes = any_host(
+        json!([{"match": {"prefix": "/"}, "route": {"cluster": "drip", "timeout": "0s"}}]),
+    );
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            routes,
+            json!({"stream_idle_timeout": "0.4s"}),
+        )],
+        vec![static_cluster("drip", &[addr])],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    let r = c.get("h", "/", &[]).await.expect("reply");
+    assert_eq!((r.status.as_u16(), r.text().as_str()), (200, "01234567"));
+}
+
+#[tokio::test]
 async fn uploads_outlast_route_and_idle_timeouts_while_bytes_flow() {
     let b = EchoServer::start("b").await;
     // The route timer starts when the request has arrived; each body byte resets the
