@@ -179,6 +179,8 @@ mod imp {
         0
     }
 
+    pub(super) fn limit_arenas(_arenas: usize) {}
+
     pub(super) fn trim_heap() -> bool {
         false
     }
