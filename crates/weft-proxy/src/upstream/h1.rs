@@ -258,12 +258,7 @@ impl Writer {
                 // Trailers only exist in chunked framing; with a length they are dropped.
                 if let (Ok(trailers), true) = (frame.into_trailers(), self.chunked) {
                     wbuf.extend_from_slice(b"0\r\n");
-                    for (name, value) in &trailers {
-                        wbuf.extend_from_slice(name.as_str().as_bytes());
-                        wbuf.extend_from_slice(b": ");
-                        wbuf.extend_from_slice(value.as_bytes());
-                        wbuf.extend_from_slice(b"\r\n");
-                    }
+                    put_fields(wbuf, &trailers);
                     wbuf.extend_from_slice(b"\r\n");
                     self.ended = true;
                 }
@@ -277,6 +272,16 @@ impl Writer {
     }
 }
 
+/// Appends `name: value` lines (a head's headers or a last chunk's trailers) to `wbuf`.
+fn put_fields(wbuf: &mut Vec<u8>, fields: &HeaderMap) {
+    for (name, value) in fields {
+        wbuf.extend_from_slice(name.as_str().as_bytes());
+        wbuf.extend_from_slice(b": ");
+        wbuf.extend_from_slice(value.as_bytes());
+        wbuf.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Encodes the request head into `wbuf`; returns whether the body goes chunked.
 fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
     wbuf.extend_from_slice(req.method().as_str().as_bytes());
@@ -284,12 +289,7 @@ fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     wbuf.extend_from_slice(target.as_bytes());
     wbuf.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in req.headers() {
-        wbuf.extend_from_slice(name.as_str().as_bytes());
-        wbuf.extend_from_slice(b": ");
-        wbuf.extend_from_slice(value.as_bytes());
-        wbuf.extend_from_slice(b"\r\n");
-    }
+    put_fields(wbuf, req.headers());
     // Framing as hyper's client chose it: the client's Content-Length when it sent one (the
     // downstream codec has checked it), the body's exact size when known, else chunked.
     let body = req.body();
@@ -630,7 +630,7 @@ impl H1Body {
                 }
                 Chunk::Trailers => {
                     let mut fields = [httparse::EMPTY_HEADER; 32];
-                    let used = match httparse::parse_headers(&conn.rbuf, &mut fields) {
+                    let (used, trailers) = match httparse::parse_headers(&conn.rbuf, &mut fields) {
                         Ok(httparse::Status::Complete((used, fields))) => {
                             if fields.is_empty() {
                                 conn.rbuf.advance(used);
@@ -653,9 +653,9 @@ impl H1Body {
                         Ok(httparse::Status::Partial) => return Ok(None),
                         Err(_) => return Err(proto("malformed trailers")),
                     };
-                    conn.rbuf.advance(used.0);
+                    conn.rbuf.advance(used);
                     self.finish();
-                    return Ok(Some(Frame::trailers(used.1)));
+                    return Ok(Some(Frame::trailers(trailers)));
                 }
             }
         }

@@ -152,9 +152,7 @@ impl Pool {
             .unwrap_or_else(|e| e.into_inner())
             .is_empty()
     }
-}
 
-impl Pool {
     /// Closes idle HTTP/1.1 connections that have been idle for `timeout` or longer.
     pub fn expire_idle(&self, timeout: Duration) {
         self.idle_h1
