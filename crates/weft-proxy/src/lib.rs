@@ -14,6 +14,7 @@ pub mod config;
 mod error;
 pub mod flags;
 pub mod http;
+mod http1;
 pub mod listener;
 pub mod listener_manager;
 pub mod memory;

@@ -1,10 +1,10 @@
 //! Body types of the proxy. Bodies stream frame by frame; nothing here buffers a whole body.
 
+use super::h1server::DownstreamBody;
 use crate::flags::ResponseFlags;
 use crate::upstream::pool::UpstreamBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -112,7 +112,7 @@ impl Kept {
 
 #[derive(Debug)]
 struct SourceState {
-    inner: Incoming,
+    inner: DownstreamBody,
     kept: Vec<Kept>,
     kept_bytes: usize,
     /// Frames pulled from the downstream so far.
@@ -138,7 +138,7 @@ pub struct SharedBody {
 impl SharedBody {
     /// Wraps a downstream body for replay.
     pub fn new(
-        inner: Incoming,
+        inner: DownstreamBody,
         counter: Option<Arc<AtomicU64>>,
         done: Arc<BodyDone>,
         limit: usize,
@@ -225,7 +225,7 @@ impl SharedBody {
                 self.done.set();
                 Poll::Ready(None)
             }
-            Some(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
             Some(Ok(f)) => {
                 st.pulled += 1;
                 *pos += 1;
@@ -259,7 +259,7 @@ impl SharedBody {
 enum Kind {
     Empty,
     Direct {
-        inner: Incoming,
+        inner: DownstreamBody,
         counter: Option<Arc<AtomicU64>>,
         done: Option<Arc<BodyDone>>,
     },
@@ -281,7 +281,7 @@ pub struct RequestBody {
 impl RequestBody {
     /// Wraps `inner`; bytes are added to `counter` when given, `done` is set at its end.
     pub fn new(
-        inner: Incoming,
+        inner: DownstreamBody,
         counter: Option<Arc<AtomicU64>>,
         done: Option<Arc<BodyDone>>,
     ) -> RequestBody {
@@ -349,7 +349,7 @@ impl Body for RequestBody {
                         d.set();
                     }
                 }
-                Poll::Ready(frame.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
+                Poll::Ready(frame)
             }
         }
     }

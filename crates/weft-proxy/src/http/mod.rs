@@ -8,6 +8,7 @@ pub mod body;
 mod end;
 mod fault;
 mod gate;
+mod h1server;
 pub mod headers;
 mod idle;
 mod ratelimit;
@@ -27,7 +28,7 @@ use timeout::{Fired, Timeouts};
 
 use crate::access_log::LogRecord;
 use crate::config::cluster::UpstreamProtocol;
-use crate::config::listener::{HttpConnectionManagerConfig, ServerHeader};
+use crate::config::listener::{Codec, HttpConnectionManagerConfig, ServerHeader};
 use crate::config::route::{
     ClusterSelect, FilterOverrides, ForwardAction, HeaderContext, HeaderMutation, MirrorPolicy,
     Route, RouteAction, RouteTable, VirtualHost, WeightedTarget, strip_port,
@@ -40,11 +41,11 @@ use crate::upstream::pool::{ConnectOptions, SendError, UpstreamBody, UpstreamErr
 use crate::upstream::{ClusterManager, PickContext};
 use arc_swap::ArcSwap;
 use body::{BodyDone, RETRY_BUFFER_LIMIT, RequestBody, ResponseBody, SharedBody};
+pub use h1server::DownstreamBody;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use respond::LocalReply;
@@ -138,9 +139,9 @@ impl HttpManager {
             .timer(TokioTimer::new())
             .max_header_list_size(config.max_request_headers_kb * 1024);
         let server = match config.codec {
-            crate::config::listener::Codec::Auto => server,
-            crate::config::listener::Codec::Http1 => server.http1_only(),
-            crate::config::listener::Codec::Http2 => server.http2_only(),
+            Codec::Auto => server,
+            Codec::Http1 => server.http1_only(),
+            Codec::Http2 => server.http2_only(),
         };
         HttpManager {
             routes,
@@ -153,13 +154,26 @@ impl HttpManager {
         }
     }
 
-    /// Serves one downstream connection until it closes or a drain finishes it gracefully.
+    /// Serves one downstream connection until it closes or a drain finishes it gracefully:
+    /// HTTP/1.1 inline ([`h1server`]), HTTP/2 with hyper.
     pub async fn serve(
         self: Arc<Self>,
         stream: tokio::net::TcpStream,
         ds: Downstream,
-        mut drain: Drain,
+        drain: Drain,
     ) {
+        match self.config.codec {
+            Codec::Http2 => self.serve_hyper(stream, ds, drain).await,
+            Codec::Http1 | Codec::Auto => h1server::serve(self, stream, ds, drain).await,
+        }
+    }
+
+    /// Serves a connection with hyper's server (HTTP/2: `Codec::Http2` listeners, and h2c
+    /// connections an `Auto` listener recognised by their preface).
+    async fn serve_hyper<I>(self: Arc<Self>, io: I, ds: Downstream, mut drain: Drain)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         // One reference count per request for all three (hyper wants a 'static future).
         let shared = Arc::new(ConnShared {
             manager: self.clone(),
@@ -171,14 +185,17 @@ impl HttpManager {
             let c = per_request.clone();
             async move {
                 c.activity.begin();
-                let resp = c.manager.handle(req, &c.ds).await;
+                let resp = c
+                    .manager
+                    .handle(req.map(DownstreamBody::Hyper), &c.ds)
+                    .await;
                 c.activity.end();
                 Ok::<_, Infallible>(resp)
             }
         });
         let conn = self
             .server
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc);
+            .serve_connection_with_upgrades(TokioIo::new(io), svc);
         tokio::pin!(conn);
         // Drain and idle timeout: rare, so polled only when their own wake-up fires, not
         // on each of the connection's several wake-ups per request.
@@ -210,7 +227,7 @@ impl HttpManager {
     /// Handles one request; never fails (errors become local replies).
     pub async fn handle(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<DownstreamBody>,
         ds: &Downstream,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
@@ -435,7 +452,7 @@ impl HttpManager {
     /// their configured order); a local reply (and headers to add to it) ends the request.
     async fn http_filters<'a>(
         &'a self,
-        req: &mut Request<Incoming>,
+        req: &mut Request<DownstreamBody>,
         levels: [Option<&'a FilterOverrides>; 3],
         cluster: Option<&str>,
         log: &mut Option<Box<LogRecord>>,
@@ -443,7 +460,7 @@ impl HttpManager {
         let cfg = &*self.config;
         let rl = ratelimit::resolve(cfg.ratelimit.as_deref(), levels);
         // `is_grpc` only when a rate limit applies (a header lookup per request otherwise).
-        let limit = |req: &mut Request<Incoming>| match rl
+        let limit = |req: &mut Request<DownstreamBody>| match rl
             .map(|rl| ratelimit::check(rl, respond::is_grpc(req.headers()), &self.stats))
         {
             Some(ratelimit::Decision::Limited(reply, extra)) => Some((reply, Some(extra))),
@@ -477,7 +494,7 @@ impl HttpManager {
     #[allow(clippy::too_many_arguments)]
     async fn forward<'r>(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<DownstreamBody>,
         authority: String,
         f: &'r ForwardAction,
         (cluster_name, target): (Arc<str>, Option<&'r WeightedTarget>),
@@ -573,7 +590,7 @@ impl HttpManager {
                 UpstreamProtocol::Http2 => true,
                 UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
             };
-        let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let downstream_upgrade = upgrade.as_ref().map(|_| DownstreamUpgrade::of(&mut req));
         let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
         let mut upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
             Ok(r) => r,
@@ -958,8 +975,8 @@ impl HttpManager {
         } = t;
         tokio::spawn(async move {
             let mut moved = (0, 0);
-            if let (Ok(d), Ok(u)) = tokio::join!(downstream, upstream) {
-                let (mut d, mut u) = (TokioIo::new(d), TokioIo::new(u));
+            if let (Some(mut d), Ok(u)) = tokio::join!(downstream.connection(), upstream) {
+                let mut u = TokioIo::new(u);
                 moved = tokio::io::copy_bidirectional(&mut d, &mut u)
                     .await
                     .unwrap_or_default();
@@ -1039,7 +1056,7 @@ impl HttpManager {
 
     /// Applies `strip_any_host_port` / `strip_matching_host_port` (the port the connection
     /// arrived on) and returns the authority.
-    fn normalize_authority(&self, req: &mut Request<Incoming>, listener_port: u16) -> String {
+    fn normalize_authority(&self, req: &mut Request<DownstreamBody>, listener_port: u16) -> String {
         let raw = req
             .uri()
             .authority()
@@ -1075,7 +1092,7 @@ impl HttpManager {
     /// returns the `x-request-id` to echo in responses (`always_set_request_id_in_response`).
     fn forwarding_headers(
         &self,
-        req: &mut Request<Incoming>,
+        req: &mut Request<DownstreamBody>,
         ds: &Downstream,
     ) -> Option<HeaderValue> {
         let cfg = &*self.config;
@@ -1160,7 +1177,12 @@ impl HttpManager {
         }
     }
 
-    fn start_log(&self, req: &Request<Incoming>, authority: &str, ds: &Downstream) -> LogRecord {
+    fn start_log(
+        &self,
+        req: &Request<DownstreamBody>,
+        authority: &str,
+        ds: &Downstream,
+    ) -> LogRecord {
         let mut log = LogRecord {
             start: Some(SystemTime::now()),
             method: Some(req.method().clone()),
@@ -1228,14 +1250,42 @@ struct RequestCx {
     upgrade: Option<HeaderValue>,
 }
 
+/// The downstream side of an upgrade: hyper's (HTTP/2 listeners) or the inline HTTP/1.1
+/// server's, which hands the connection over once `101` is written.
+enum DownstreamUpgrade {
+    Hyper(hyper::upgrade::OnUpgrade),
+    Inline(Option<tokio::sync::oneshot::Receiver<h1server::Upgraded>>),
+}
+
+/// A byte stream to splice.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+impl DownstreamUpgrade {
+    fn of(req: &mut Request<DownstreamBody>) -> DownstreamUpgrade {
+        match req.extensions_mut().remove::<h1server::PendingUpgrade>() {
+            Some(p) => DownstreamUpgrade::Inline(p.take()),
+            None => DownstreamUpgrade::Hyper(hyper::upgrade::on(req)),
+        }
+    }
+
+    /// The downstream connection, once the `101` has gone out.
+    async fn connection(self) -> Option<Box<dyn Io>> {
+        match self {
+            DownstreamUpgrade::Hyper(on) => on.await.ok().map(|u| Box::new(TokioIo::new(u)) as _),
+            DownstreamUpgrade::Inline(rx) => rx?.await.ok().map(|u| Box::new(u) as _),
+        }
+    }
+}
+
 /// An accepted upgrade, waiting for both sides to hand over their connections.
 struct Tunnel {
-    downstream: hyper::upgrade::OnUpgrade,
+    downstream: DownstreamUpgrade,
     in_flight: InFlight,
     log: Option<LogTail>,
 }
 
-fn path_and_query(req: &Request<Incoming>) -> &str {
+fn path_and_query(req: &Request<DownstreamBody>) -> &str {
     req.uri().path_and_query().map_or("/", |p| p.as_str())
 }
 
@@ -1277,7 +1327,7 @@ struct Attempt {
     /// Still retriable, but no retries left.
     retriable: bool,
     retries: u32,
-    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    downstream_upgrade: Option<DownstreamUpgrade>,
 }
 
 /// Runs one upstream exchange until response headers or the first limit that fires.

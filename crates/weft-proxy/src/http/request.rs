@@ -1,6 +1,7 @@
 //! Facts about and transformations of the downstream request: upgrades, rewrites,
 //! redirects, hashing, and the request sent upstream.
 
+use super::h1server::DownstreamBody;
 use super::{Mutations, X_ENVOY_ORIGINAL_PATH};
 use crate::config::route::{
     ForwardAction, HashPolicy, HostRewrite, PathMatch, PathRedirect, RedirectAction, Route,
@@ -15,13 +16,12 @@ use crate::upstream::lb::hash64;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// The `Upgrade` header when an HTTP/1.1 request asks to switch protocols.
-pub(super) fn requested_upgrade(req: &Request<Incoming>) -> Option<HeaderValue> {
+pub(super) fn requested_upgrade(req: &Request<DownstreamBody>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11 {
         return None;
     }
@@ -75,7 +75,7 @@ pub(super) fn pick_weighted(targets: &[WeightedTarget], total: u64) -> &Weighted
 
 /// Rewrites the request path in place when normalization changes it (before routing, so
 /// routes, logs and the upstream all see the normalized path, as in Envoy).
-pub(super) fn normalize_request_path(req: &mut Request<Incoming>, dots: bool, merge: bool) {
+pub(super) fn normalize_request_path(req: &mut Request<DownstreamBody>, dots: bool, merge: bool) {
     let Some(pq) = req.uri().path_and_query() else {
         return;
     };
@@ -97,7 +97,7 @@ pub(super) fn normalize_request_path(req: &mut Request<Incoming>, dots: bool, me
 
 /// Applies `prefix_rewrite` / `regex_rewrite`, keeping the original in
 /// `x-envoy-original-path` as Envoy does.
-pub(super) fn rewrite_path(req: &mut Request<Incoming>, f: &ForwardAction, route: &Route) {
+pub(super) fn rewrite_path(req: &mut Request<DownstreamBody>, f: &ForwardAction, route: &Route) {
     if f.prefix_rewrite.is_none() && f.regex_rewrite.is_none() {
         return;
     }
@@ -147,7 +147,7 @@ pub(super) fn replace_prefix(path: &str, matched: &PathMatch, new_prefix: &str) 
 pub(super) fn host_rewrite(
     m: &Mutations<'_>,
     f: &ForwardAction,
-    req: &Request<Incoming>,
+    req: &Request<DownstreamBody>,
     ep: &Endpoint,
 ) -> Option<String> {
     if let Some(h) = m.target.and_then(|t| t.host_rewrite.as_ref()) {
@@ -172,7 +172,7 @@ pub(super) fn host_rewrite(
 /// Envoy combines several hash policies by rotating and xoring; `terminal` stops early.
 pub(super) fn request_hash(
     policies: &[HashPolicy],
-    req: &Request<Incoming>,
+    req: &Request<DownstreamBody>,
     remote: SocketAddr,
 ) -> Option<u64> {
     let mut hash: Option<u64> = None;
@@ -223,7 +223,7 @@ pub(super) fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
 /// Builds the upstream request: origin-form with `Host` for HTTP/1.1, absolute form with
 /// `:authority` (and no `Host`) for HTTP/2.
 pub(super) fn upstream_request(
-    req: Request<Incoming>,
+    req: Request<DownstreamBody>,
     authority: &str,
     http2: bool,
     counter: Option<Arc<AtomicU64>>,

@@ -12,6 +12,9 @@
 //! the request was written whole, and nothing unexpected followed the response.
 
 use crate::http::body::{BoxError, RequestBody};
+use crate::http1::{
+    Chunk, Framing, connection_keep_alive, content_length, ends_chunked, put_fields,
+};
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
 use bytes::{Buf, Bytes, BytesMut};
@@ -31,8 +34,6 @@ use tokio::net::TcpStream;
 const MAX_HEAD: usize = 60 * 1024;
 /// Envoy's default `max_headers_count`.
 const MAX_HEADERS: usize = 100;
-/// A chunk-size line longer than this (extensions included) is a protocol error.
-const MAX_CHUNK_LINE: usize = 4096;
 /// First read size; a read that fills the buffer doubles the next, up to [`MAX_READ`].
 const MIN_READ: usize = 8 * 1024;
 const MAX_READ: usize = 256 * 1024;
@@ -264,21 +265,12 @@ impl Writer {
                 }
             }
         }
-        if self.req.body().is_end_stream() && !self.ended {
-            // Nothing more will come: finish now rather than at the next poll.
+        // Nothing more will come: finish now rather than at the next poll (but not ahead of
+        // a large frame still to be written: the last chunk must follow it).
+        if self.req.body().is_end_stream() && !self.ended && self.data.is_empty() {
             return self.take(None, wbuf);
         }
         Ok(())
-    }
-}
-
-/// Appends `name: value` lines (a head's headers or a last chunk's trailers) to `wbuf`.
-fn put_fields(wbuf: &mut Vec<u8>, fields: &HeaderMap) {
-    for (name, value) in fields {
-        wbuf.extend_from_slice(name.as_str().as_bytes());
-        wbuf.extend_from_slice(b": ");
-        wbuf.extend_from_slice(value.as_bytes());
-        wbuf.extend_from_slice(b"\r\n");
     }
 }
 
@@ -296,7 +288,7 @@ fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
     let chunked = if body.is_end_stream() || req.headers().contains_key(header::CONTENT_LENGTH) {
         false
     } else if let Some(n) = body.size_hint().exact() {
-        let _ = write!(wbuf, "content-length: {n}\r\n");
+        crate::http1::put_content_length(wbuf, n);
         false
     } else {
         wbuf.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -304,28 +296,6 @@ fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
     };
     wbuf.extend_from_slice(b"\r\n");
     chunked
-}
-
-/// How the response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Ended (or never had a body).
-    Done,
-    Length(u64),
-    Chunked(Chunk),
-    /// Until the upstream closes the connection.
-    Eof,
-    /// Ended with an error (not a complete body: `is_end_stream` stays false).
-    Failed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    Size,
-    Data(u64),
-    /// The CRLF after a chunk's data.
-    DataEnd,
-    Trailers,
 }
 
 /// A failed exchange before response headers.
@@ -474,32 +444,15 @@ fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1E
     conn.scratch.clear();
     for h in res.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| proto("header name"))?;
-        let text = || std::str::from_utf8(h.value).unwrap_or("");
         if name == header::CONTENT_LENGTH {
-            for part in text().split(',').map(str::trim) {
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(proto("invalid content-length"));
-                }
-                let n: u64 = part.parse().map_err(|_| proto("invalid content-length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(proto("conflicting content-length"));
-                }
-                length = Some(n);
-            }
+            content_length(h.value, &mut length).map_err(proto)?;
         } else if name == header::TRANSFER_ENCODING {
             te_lines += 1;
-            let last = text().rsplit(',').next().unwrap_or("");
-            te_chunked = last.trim().eq_ignore_ascii_case("chunked");
-        } else if name == header::CONNECTION {
-            for token in text().split(',').map(str::trim) {
-                if token.eq_ignore_ascii_case("close") {
-                    keep_alive = false;
-                    break;
-                }
-                if token.eq_ignore_ascii_case("keep-alive") {
-                    keep_alive = true;
-                }
-            }
+            te_chunked = ends_chunked(h.value);
+        } else if name == header::CONNECTION
+            && let Some(k) = connection_keep_alive(h.value)
+        {
+            keep_alive = k;
         }
         let start = h.value.as_ptr() as usize - base;
         conn.scratch.push((name, start, start + h.value.len()));
@@ -528,7 +481,9 @@ fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1E
             }
         };
     let head = conn.rbuf.split_to(len).freeze();
-    let mut map = HeaderMap::with_capacity(conn.scratch.len());
+    // Room for what the proxy adds downstream (server, x-envoy-upstream-service-time, ...)
+    // without growing and rehashing the map.
+    let mut map = HeaderMap::with_capacity(conn.scratch.len() + 4);
     for (name, start, end) in conn.scratch.drain(..) {
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| proto("header value"))?;
@@ -572,111 +527,6 @@ impl H1Body {
         self.writer = None;
         Poll::Ready(Some(Err(Box::new(e))))
     }
-
-    /// Takes up to `max` buffered body bytes.
-    fn cut(conn: &mut Conn, max: u64) -> Bytes {
-        let n = (conn.rbuf.len() as u64).min(max) as usize;
-        conn.rbuf.split_to(n).freeze()
-    }
-
-    /// Steps the chunked decoder through what is buffered: `Ok(Some)` is a frame to return,
-    /// `Ok(None)` means more bytes are needed (or the body ended: see `framing`).
-    fn decode_chunked(&mut self) -> Result<Option<Frame<Bytes>>, H1Error> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(None);
-        };
-        loop {
-            let Framing::Chunked(state) = self.framing else {
-                return Ok(None);
-            };
-            match state {
-                Chunk::Size => match httparse::parse_chunk_size(&conn.rbuf) {
-                    Ok(httparse::Status::Complete((used, size))) => {
-                        conn.rbuf.advance(used);
-                        self.framing = Framing::Chunked(if size == 0 {
-                            Chunk::Trailers
-                        } else {
-                            Chunk::Data(size)
-                        });
-                    }
-                    Ok(httparse::Status::Partial) if conn.rbuf.len() > MAX_CHUNK_LINE => {
-                        return Err(proto("chunk size line too long"));
-                    }
-                    Ok(httparse::Status::Partial) => return Ok(None),
-                    Err(_) => return Err(proto("invalid chunk size")),
-                },
-                Chunk::Data(left) => {
-                    if conn.rbuf.is_empty() {
-                        return Ok(None);
-                    }
-                    let data = H1Body::cut(conn, left);
-                    let left = left - data.len() as u64;
-                    self.framing = Framing::Chunked(if left == 0 {
-                        Chunk::DataEnd
-                    } else {
-                        Chunk::Data(left)
-                    });
-                    return Ok(Some(Frame::data(data)));
-                }
-                Chunk::DataEnd => {
-                    if conn.rbuf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if &conn.rbuf[..2] != b"\r\n" {
-                        return Err(proto("chunk data not followed by CRLF"));
-                    }
-                    conn.rbuf.advance(2);
-                    self.framing = Framing::Chunked(Chunk::Size);
-                }
-                Chunk::Trailers => {
-                    let mut fields = [httparse::EMPTY_HEADER; 32];
-                    let (used, trailers) = match httparse::parse_headers(&conn.rbuf, &mut fields) {
-                        Ok(httparse::Status::Complete((used, fields))) => {
-                            if fields.is_empty() {
-                                conn.rbuf.advance(used);
-                                self.finish();
-                                return Ok(None);
-                            }
-                            let mut trailers = HeaderMap::with_capacity(fields.len());
-                            for f in fields.iter() {
-                                let name = HeaderName::from_bytes(f.name.as_bytes())
-                                    .map_err(|_| proto("trailer name"))?;
-                                let value = HeaderValue::from_bytes(f.value)
-                                    .map_err(|_| proto("trailer value"))?;
-                                trailers.append(name, value);
-                            }
-                            (used, trailers)
-                        }
-                        Ok(httparse::Status::Partial) if conn.rbuf.len() > MAX_HEAD => {
-                            return Err(proto("trailers too large"));
-                        }
-                        Ok(httparse::Status::Partial) => return Ok(None),
-                        Err(_) => return Err(proto("malformed trailers")),
-                    };
-                    conn.rbuf.advance(used);
-                    self.finish();
-                    return Ok(Some(Frame::trailers(trailers)));
-                }
-            }
-        }
-    }
-
-    /// After a data frame: if the rest of the body (the chunk's CRLF, the last chunk and no
-    /// trailers) is already buffered, end now, so `is_end_stream` says so and the connection
-    /// is back in the pool before the client sends its next request.
-    fn settle_chunked(&mut self) {
-        let Some(conn) = self.conn.as_ref() else {
-            return;
-        };
-        if self.framing == Framing::Chunked(Chunk::DataEnd)
-            && conn.rbuf.len() >= 7
-            && conn.rbuf[..7] == *b"\r\n0\r\n\r\n"
-            && let Some(conn) = self.conn.as_mut()
-        {
-            conn.rbuf.advance(7);
-            self.finish();
-        }
-    }
 }
 
 impl Body for H1Body {
@@ -707,7 +557,7 @@ impl Body for H1Body {
             match this.framing {
                 Framing::Done | Framing::Failed => return Poll::Ready(None),
                 Framing::Length(left) if !conn.rbuf.is_empty() => {
-                    let data = H1Body::cut(conn, left);
+                    let data = crate::http1::cut(&mut conn.rbuf, left);
                     let left = left - data.len() as u64;
                     this.framing = Framing::Length(left);
                     if left == 0 {
@@ -719,17 +569,26 @@ impl Body for H1Body {
                     let data = conn.rbuf.split().freeze();
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Framing::Chunked(_) => match this.decode_chunked() {
-                    Ok(Some(frame)) => {
-                        if frame.is_data() {
-                            this.settle_chunked();
+                Framing::Chunked(_) => {
+                    match crate::http1::decode_chunked(&mut conn.rbuf, &mut this.framing, MAX_HEAD)
+                    {
+                        Ok(Some(frame)) => {
+                            if frame.is_data() {
+                                crate::http1::settle_chunked(&mut conn.rbuf, &mut this.framing);
+                            }
+                            if this.framing == Framing::Done {
+                                this.finish();
+                            }
+                            return Poll::Ready(Some(Ok(frame)));
                         }
-                        return Poll::Ready(Some(Ok(frame)));
+                        Ok(None) if this.framing == Framing::Done => {
+                            this.finish();
+                            return Poll::Ready(None);
+                        }
+                        Ok(None) => {}
+                        Err(e) => return this.fail(proto(e)),
                     }
-                    Ok(None) if this.framing == Framing::Done => return Poll::Ready(None),
-                    Ok(None) => {}
-                    Err(e) => return this.fail(e),
-                },
+                }
                 _ => {}
             }
             let Some(conn) = this.conn.as_mut() else {

@@ -1,0 +1,977 @@
+//! HTTP/1.1 downstream, served inline in the connection's task.
+//!
+//! hyper's server runs a dispatcher state machine around each request (its service future,
+//! a body channel, an encoder) that cost about a third of the proxy's instructions per
+//! request. Here the connection's task reads and parses request heads with `httparse`
+//! (header values are slices of the read buffer, not copies), runs the handler, and writes
+//! the response head together with the first body frames in one write.
+//!
+//! A request body borrows the connection's read side (socket and buffer) while it streams
+//! and hands it back when it ends, so only one party reads at any time; a body that is
+//! dropped unfinished leaves the connection to be closed after the response. While a
+//! bodyless request is in flight the connection watches the socket, as hyper did: a client
+//! that goes away cancels its request.
+//!
+//! h2c (prior knowledge) and `Codec::Http2` listeners still go to hyper's HTTP/2 server; an
+//! `Auto` listener hands a connection over when its first bytes are the HTTP/2 preface.
+
+use super::body::BoxError;
+use super::gate::WakeGate;
+use super::idle::ConnActivity;
+use super::{Downstream, HttpManager};
+use crate::config::listener::Codec;
+use crate::http1::{
+    Framing, connection_keep_alive, content_length, decode_chunked, ends_chunked,
+    put_content_length, put_fields, settle_chunked,
+};
+use crate::proxy::Drain;
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use std::future::{Future, poll_fn};
+use std::io::{self, IoSlice, Write as _};
+use std::mem::MaybeUninit;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+/// Envoy's default `max_headers_count`: more request headers get 431.
+const MAX_HEADERS: usize = 100;
+/// First read size; a read that fills the buffer doubles the next, up to [`MAX_READ`].
+const MIN_READ: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// A read goes into the buffer's spare room when at least this much is left.
+const MIN_SPARE: usize = 2048;
+/// Response-body frames up to this size are copied behind the head (one write for both).
+const COALESCE: usize = 16 * 1024;
+/// Headers the connection manager typically adds to a request before it goes upstream.
+const ADDED_HEADERS: usize = 8;
+/// Request trailers (after a chunked body) are limited like heads.
+const MAX_TRAILERS: usize = 60 * 1024;
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A downstream request body: HTTP/1.1 (this module), HTTP/2 (hyper), or none.
+#[derive(Debug)]
+pub enum DownstreamBody {
+    Empty,
+    H1(H1RequestBody),
+    Hyper(Incoming),
+}
+
+impl Body for DownstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            DownstreamBody::Empty => Poll::Ready(None),
+            DownstreamBody::H1(b) => Pin::new(b).poll_frame(cx),
+            DownstreamBody::Hyper(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|r| r.map_err(BoxError::from))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            DownstreamBody::Empty => true,
+            DownstreamBody::H1(b) => b.is_end_stream(),
+            DownstreamBody::Hyper(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            DownstreamBody::Empty => SizeHint::with_exact(0),
+            DownstreamBody::H1(b) => b.size_hint(),
+            DownstreamBody::Hyper(b) => b.size_hint(),
+        }
+    }
+}
+
+/// Why a downstream HTTP/1.1 request body failed.
+#[derive(Debug, thiserror::Error)]
+enum RequestBodyError {
+    #[error("client closed the connection before the request body ended")]
+    Closed,
+    #[error("downstream i/o: {0}")]
+    Io(#[from] io::Error),
+    #[error("downstream protocol error: {0}")]
+    Protocol(&'static str),
+}
+
+/// The connection's read side while a request body holds it.
+#[derive(Debug)]
+struct Reader {
+    io: Arc<TcpStream>,
+    rbuf: BytesMut,
+    read_size: usize,
+}
+
+impl Reader {
+    /// Reads more bytes into `rbuf` (`Ok(0)` at end of stream).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        // The spare room left after a head was cut off is used before a new buffer is
+        // taken (the head's bytes still share the old one): not an allocation per request.
+        if self.rbuf.capacity() - self.rbuf.len() < MIN_SPARE {
+            self.rbuf.reserve(self.read_size);
+        }
+        let room = self.rbuf.capacity() - self.rbuf.len();
+        loop {
+            ready!(self.io.poll_read_ready(cx))?;
+            match self.io.try_read_buf(&mut self.rbuf) {
+                Ok(n) => {
+                    if n == room && room >= self.read_size && self.read_size < MAX_READ {
+                        self.read_size *= 2;
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// Writes some of `buf` to `io`.
+fn poll_write(
+    io: &TcpStream,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    loop {
+        ready!(io.poll_write_ready(cx))?;
+        match io.try_write_vectored(bufs) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Where a request body returns the read side: with `true` when the body ended cleanly
+/// (the connection can read the next request), `false` when it was dropped or failed.
+#[derive(Debug, Default)]
+struct ReaderHome {
+    back: Mutex<Option<(Reader, bool)>>,
+    /// The response head has been written: `100 Continue` may no longer be sent.
+    head_sent: AtomicBool,
+}
+
+/// An HTTP/1.1 request body, read from the connection as it is polled.
+#[derive(Debug)]
+pub struct H1RequestBody {
+    reader: Option<Reader>,
+    framing: Framing,
+    home: Arc<ReaderHome>,
+    /// How much of `100 Continue` is written (`CONTINUE.len()` when none is owed).
+    continued: usize,
+}
+
+impl H1RequestBody {
+    fn give_back(&mut self, clean: bool) {
+        if let Some(r) = self.reader.take() {
+            *self.home.back.lock().unwrap_or_else(|e| e.into_inner()) = Some((r, clean));
+        }
+    }
+
+    fn fail(&mut self, e: RequestBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.framing = Framing::Failed;
+        self.give_back(false);
+        Poll::Ready(Some(Err(Box::new(e))))
+    }
+
+    /// A frame was cut: if that ended the body, the read side goes home now, so the body
+    /// reports its end and the connection can read the next request.
+    fn after_frame(&mut self) {
+        if self.framing == Framing::Done {
+            self.give_back(true);
+        }
+    }
+}
+
+impl Drop for H1RequestBody {
+    fn drop(&mut self) {
+        self.give_back(false);
+    }
+}
+
+impl Body for H1RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(r) = this.reader.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if this.continued < CONTINUE.len() {
+                // The client waits for this before sending the body (RFC 9110 §10.1.1);
+                // once a final response has started, it is no longer sent.
+                if this.home.head_sent.load(Ordering::Acquire) {
+                    this.continued = CONTINUE.len();
+                    continue;
+                }
+                let rest = [IoSlice::new(&CONTINUE[this.continued..])];
+                match ready!(poll_write(&r.io, cx, &rest)) {
+                    Ok(n) => this.continued += n,
+                    Err(e) => return this.fail(e.into()),
+                }
+                continue;
+            }
+            match this.framing {
+                Framing::Length(left) if !r.rbuf.is_empty() => {
+                    let data = crate::http1::cut(&mut r.rbuf, left);
+                    let left = left - data.len() as u64;
+                    this.framing = if left == 0 {
+                        Framing::Done
+                    } else {
+                        Framing::Length(left)
+                    };
+                    this.after_frame();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Framing::Chunked(_) => {
+                    match decode_chunked(&mut r.rbuf, &mut this.framing, MAX_TRAILERS) {
+                        Ok(Some(frame)) => {
+                            if frame.is_data() {
+                                settle_chunked(&mut r.rbuf, &mut this.framing);
+                            }
+                            this.after_frame();
+                            return Poll::Ready(Some(Ok(frame)));
+                        }
+                        Ok(None) if this.framing == Framing::Done => {
+                            this.give_back(true);
+                            return Poll::Ready(None);
+                        }
+                        Ok(None) => {}
+                        Err(e) => return this.fail(RequestBodyError::Protocol(e)),
+                    }
+                }
+                Framing::Done => {
+                    this.give_back(true);
+                    return Poll::Ready(None);
+                }
+                _ => {}
+            }
+            let Some(r) = this.reader.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match ready!(r.poll_fill(cx)) {
+                Ok(0) => return this.fail(RequestBodyError::Closed),
+                Ok(_) => {}
+                Err(e) => return this.fail(e.into()),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.framing == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+/// A connection handed over after `101 Switching Protocols` (or to the HTTP/2 server): the
+/// bytes already read from it come first.
+#[derive(Debug)]
+pub struct Upgraded {
+    prefix: Bytes,
+    io: TcpStream,
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Put in the extensions of an upgrade request; yields the connection once `101` is sent.
+#[derive(Debug, Clone)]
+pub(super) struct PendingUpgrade(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+
+impl PendingUpgrade {
+    pub(super) fn take(&self) -> Option<oneshot::Receiver<Upgraded>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// A parsed request head and what the connection needs to know about it.
+struct Head {
+    req: Request<()>,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+    upgrade: bool,
+    /// `TE: trailers`: the client accepts trailers in a chunked response.
+    trailers: bool,
+}
+
+/// Why a request head was refused.
+enum Refused {
+    TooLarge,
+    Bad,
+}
+
+/// Parses a request head from `rbuf` if it is all there.
+fn parse_head(
+    rbuf: &mut BytesMut,
+    max_head: usize,
+    scratch: &mut Vec<(HeaderName, usize, usize)>,
+) -> Result<Option<Head>, Refused> {
+    let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let status = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
+        &mut parsed,
+        rbuf,
+        &mut headers,
+    ) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => return Err(Refused::TooLarge),
+        Err(_) => return Err(Refused::Bad),
+    };
+    let len = match status {
+        httparse::Status::Complete(len) if len > max_head => return Err(Refused::TooLarge),
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial if rbuf.len() > max_head => return Err(Refused::TooLarge),
+        httparse::Status::Partial => return Ok(None),
+    };
+    let method = match parsed.method.unwrap_or("") {
+        "GET" => Method::GET,
+        "POST" => Method::POST,
+        m => Method::from_bytes(m.as_bytes()).map_err(|_| Refused::Bad)?,
+    };
+    let version = match parsed.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    let base = rbuf.as_ptr() as usize;
+    let path = parsed.path.unwrap_or("");
+    let path_range = (path.as_ptr() as usize - base, path.len());
+    let mut keep_alive = version == Version::HTTP_11;
+    let mut length: Option<u64> = None;
+    let (mut te_lines, mut te_chunked) = (0, false);
+    let (mut expect_continue, mut has_upgrade, mut connection_upgrade, mut trailers) =
+        (false, false, false, false);
+    scratch.clear();
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Refused::Bad)?;
+        if name == header::CONTENT_LENGTH {
+            content_length(h.value, &mut length).map_err(|_| Refused::Bad)?;
+        } else if name == header::TRANSFER_ENCODING {
+            te_lines += 1;
+            te_chunked = ends_chunked(h.value);
+        } else if name == header::CONNECTION {
+            if let Some(k) = connection_keep_alive(h.value) {
+                keep_alive = k;
+            }
+            connection_upgrade |= h
+                .value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+        } else if name == header::EXPECT {
+            expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if name == header::UPGRADE {
+            has_upgrade = true;
+        } else if name == header::TE {
+            trailers = h
+                .value
+                .split(|b| *b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+        }
+        let start = h.value.as_ptr() as usize - base;
+        scratch.push((name, start, start + h.value.len()));
+    }
+    // RFC 9112 §6.3: a request with Transfer-Encoding must end in chunked; with both
+    // Transfer-Encoding and Content-Length it is refused (as Envoy does by default).
+    let framing = if te_lines > 0 {
+        if length.is_some() || !te_chunked || te_lines > 1 || version != Version::HTTP_11 {
+            return Err(Refused::Bad);
+        }
+        Framing::Chunked(crate::http1::Chunk::Size)
+    } else {
+        match length {
+            None | Some(0) => Framing::Done,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let head = rbuf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(head.slice(path_range.0..path_range.0 + path_range.1))
+        .map_err(|_| Refused::Bad)?;
+    // Room for what the proxy adds (x-forwarded-*, x-request-id, x-envoy-*...) without
+    // growing and rehashing the map.
+    let mut map = HeaderMap::with_capacity(scratch.len() + ADDED_HEADERS);
+    for (name, start, end) in scratch.drain(..) {
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(start..end)).map_err(|_| Refused::Bad)?;
+        map.append(name, value);
+    }
+    let mut req = Request::new(());
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = map;
+    Ok(Some(Head {
+        req,
+        expect_continue: expect_continue && version == Version::HTTP_11 && framing != Framing::Done,
+        framing,
+        keep_alive,
+        upgrade: has_upgrade && connection_upgrade && version == Version::HTTP_11,
+        trailers,
+    }))
+}
+
+/// `date` values, formatted once a second.
+fn put_date(wbuf: &mut Vec<u8>) {
+    thread_local! {
+        static DATE: std::cell::RefCell<(u64, String)> = const {
+            std::cell::RefCell::new((0, String::new()))
+        };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs || text.is_empty() {
+            *at = secs;
+            *text = httpdate::fmt_http_date(now);
+        }
+        wbuf.extend_from_slice(b"date: ");
+        wbuf.extend_from_slice(text.as_bytes());
+        wbuf.extend_from_slice(b"\r\n");
+    });
+}
+
+/// How the response body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// No body bytes (HEAD, 1xx, 204, 304, or an empty body).
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the connection closes (HTTP/1.0 clients, unknown length).
+    Close,
+}
+
+/// Encodes a response head; returns how its body goes and whether the connection stays.
+fn encode_head(
+    wbuf: &mut Vec<u8>,
+    parts: &http::response::Parts,
+    body: &super::body::ResponseBody,
+    is_head: bool,
+    version: Version,
+    mut keep_alive: bool,
+    upgrading: bool,
+) -> (Out, bool) {
+    let status = parts.status;
+    // An HTTP/1.0 client gets an HTTP/1.0 status line (as hyper's server wrote).
+    let v = if version == Version::HTTP_10 {
+        "1.0"
+    } else {
+        "1.1"
+    };
+    if status == StatusCode::OK && v == "1.1" {
+        wbuf.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+    } else {
+        let _ = write!(
+            wbuf,
+            "HTTP/{v} {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        );
+    }
+    put_fields(wbuf, &parts.headers);
+    if !parts.headers.contains_key(header::DATE) {
+        put_date(wbuf);
+    }
+    let bodyless = is_head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let mut length = None;
+    for v in parts.headers.get_all(header::CONTENT_LENGTH) {
+        if content_length(v.as_bytes(), &mut length).is_err() {
+            keep_alive = false;
+        }
+    }
+    let out = if let Some(n) = length {
+        if bodyless || n == 0 {
+            Out::None
+        } else {
+            Out::Length(n)
+        }
+    } else if bodyless {
+        if is_head && let Some(n) = body.size_hint().exact() {
+            put_content_length(wbuf, n);
+        }
+        Out::None
+    } else if body.is_end_stream() {
+        wbuf.extend_from_slice(b"content-length: 0\r\n");
+        Out::None
+    } else if let Some(n) = body.size_hint().exact() {
+        put_content_length(wbuf, n);
+        Out::Length(n)
+    } else if version == Version::HTTP_11 {
+        wbuf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Out::Chunked
+    } else {
+        keep_alive = false;
+        Out::Close
+    };
+    if let Some(c) = parts.headers.get(header::CONNECTION)
+        && connection_keep_alive(c.as_bytes()) == Some(false)
+    {
+        keep_alive = false;
+    } else if !upgrading {
+        if !keep_alive {
+            wbuf.extend_from_slice(b"connection: close\r\n");
+        } else if version == Version::HTTP_10 {
+            wbuf.extend_from_slice(b"connection: keep-alive\r\n");
+        }
+    }
+    wbuf.extend_from_slice(b"\r\n");
+    (out, keep_alive)
+}
+
+/// One downstream connection's state between requests.
+struct Conn {
+    rd: Reader,
+    wbuf: Vec<u8>,
+    scratch: Vec<(HeaderName, usize, usize)>,
+}
+
+impl Conn {
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.rd.poll_fill(cx)
+    }
+
+    /// Watches a connection whose request is in flight: `Ready` when the client closed it
+    /// or failed. Bytes that arrive early (a pipelined request) are kept.
+    fn poll_gone(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.poll_fill(cx) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
+            Poll::Ready(Ok(_)) | Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Writes `wbuf` and then `data`, both whole.
+    async fn write_all(&mut self, data: &mut Bytes) -> io::Result<()> {
+        let mut wpos = 0;
+        poll_fn(|cx| {
+            while wpos < self.wbuf.len() || !data.is_empty() {
+                let slices = [IoSlice::new(&self.wbuf[wpos..]), IoSlice::new(data)];
+                let mut n = ready!(poll_write(&self.rd.io, cx, &slices))?;
+                let from_wbuf = n.min(self.wbuf.len() - wpos);
+                wpos += from_wbuf;
+                n -= from_wbuf;
+                data.advance(n);
+            }
+            Poll::Ready(Ok::<(), io::Error>(()))
+        })
+        .await?;
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Answers a refused head and closes.
+    async fn refuse(&mut self, why: Refused) {
+        let status = match why {
+            Refused::TooLarge => "431 Request Header Fields Too Large",
+            Refused::Bad => "400 Bad Request",
+        };
+        self.wbuf.clear();
+        let _ = write!(
+            self.wbuf,
+            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n"
+        );
+        put_date(&mut self.wbuf);
+        self.wbuf.extend_from_slice(b"\r\n");
+        let _ = self.write_all(&mut Bytes::new()).await;
+    }
+}
+
+/// What reading the next request head came to.
+// Moved once per request; boxing the head would cost an allocation each time.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Request(Head),
+    Refused(Refused),
+    /// The client closed, or the connection was told to go while idle.
+    Close,
+    /// The HTTP/2 preface: hand the connection to the HTTP/2 server.
+    Http2,
+}
+
+/// Serves one downstream connection until it closes, a drain or the idle timeout finishes
+/// it (after the response in flight), or it is upgraded.
+pub(super) async fn serve(
+    manager: Arc<HttpManager>,
+    stream: TcpStream,
+    ds: Downstream,
+    mut drain: Drain,
+) {
+    let h2_drain = drain.clone();
+    let activity = ConnActivity::new();
+    let idle_timeout = manager.config.idle_timeout;
+    // Drain and idle timeout: rare, so polled only when their own wake-up fires.
+    let rare = WakeGate::new(async {
+        let idle = async {
+            match idle_timeout {
+                Some(t) => activity.idle_for(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = drain.signaled() => {}
+            _ = idle => {}
+        }
+    });
+    let mut rare = pin!(rare);
+    let mut closing = false;
+    let max_head = (manager.config.max_request_headers_kb as usize * 1024).max(1024);
+    let sniff_h2 = manager.config.codec == Codec::Auto;
+    let mut conn = Conn {
+        rd: Reader {
+            io: Arc::new(stream),
+            rbuf: BytesMut::new(),
+            read_size: MIN_READ,
+        },
+        wbuf: Vec::new(),
+        scratch: Vec::new(),
+    };
+    let mut first = true;
+    loop {
+        let next = poll_fn(|cx| {
+            loop {
+                if !conn.rd.rbuf.is_empty() {
+                    if first
+                        && sniff_h2
+                        && H2_PREFACE.starts_with(&conn.rd.rbuf[..conn.rd.rbuf.len().min(24)])
+                    {
+                        if conn.rd.rbuf.len() >= H2_PREFACE.len() {
+                            return Poll::Ready(Next::Http2);
+                        }
+                    } else {
+                        match parse_head(&mut conn.rd.rbuf, max_head, &mut conn.scratch) {
+                            Ok(Some(head)) => return Poll::Ready(Next::Request(head)),
+                            Ok(None) => {}
+                            Err(why) => return Poll::Ready(Next::Refused(why)),
+                        }
+                    }
+                }
+                if !closing && rare.as_mut().poll(cx).is_ready() {
+                    closing = true;
+                }
+                if closing {
+                    return Poll::Ready(Next::Close);
+                }
+                match ready!(conn.poll_fill(cx)) {
+                    Ok(0) | Err(_) => return Poll::Ready(Next::Close),
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        first = false;
+        let head = match next {
+            Next::Request(head) => head,
+            Next::Refused(why) => return conn.refuse(why).await,
+            Next::Close => return,
+            Next::Http2 => {
+                let prefix = conn.rd.rbuf.split().freeze();
+                drop(conn.scratch);
+                if let Ok(io) = Arc::try_unwrap(conn.rd.io) {
+                    manager
+                        .serve_hyper(Upgraded { prefix, io }, ds, h2_drain)
+                        .await;
+                }
+                return;
+            }
+        };
+        let Head {
+            req,
+            framing,
+            keep_alive,
+            expect_continue,
+            upgrade,
+            trailers,
+        } = head;
+        let is_head = req.method() == Method::HEAD;
+        let version = req.version();
+        activity.begin();
+        // A body borrows the read side; a bodyless request leaves it with the connection.
+        let home = (framing != Framing::Done).then(|| Arc::new(ReaderHome::default()));
+        let body = match &home {
+            None => DownstreamBody::Empty,
+            Some(home) => DownstreamBody::H1(H1RequestBody {
+                reader: Some(Reader {
+                    io: conn.rd.io.clone(),
+                    rbuf: std::mem::take(&mut conn.rd.rbuf),
+                    read_size: conn.rd.read_size,
+                }),
+                framing,
+                home: home.clone(),
+                continued: if expect_continue { 0 } else { CONTINUE.len() },
+            }),
+        };
+        let mut req = req.map(|()| body);
+        let upgrade_tx = upgrade.then(|| {
+            let (tx, rx) = oneshot::channel();
+            req.extensions_mut()
+                .insert(PendingUpgrade(Arc::new(Mutex::new(Some(rx)))));
+            tx
+        });
+        let resp = {
+            let mut handler = pin!(manager.handle(req, &ds));
+            poll_fn(|cx| {
+                if let Poll::Ready(resp) = handler.as_mut().poll(cx) {
+                    return Poll::Ready(Some(resp));
+                }
+                // A client that goes away cancels its request (as with hyper: only while
+                // nothing of a next request is buffered).
+                if home.is_none() && conn.rd.rbuf.is_empty() && conn.poll_gone(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                if !closing && rare.as_mut().poll(cx).is_ready() {
+                    closing = true;
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        let Some(resp) = resp else { return };
+        let (parts, body) = resp.into_parts();
+        if let Some(h) = &home {
+            h.head_sent.store(true, Ordering::Release);
+        }
+        let upgrading = upgrade_tx.is_some() && parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        let (out, keep_alive) = encode_head(
+            &mut conn.wbuf,
+            &parts,
+            &body,
+            is_head,
+            version,
+            keep_alive && !closing,
+            upgrading,
+        );
+        drop(parts);
+        activity.end();
+        let complete = send_body(&mut conn, body, out, trailers, home.is_none()).await;
+        // The request body has been dropped with the response: its read side is home.
+        let read_clean = match &home {
+            None => true,
+            Some(h) => match h.back.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some((r, clean)) => {
+                    conn.rd.rbuf = r.rbuf;
+                    conn.rd.read_size = r.read_size;
+                    clean
+                }
+                // Still held (a mirror reading it): this connection cannot go on.
+                None => false,
+            },
+        };
+        if upgrading {
+            if complete
+                && let Some(tx) = upgrade_tx
+                && let Ok(io) = Arc::try_unwrap(conn.rd.io)
+            {
+                let prefix = conn.rd.rbuf.split().freeze();
+                let _ = tx.send(Upgraded { prefix, io });
+            }
+            return;
+        }
+        if !complete || !keep_alive || !read_clean || closing {
+            return;
+        }
+        // An idle connection keeps a small read buffer.
+        if conn.rd.read_size > MIN_READ && conn.rd.rbuf.is_empty() {
+            conn.rd.read_size = MIN_READ;
+            conn.rd.rbuf = BytesMut::new();
+        }
+    }
+}
+
+/// Streams a response body after its head (which is in `conn.wbuf`): small frames are
+/// copied behind the head so a whole small response leaves in one write. `watch`: the
+/// connection's read side is here, so a client going away is noticed while the body waits.
+/// Returns whether the response went out complete.
+async fn send_body(
+    conn: &mut Conn,
+    body: super::body::ResponseBody,
+    out: Out,
+    trailers: bool,
+    watch: bool,
+) -> bool {
+    let mut body = pin!(body);
+    // Bodyless responses (HEAD, 204, ...) drop their body unread, as hyper does.
+    let mut ended = out == Out::None;
+    let chunked = out == Out::Chunked;
+    let mut left = match out {
+        Out::Length(n) => n,
+        _ => u64::MAX,
+    };
+    let mut data = Bytes::new();
+    let mut crlf_after_data = false;
+    let mut wpos = 0;
+    poll_fn(|cx| {
+        loop {
+            if !ended
+                && data.is_empty()
+                && conn.wbuf.len() - wpos < COALESCE
+                && let Poll::Ready(frame) = body.as_mut().poll_frame(cx)
+            {
+                match frame {
+                    None => {
+                        ended = true;
+                        if chunked {
+                            conn.wbuf.extend_from_slice(b"0\r\n\r\n");
+                        } else if matches!(out, Out::Length(_)) && left != 0 {
+                            // Shorter than its Content-Length: only closing tells.
+                            return Poll::Ready(false);
+                        }
+                    }
+                    Some(Err(_)) => return Poll::Ready(false),
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(d) if d.is_empty() => {}
+                        Ok(d) => {
+                            let len = d.len() as u64;
+                            if len > left {
+                                return Poll::Ready(false);
+                            }
+                            if left != u64::MAX {
+                                left -= len;
+                            }
+                            if chunked {
+                                let _ = write!(conn.wbuf, "{len:x}\r\n");
+                            }
+                            if d.len() <= COALESCE {
+                                conn.wbuf.extend_from_slice(&d);
+                                if chunked {
+                                    conn.wbuf.extend_from_slice(b"\r\n");
+                                }
+                            } else {
+                                data = d;
+                                crlf_after_data = chunked;
+                            }
+                        }
+                        Err(frame) => {
+                            // Trailers exist only in chunked framing, and go to clients
+                            // that said `TE: trailers`.
+                            if let (Ok(t), true) = (frame.into_trailers(), chunked) {
+                                conn.wbuf.extend_from_slice(b"0\r\n");
+                                if trailers {
+                                    put_fields(&mut conn.wbuf, &t);
+                                }
+                                conn.wbuf.extend_from_slice(b"\r\n");
+                                ended = true;
+                            }
+                        }
+                    },
+                }
+                // The body says it is over: end now (after a large frame still to go,
+                // the next poll ends it).
+                if !ended && data.is_empty() && body.is_end_stream() {
+                    ended = true;
+                    if chunked {
+                        conn.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    } else if matches!(out, Out::Length(_)) && left != 0 {
+                        return Poll::Ready(false);
+                    }
+                }
+                continue;
+            }
+            if wpos < conn.wbuf.len() || !data.is_empty() {
+                let slices = [IoSlice::new(&conn.wbuf[wpos..]), IoSlice::new(&data)];
+                match poll_write(&conn.rd.io, cx, &slices) {
+                    Poll::Ready(Ok(mut n)) => {
+                        let from_wbuf = n.min(conn.wbuf.len() - wpos);
+                        wpos += from_wbuf;
+                        n -= from_wbuf;
+                        data.advance(n);
+                        if wpos == conn.wbuf.len() {
+                            conn.wbuf.clear();
+                            wpos = 0;
+                            if data.is_empty() && crlf_after_data {
+                                crlf_after_data = false;
+                                conn.wbuf.extend_from_slice(b"\r\n");
+                            }
+                        }
+                        continue;
+                    }
+                    Poll::Ready(Err(_)) => return Poll::Ready(false),
+                    Poll::Pending => {}
+                }
+            } else if ended {
+                return Poll::Ready(true);
+            }
+            if watch && conn.rd.rbuf.is_empty() && conn.poll_gone(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            return Poll::Pending;
+        }
+    })
+    .await
+}

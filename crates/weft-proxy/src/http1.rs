@@ -1,0 +1,186 @@
+//! HTTP/1.1 wire pieces shared by the downstream server (`http::h1server`) and the upstream
+//! client (`upstream::h1`): body framing, the chunked decoder, header-field encoding.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body::Frame;
+
+/// A chunk-size line longer than this (extensions included) is a protocol error.
+pub(crate) const MAX_CHUNK_LINE: usize = 4096;
+
+/// How a message body is delimited (RFC 9112 §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Ended (or never had a body).
+    Done,
+    Length(u64),
+    Chunked(Chunk),
+    /// Until the peer closes the connection (responses only).
+    Eof,
+    /// Ended with an error (not a complete body: `is_end_stream` stays false).
+    Failed,
+}
+
+/// Where the chunked decoder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    Size,
+    Data(u64),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    Trailers,
+}
+
+/// Takes up to `max` buffered body bytes (no copy: the frame shares the read buffer).
+pub(crate) fn cut(rbuf: &mut BytesMut, max: u64) -> Bytes {
+    let n = (rbuf.len() as u64).min(max) as usize;
+    rbuf.split_to(n).freeze()
+}
+
+/// Steps the chunked decoder through what `rbuf` holds. `Ok(Some)` is a frame to return;
+/// `Ok(None)` means more bytes are needed, or the body ended (`framing` is then `Done`).
+/// Trailers (at most `max_trailers` bytes) end the body too.
+pub(crate) fn decode_chunked(
+    rbuf: &mut BytesMut,
+    framing: &mut Framing,
+    max_trailers: usize,
+) -> Result<Option<Frame<Bytes>>, &'static str> {
+    loop {
+        let Framing::Chunked(state) = *framing else {
+            return Ok(None);
+        };
+        match state {
+            Chunk::Size => match httparse::parse_chunk_size(rbuf) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    rbuf.advance(used);
+                    *framing = Framing::Chunked(if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    });
+                }
+                Ok(httparse::Status::Partial) if rbuf.len() > MAX_CHUNK_LINE => {
+                    return Err("chunk size line too long");
+                }
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err("invalid chunk size"),
+            },
+            Chunk::Data(left) => {
+                if rbuf.is_empty() {
+                    return Ok(None);
+                }
+                let data = cut(rbuf, left);
+                let left = left - data.len() as u64;
+                *framing = Framing::Chunked(if left == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(left)
+                });
+                return Ok(Some(Frame::data(data)));
+            }
+            Chunk::DataEnd => {
+                if rbuf.len() < 2 {
+                    return Ok(None);
+                }
+                if &rbuf[..2] != b"\r\n" {
+                    return Err("chunk data not followed by CRLF");
+                }
+                rbuf.advance(2);
+                *framing = Framing::Chunked(Chunk::Size);
+            }
+            Chunk::Trailers => {
+                let mut fields = [httparse::EMPTY_HEADER; 32];
+                let (used, fields) = match httparse::parse_headers(rbuf, &mut fields) {
+                    Ok(httparse::Status::Complete(done)) => done,
+                    Ok(httparse::Status::Partial) if rbuf.len() > max_trailers => {
+                        return Err("trailers too large");
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(_) => return Err("malformed trailers"),
+                };
+                let mut trailers = HeaderMap::with_capacity(fields.len());
+                for f in fields.iter() {
+                    let name =
+                        HeaderName::from_bytes(f.name.as_bytes()).map_err(|_| "trailer name")?;
+                    let value = HeaderValue::from_bytes(f.value).map_err(|_| "trailer value")?;
+                    trailers.append(name, value);
+                }
+                rbuf.advance(used);
+                *framing = Framing::Done;
+                return Ok((!trailers.is_empty()).then(|| Frame::trailers(trailers)));
+            }
+        }
+    }
+}
+
+/// After a data frame: if the rest of a chunked body (the chunk's CRLF, the last chunk and
+/// no trailers) is already buffered, consume it and end now, so `is_end_stream` says so at
+/// once. Returns whether it did.
+pub(crate) fn settle_chunked(rbuf: &mut BytesMut, framing: &mut Framing) -> bool {
+    if *framing == Framing::Chunked(Chunk::DataEnd)
+        && rbuf.len() >= 7
+        && rbuf[..7] == *b"\r\n0\r\n\r\n"
+    {
+        rbuf.advance(7);
+        *framing = Framing::Done;
+        return true;
+    }
+    false
+}
+
+/// Appends `name: value` lines (a head's headers or a last chunk's trailers) to `wbuf`.
+pub(crate) fn put_fields(wbuf: &mut Vec<u8>, fields: &HeaderMap) {
+    for (name, value) in fields {
+        wbuf.extend_from_slice(name.as_str().as_bytes());
+        wbuf.extend_from_slice(b": ");
+        wbuf.extend_from_slice(value.as_bytes());
+        wbuf.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends a `content-length` line (itoa: `write!` costs several hundred instructions).
+pub(crate) fn put_content_length(wbuf: &mut Vec<u8>, n: u64) {
+    wbuf.extend_from_slice(b"content-length: ");
+    wbuf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    wbuf.extend_from_slice(b"\r\n");
+}
+
+/// Parses a `Content-Length` value (a list of equal numbers is allowed, RFC 9110 §8.6) into
+/// `length`; an unparsable value or one that disagrees with an earlier one is an error.
+pub(crate) fn content_length(value: &[u8], length: &mut Option<u64>) -> Result<(), &'static str> {
+    let text = std::str::from_utf8(value).map_err(|_| "invalid content-length")?;
+    for part in text.split(',').map(str::trim) {
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("invalid content-length");
+        }
+        let n: u64 = part.parse().map_err(|_| "invalid content-length")?;
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting content-length");
+        }
+        *length = Some(n);
+    }
+    Ok(())
+}
+
+/// Whether the last coding of a `Transfer-Encoding` value is `chunked`.
+pub(crate) fn ends_chunked(value: &[u8]) -> bool {
+    let text = std::str::from_utf8(value).unwrap_or("");
+    text.rsplit(',')
+        .next()
+        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+}
+
+/// Reads a `Connection` value: `Some(false)` for `close`, `Some(true)` for `keep-alive`.
+pub(crate) fn connection_keep_alive(value: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(value).unwrap_or("");
+    let mut verdict = None;
+    for token in text.split(',').map(str::trim) {
+        if token.eq_ignore_ascii_case("close") {
+            return Some(false);
+        }
+        if token.eq_ignore_ascii_case("keep-alive") {
+            verdict = Some(true);
+        }
+    }
+    verdict
+}
