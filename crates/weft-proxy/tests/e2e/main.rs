@@ -5,6 +5,7 @@ mod admin;
 mod bootstrap;
 mod differential;
 mod differential_resilience;
+mod downstream_h1;
 mod resilience;
 mod routing;
 mod tcp;
