@@ -148,6 +148,15 @@ pub(crate) fn put_content_length(wbuf: &mut Vec<u8>, n: u64) {
 /// Parses a `Content-Length` value (a list of equal numbers is allowed, RFC 9110 §8.6) into
 /// `length`; an unparsable value or one that disagrees with an earlier one is an error.
 pub(crate) fn content_length(value: &[u8], length: &mut Option<u64>) -> Result<(), &'static str> {
+    // The usual value, one plain number, without the str and list machinery.
+    if !value.is_empty() && value.len() <= 18 && value.iter().all(u8::is_ascii_digit) {
+        let n = value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        if length.is_some_and(|l| l != n) {
+            return Err("conflicting content-length");
+        }
+        *length = Some(n);
+        return Ok(());
+    }
     let text = std::str::from_utf8(value).map_err(|_| "invalid content-length")?;
     for part in text.split(',').map(str::trim) {
         if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -172,6 +181,13 @@ pub(crate) fn ends_chunked(value: &[u8]) -> bool {
 
 /// Reads a `Connection` value: `Some(false)` for `close`, `Some(true)` for `keep-alive`.
 pub(crate) fn connection_keep_alive(value: &[u8]) -> Option<bool> {
+    // The usual values first, without splitting.
+    if value.eq_ignore_ascii_case(b"keep-alive") {
+        return Some(true);
+    }
+    if value.eq_ignore_ascii_case(b"close") {
+        return Some(false);
+    }
     let text = std::str::from_utf8(value).unwrap_or("");
     let mut verdict = None;
     for token in text.split(',').map(str::trim) {
@@ -183,4 +199,38 @@ pub(crate) fn connection_keep_alive(value: &[u8]) -> Option<bool> {
         }
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_length_plain_lists_and_conflicts() {
+        let mut n = None;
+        assert!(content_length(b"1024", &mut n).is_ok());
+        assert_eq!(n, Some(1024));
+        // A repeated equal value (a list or a second header) is the same length.
+        assert!(content_length(b"1024, 1024", &mut n).is_ok());
+        assert_eq!(n, Some(1024));
+        assert!(content_length(b"7", &mut n).is_err());
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"1e3",
+            b"12 34",
+            b"99999999999999999999999",
+        ] {
+            assert!(content_length(bad, &mut None).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn connection_tokens() {
+        assert_eq!(connection_keep_alive(b"keep-alive"), Some(true));
+        assert_eq!(connection_keep_alive(b"Close"), Some(false));
+        assert_eq!(connection_keep_alive(b"Keep-Alive, Upgrade"), Some(true));
+        assert_eq!(connection_keep_alive(b"keep-alive, close"), Some(false));
+        assert_eq!(connection_keep_alive(b"upgrade"), None);
+    }
 }

@@ -52,6 +52,8 @@ const MIN_SPARE: usize = 2048;
 const COALESCE: usize = 16 * 1024;
 /// Headers the connection manager typically adds to a request before it goes upstream.
 const ADDED_HEADERS: usize = 8;
+/// A response header map up to this capacity is kept for the connection's next request.
+const SPARE_MAP_MAX: usize = 32;
 /// Request trailers (after a chunked body) are limited like heads.
 const MAX_TRAILERS: usize = 60 * 1024;
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -380,6 +382,7 @@ fn parse_head(
     rbuf: &mut BytesMut,
     max_head: usize,
     scratch: &mut Vec<(HeaderName, usize, usize)>,
+    spare: &mut HeaderMap,
 ) -> Result<Option<Head>, Refused> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
@@ -462,7 +465,9 @@ fn parse_head(
         .map_err(|_| Refused::Bad)?;
     // Room for what the proxy adds (x-forwarded-*, x-request-id, x-envoy-*...) without
     // growing and rehashing the map.
-    let mut map = HeaderMap::with_capacity(scratch.len() + ADDED_HEADERS);
+    // The previous response's map, emptied: its allocation is reused.
+    let mut map = std::mem::take(spare);
+    map.reserve(scratch.len() + ADDED_HEADERS);
     for (name, start, end) in scratch.drain(..) {
         let value =
             HeaderValue::from_maybe_shared(head.slice(start..end)).map_err(|_| Refused::Bad)?;
@@ -601,6 +606,8 @@ struct Conn {
     rd: Reader,
     wbuf: Vec<u8>,
     scratch: Vec<(HeaderName, usize, usize)>,
+    /// An emptied header map kept for the next request head (one allocation saved).
+    spare: HeaderMap,
 }
 
 impl Conn {
@@ -701,6 +708,7 @@ pub(super) async fn serve(
         },
         wbuf: Vec::new(),
         scratch: Vec::new(),
+        spare: HeaderMap::new(),
     };
     let mut first = true;
     loop {
@@ -715,7 +723,12 @@ pub(super) async fn serve(
                             return Poll::Ready(Next::Http2);
                         }
                     } else {
-                        match parse_head(&mut conn.rd.rbuf, max_head, &mut conn.scratch) {
+                        match parse_head(
+                            &mut conn.rd.rbuf,
+                            max_head,
+                            &mut conn.scratch,
+                            &mut conn.spare,
+                        ) {
                             Ok(Some(head)) => return Poll::Ready(Next::Request(head)),
                             Ok(None) => {}
                             Err(why) => return Poll::Ready(Next::Refused(why)),
@@ -817,7 +830,12 @@ pub(super) async fn serve(
             keep_alive && !closing,
             upgrading,
         );
-        drop(parts);
+        // Kept only when ordinary-sized: an idle connection holds no large map.
+        let mut spare = parts.headers;
+        if spare.capacity() <= SPARE_MAP_MAX {
+            spare.clear();
+            conn.spare = spare;
+        }
         activity.end();
         let complete = send_body(&mut conn, body, out, trailers, home.is_none()).await;
         // The request body has been dropped with the response: its read side is home.
