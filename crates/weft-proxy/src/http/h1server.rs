@@ -204,7 +204,20 @@ impl H1RequestBody {
 }
 
 impl Drop for H1RequestBody {
+    /// Unread, the body leaves the connection unusable, unless its rest is already
+    /// buffered (a small body the handler did not need: a 404 to a POST, say): that is
+    /// skipped and the connection goes on.
     fn drop(&mut self) {
+        if let (Framing::Length(left), Some(r), true) = (
+            self.framing,
+            self.reader.as_mut(),
+            self.continued >= CONTINUE.len(),
+        ) && r.rbuf.len() as u64 >= left
+        {
+            r.rbuf.advance(left as usize);
+            self.give_back(true);
+            return;
+        }
         self.give_back(false);
     }
 }
@@ -680,7 +693,8 @@ pub(super) async fn serve(
     ds: Downstream,
     mut drain: Drain,
 ) {
-    let h2_drain = drain.clone();
+    let sniff_h2 = manager.config.codec == Codec::Auto;
+    let h2_drain = sniff_h2.then(|| drain.clone());
     let activity = ConnActivity::new();
     let idle_timeout = manager.config.idle_timeout;
     // Drain and idle timeout: rare, so polled only when their own wake-up fires.
@@ -699,7 +713,6 @@ pub(super) async fn serve(
     let mut rare = pin!(rare);
     let mut closing = false;
     let max_head = (manager.config.max_request_headers_kb as usize * 1024).max(1024);
-    let sniff_h2 = manager.config.codec == Codec::Auto;
     let mut conn = Conn {
         rd: Reader {
             io: Arc::new(stream),
@@ -755,8 +768,7 @@ pub(super) async fn serve(
             Next::Close => return,
             Next::Http2 => {
                 let prefix = conn.rd.rbuf.split().freeze();
-                drop(conn.scratch);
-                if let Ok(io) = Arc::try_unwrap(conn.rd.io) {
+                if let (Ok(io), Some(h2_drain)) = (Arc::try_unwrap(conn.rd.io), h2_drain) {
                     manager
                         .serve_hyper(Upgraded { prefix, io }, ds, h2_drain)
                         .await;

@@ -167,3 +167,27 @@ async fn chunked_upload_with_trailers_is_decoded_and_streamed_upstream() {
     // The connection went on to the next request after the trailers.
     assert!(out.contains("\"path\":\"/after\""), "{out}");
 }
+
+#[tokio::test]
+async fn an_unread_small_body_does_not_cost_the_connection() {
+    let b = EchoServer::start("e").await;
+    let routes = any_host(json!([{ "match": {"prefix": "/known"}, "route": {"cluster": "c"} }]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("c", &[b.addr])],
+    ))
+    .await;
+    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    // No route: 404 without reading the body; the connection still carries the next one.
+    s.write_all(
+        b"POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello\
+          GET /known HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let out = read_to_close(&mut s).await;
+    assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out}");
+    assert!(out.contains("\"path\":\"/known\""), "{out}");
+}
