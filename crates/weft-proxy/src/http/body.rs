@@ -43,12 +43,16 @@ impl Default for BodyDone {
 }
 
 impl BodyDone {
-    /// A flag that is already set (bodyless requests).
-    pub fn finished() -> Arc<BodyDone> {
-        let d = BodyDone::default();
-        let _ = d.at.set(tokio::time::Instant::now());
-        d.done.store(true, Ordering::Relaxed);
-        Arc::new(d)
+    /// A flag that is already set (bodyless requests), with one clock read.
+    pub fn ended() -> BodyDone {
+        let now = tokio::time::Instant::now();
+        BodyDone {
+            done: std::sync::atomic::AtomicBool::new(true),
+            notify: Default::default(),
+            at: std::sync::OnceLock::from(now),
+            last_ms: Default::default(),
+            base: now,
+        }
     }
 
     fn set(&self) {

@@ -644,10 +644,17 @@ impl HttpManager {
             idle_timeout: cluster.config.idle_timeout,
         };
         // Bodies are read through a shared buffer when a retry may need them again.
-        let done = if upstream_req.body().is_end_stream() {
-            BodyDone::finished()
-        } else {
-            Arc::new(BodyDone::default())
+        // A bodyless request's flag is set from the start and shared with no body: it lives
+        // here, not behind an `Arc` (an allocation per request saved).
+        let pending_body =
+            (!upstream_req.body().is_end_stream()).then(|| Arc::new(BodyDone::default()));
+        let ended_flag;
+        let done: &BodyDone = match &pending_body {
+            Some(d) => d,
+            None => {
+                ended_flag = BodyDone::ended();
+                &ended_flag
+            }
         };
         // Mirrors: decided once per request, before the first attempt.
         let mirrors: Vec<&MirrorPolicy> = if upgrade.is_none() {
@@ -656,12 +663,13 @@ impl HttpManager {
             Vec::new()
         };
         let (head, body) = upstream_req.into_parts();
-        let bodyless = body.is_end_stream();
-        let (first_body, shared) = if !bodyless && (retry.is_some() || !mirrors.is_empty()) {
-            let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
-            (shared.attempt(), Some(shared))
-        } else {
-            (body.with_done(done.clone()), None)
+        let (first_body, shared) = match &pending_body {
+            Some(done) if retry.is_some() || !mirrors.is_empty() => {
+                let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
+                (shared.attempt(), Some(shared))
+            }
+            Some(done) => (body.with_done(done.clone()), None),
+            None => (body, None),
         };
         let first = Request::from_parts(head, first_body);
         for m in mirrors {

@@ -348,7 +348,10 @@ pub(super) async fn exchange(
                 }
             }
             if !conn.rbuf.is_empty() {
-                match parse_head(&mut conn, head_only)? {
+                // Once a response head is here the request can no longer be sent again: its
+                // header map is emptied and reused for the response's (no allocation).
+                let spare = writer.as_mut().map(|w| w.req.headers_mut());
+                match parse_head(&mut conn, head_only, spare)? {
                     Some(Parsed::Informational) => continue,
                     Some(Parsed::Final(resp)) => return Poll::Ready(Ok(resp)),
                     None => {}
@@ -398,7 +401,11 @@ fn proto(what: &'static str) -> H1Error {
 
 /// Parses a response head from `conn.rbuf` if it is all there; returns the head, the body
 /// framing and whether the connection may be kept alive.
-fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1Error> {
+fn parse_head(
+    conn: &mut Conn,
+    head_request: bool,
+    spare: Option<&mut HeaderMap>,
+) -> Result<Option<Parsed>, H1Error> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
     let status = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -483,7 +490,9 @@ fn parse_head(conn: &mut Conn, head_request: bool) -> Result<Option<Parsed>, H1E
     let head = conn.rbuf.split_to(len).freeze();
     // Room for what the proxy adds downstream (server, x-envoy-upstream-service-time, ...)
     // without growing and rehashing the map.
-    let mut map = HeaderMap::with_capacity(conn.scratch.len() + 4);
+    let mut map = spare.map(std::mem::take).unwrap_or_default();
+    map.clear();
+    map.reserve(conn.scratch.len() + 4);
     for (name, start, end) in conn.scratch.drain(..) {
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| proto("header value"))?;
