@@ -37,7 +37,7 @@ use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -131,15 +131,30 @@ impl Reader {
         let room = self.rbuf.capacity() - self.rbuf.len();
         loop {
             ready!(self.io.poll_read_ready(cx))?;
-            match self.io.try_read_buf(&mut self.rbuf) {
-                Ok(n) => {
+            // A read that did not fill the room drained the socket (edge-triggered epoll):
+            // readiness is cleared then, as tokio's own `poll_read` does, by reporting
+            // `WouldBlock` from inside `try_io`. Otherwise the next wait for the client
+            // (the connection watches it while a request is in flight) would cost a
+            // `recv` returning EAGAIN per request.
+            let mut got = None;
+            let read = self.io.try_io(Interest::READABLE, || {
+                let n = self.io.try_read_buf(&mut self.rbuf)?;
+                got = Some(n);
+                if n > 0 && n < room {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            match (read, got) {
+                (_, Some(n)) => {
                     if n == room && room >= self.read_size && self.read_size < MAX_READ {
                         self.read_size *= 2;
                     }
                     return Poll::Ready(Ok(n));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
+                (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(e), None) => return Poll::Ready(Err(e)),
+                (Ok(_), None) => continue,
             }
         }
     }
