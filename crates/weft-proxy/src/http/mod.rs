@@ -728,7 +728,7 @@ impl HttpManager {
                         endpoint.send(req, opts, stats).await
                     }
                 });
-                send_within(send, &timeouts, &done).await
+                send_within(send, &timeouts, done).await
             };
             match &result {
                 Ok(Ok(resp)) => cluster.report(&endpoint, Outcome::Http(resp.status().as_u16())),
@@ -758,7 +758,7 @@ impl HttpManager {
             // Read the clock only when a retry is on the table.
             let global_expired = || {
                 timeouts
-                    .global_deadline(&done)
+                    .global_deadline(done)
                     .is_some_and(|d| tokio::time::Instant::now() >= d)
             };
             let retry_limit = retry.map_or(0, |r| r.num_retries);
@@ -808,7 +808,7 @@ impl HttpManager {
                     downstream_upgrade: downstream_upgrade.take(),
                 };
                 break self.finish_attempt(
-                    result, attempt, &timeouts, &done, counter, &mutations, request_id, log,
+                    result, attempt, &timeouts, done, counter, &mutations, request_id, log,
                     started, grpc,
                 );
             }
@@ -829,7 +829,7 @@ impl HttpManager {
                     downstream_upgrade: downstream_upgrade.take(),
                 },
                 &timeouts,
-                &done,
+                done,
                 counter,
                 &mutations,
                 request_id,
