@@ -131,11 +131,19 @@ pub(crate) fn settle_chunked(rbuf: &mut BytesMut, framing: &mut Framing) -> bool
 /// Appends `name: value` lines (a head's headers or a last chunk's trailers) to `wbuf`.
 pub(crate) fn put_fields(wbuf: &mut Vec<u8>, fields: &HeaderMap) {
     for (name, value) in fields {
-        wbuf.extend_from_slice(name.as_str().as_bytes());
-        wbuf.extend_from_slice(b": ");
-        wbuf.extend_from_slice(value.as_bytes());
-        wbuf.extend_from_slice(b"\r\n");
+        put_field(wbuf, name, value);
     }
+}
+
+/// Appends one `name: value` line.
+pub(crate) fn put_field(wbuf: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    let (name, value) = (name.as_str().as_bytes(), value.as_bytes());
+    // One capacity check for the line.
+    wbuf.reserve(name.len() + value.len() + 4);
+    wbuf.extend_from_slice(name);
+    wbuf.extend_from_slice(b": ");
+    wbuf.extend_from_slice(value);
+    wbuf.extend_from_slice(b"\r\n");
 }
 
 /// Appends a `content-length` line (itoa: `write!` costs several hundred instructions).

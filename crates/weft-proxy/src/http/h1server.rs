@@ -22,7 +22,7 @@ use super::{Downstream, HttpManager};
 use crate::config::listener::Codec;
 use crate::http1::{
     Framing, connection_keep_alive, content_length, decode_chunked, ends_chunked,
-    put_content_length, put_fields, settle_chunked,
+    put_content_length, put_field, put_fields, settle_chunked,
 };
 use crate::proxy::Drain;
 use bytes::{Buf, Bytes, BytesMut};
@@ -168,7 +168,13 @@ fn poll_write(
 ) -> Poll<io::Result<usize>> {
     loop {
         ready!(io.poll_write_ready(cx))?;
-        match io.try_write_vectored(bufs) {
+        // Usually all of it is one buffer: a plain send, not a writev with empty slices.
+        let written = match bufs {
+            [one] => io.try_write(one),
+            [one, rest] if rest.is_empty() => io.try_write(one),
+            _ => io.try_write_vectored(bufs),
+        };
+        match written {
             Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
             Ok(n) => return Poll::Ready(Ok(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -576,20 +582,28 @@ fn encode_head(
             status.canonical_reason().unwrap_or("")
         );
     }
-    put_fields(wbuf, &parts.headers);
-    if !parts.headers.contains_key(header::DATE) {
+    // One pass writes the fields and notes the three that matter here (comparing standard
+    // names is cheap; three map lookups hash each name again).
+    let (mut length, mut has_date, mut says_close) = (None, false, false);
+    for (name, value) in &parts.headers {
+        if name == header::CONTENT_LENGTH {
+            if content_length(value.as_bytes(), &mut length).is_err() {
+                keep_alive = false;
+            }
+        } else if name == header::DATE {
+            has_date = true;
+        } else if name == header::CONNECTION {
+            says_close |= connection_keep_alive(value.as_bytes()) == Some(false);
+        }
+        put_field(wbuf, name, value);
+    }
+    if !has_date {
         put_date(wbuf);
     }
     let bodyless = is_head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let mut length = None;
-    for v in parts.headers.get_all(header::CONTENT_LENGTH) {
-        if content_length(v.as_bytes(), &mut length).is_err() {
-            keep_alive = false;
-        }
-    }
     let out = if let Some(n) = length {
         if bodyless || n == 0 {
             Out::None
@@ -614,9 +628,7 @@ fn encode_head(
         keep_alive = false;
         Out::Close
     };
-    if let Some(c) = parts.headers.get(header::CONNECTION)
-        && connection_keep_alive(c.as_bytes()) == Some(false)
-    {
+    if says_close {
         keep_alive = false;
     } else if !upgrading {
         if !keep_alive {
