@@ -50,7 +50,9 @@ pub(crate) fn decode_chunked(
             return Ok(None);
         };
         match state {
-            Chunk::Size => match httparse::parse_chunk_size(rbuf) {
+            Chunk::Size => match strict_size_line(rbuf)
+                .and_then(|()| httparse::parse_chunk_size(rbuf).map_err(|_| "invalid chunk size"))
+            {
                 Ok(httparse::Status::Complete((used, size))) => {
                     rbuf.advance(used);
                     *framing = Framing::Chunked(if size == 0 {
@@ -63,7 +65,7 @@ pub(crate) fn decode_chunked(
                     return Err("chunk size line too long");
                 }
                 Ok(httparse::Status::Partial) => return Ok(None),
-                Err(_) => return Err("invalid chunk size"),
+                Err(e) => return Err(e),
             },
             Chunk::Data(left) => {
                 if rbuf.is_empty() {
@@ -111,6 +113,29 @@ pub(crate) fn decode_chunked(
             }
         }
     }
+}
+
+/// What httparse's chunk-size parser lets through and hyper and Envoy refuse: a size line
+/// that does not start with a hex digit (an empty line read as 0), or a bare LF or a
+/// control byte before its CRLF (two parsers would disagree on where the line ends).
+fn strict_size_line(rbuf: &[u8]) -> Result<(), &'static str> {
+    if rbuf.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+        return Err("chunk size missing");
+    }
+    for (i, &b) in rbuf.iter().enumerate() {
+        match b {
+            b'\r' => {
+                return match rbuf.get(i + 1) {
+                    Some(b'\n') | None => Ok(()),
+                    Some(_) => Err("chunk size line: CR without LF"),
+                };
+            }
+            b'\t' => {}
+            b if b < 0x20 || b == 0x7f => return Err("chunk size line: control byte"),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// After a data frame: if the rest of a chunked body (the chunk's CRLF, the last chunk and
@@ -240,5 +265,26 @@ mod tests {
         assert_eq!(connection_keep_alive(b"Keep-Alive, Upgrade"), Some(true));
         assert_eq!(connection_keep_alive(b"keep-alive, close"), Some(false));
         assert_eq!(connection_keep_alive(b"upgrade"), None);
+    }
+
+    fn chunked(input: &[u8]) -> Result<Vec<Frame<Bytes>>, &'static str> {
+        let mut rbuf = BytesMut::from(input);
+        let mut framing = Framing::Chunked(Chunk::Size);
+        let mut frames = Vec::new();
+        while let Some(f) = decode_chunked(&mut rbuf, &mut framing, 1024)? {
+            frames.push(f);
+        }
+        Ok(frames)
+    }
+
+    #[test]
+    fn chunk_size_lines_are_strict() {
+        let ok = chunked(b"5;ext=1\r\nhello\r\n0\r\n\r\n").expect("valid");
+        assert_eq!(ok.len(), 1);
+        // An empty size line is not a zero-size chunk.
+        assert!(chunked(b"5\r\nhello\r\n\r\n\r\n").is_err());
+        // A bare LF ends no size line (another parser would end it there).
+        assert!(chunked(b"5;x\nGET /a HTTP/1.1\r\n").is_err());
+        assert!(chunked(b"5\x01\r\nhello\r\n").is_err());
     }
 }

@@ -34,7 +34,6 @@ use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -46,12 +45,19 @@ const MAX_HEADERS: usize = 100;
 /// First read size; a read that fills the buffer doubles the next, up to [`MAX_READ`].
 const MIN_READ: usize = 8 * 1024;
 const MAX_READ: usize = 256 * 1024;
+/// Edge-triggered readiness (epoll): a short read means the socket is drained, so tokio's
+/// readiness may be cleared then (its own `poll_read` does so only on these platforms).
+const CLEAR_ON_SHORT_READ: bool = cfg!(any(target_os = "linux", target_os = "android"));
 /// A read goes into the buffer's spare room when at least this much is left.
 const MIN_SPARE: usize = 2048;
 /// Response-body frames up to this size are copied behind the head (one write for both).
 const COALESCE: usize = 16 * 1024;
 /// Headers the connection manager typically adds to a request before it goes upstream.
 const ADDED_HEADERS: usize = 8;
+/// How long, and for how many bytes, a closing connection drains what the client still
+/// sends (see `Conn::linger_close`).
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
 /// A response header map up to this capacity is kept for the connection's next request.
 const SPARE_MAP_MAX: usize = 32;
 /// Request trailers (after a chunked body) are limited like heads.
@@ -140,7 +146,7 @@ impl Reader {
             let read = self.io.try_io(Interest::READABLE, || {
                 let n = self.io.try_read_buf(&mut self.rbuf)?;
                 got = Some(n);
-                if n > 0 && n < room {
+                if CLEAR_ON_SHORT_READ && n > 0 && n < room {
                     return Err(io::ErrorKind::WouldBlock.into());
                 }
                 Ok(n)
@@ -188,8 +194,38 @@ fn poll_write(
 #[derive(Debug, Default)]
 struct ReaderHome {
     back: Mutex<Option<(Reader, bool)>>,
-    /// The response head has been written: `100 Continue` may no longer be sent.
-    head_sent: AtomicBool,
+    /// `100 Continue` against the final response head: the body writes the 100 only
+    /// while no head has started, under this lock; the connection marks the head started
+    /// under it too, and finishes a 100 the body left half written. (With an HTTP/2
+    /// upstream the body is polled from hyper's task, concurrently with the connection.)
+    interim: Mutex<Interim>,
+}
+
+#[derive(Debug, Default)]
+struct Interim {
+    head_started: bool,
+    /// Bytes of `100 Continue` written.
+    sent: usize,
+    /// The body, waiting to write the rest of its 100.
+    waiter: Option<std::task::Waker>,
+}
+
+impl ReaderHome {
+    /// The final response head is about to be written: returns the part of a `100
+    /// Continue` that must go first (the body began it), and lets a waiting body go on.
+    fn start_head(&self) -> &'static [u8] {
+        let mut i = self.interim.lock().unwrap_or_else(|e| e.into_inner());
+        i.head_started = true;
+        if let Some(w) = i.waiter.take() {
+            w.wake();
+        }
+        if i.sent > 0 { &CONTINUE[i.sent..] } else { &[] }
+    }
+
+    /// Takes the read side back if the body has returned it.
+    fn take_back(&self) -> Option<(Reader, bool)> {
+        self.back.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// An HTTP/1.1 request body, read from the connection as it is polled.
@@ -198,8 +234,8 @@ pub struct H1RequestBody {
     reader: Option<Reader>,
     framing: Framing,
     home: Arc<ReaderHome>,
-    /// How much of `100 Continue` is written (`CONTINUE.len()` when none is owed).
-    continued: usize,
+    /// The client asked for `100 Continue` and it is not settled yet.
+    wants_continue: bool,
 }
 
 impl H1RequestBody {
@@ -229,11 +265,8 @@ impl Drop for H1RequestBody {
     /// buffered (a small body the handler did not need: a 404 to a POST, say): that is
     /// skipped and the connection goes on.
     fn drop(&mut self) {
-        if let (Framing::Length(left), Some(r), true) = (
-            self.framing,
-            self.reader.as_mut(),
-            self.continued >= CONTINUE.len(),
-        ) && r.rbuf.len() as u64 >= left
+        if let (Framing::Length(left), Some(r)) = (self.framing, self.reader.as_mut())
+            && r.rbuf.len() as u64 >= left
         {
             r.rbuf.advance(left as usize);
             self.give_back(true);
@@ -256,17 +289,31 @@ impl Body for H1RequestBody {
             let Some(r) = this.reader.as_mut() else {
                 return Poll::Ready(None);
             };
-            if this.continued < CONTINUE.len() {
+            if this.wants_continue {
                 // The client waits for this before sending the body (RFC 9110 §10.1.1);
                 // once a final response has started, it is no longer sent.
-                if this.home.head_sent.load(Ordering::Acquire) {
-                    this.continued = CONTINUE.len();
+                let mut i = this.home.interim.lock().unwrap_or_else(|e| e.into_inner());
+                if i.head_started || i.sent >= CONTINUE.len() {
+                    drop(i);
+                    this.wants_continue = false;
                     continue;
                 }
-                let rest = [IoSlice::new(&CONTINUE[this.continued..])];
-                match ready!(poll_write(&r.io, cx, &rest)) {
-                    Ok(n) => this.continued += n,
-                    Err(e) => return this.fail(e.into()),
+                match r.io.try_write(&CONTINUE[i.sent..]) {
+                    Ok(n) => i.sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Woken by writability, or by the connection starting the head.
+                        i.waiter = Some(cx.waker().clone());
+                        drop(i);
+                        match r.io.poll_write_ready(cx) {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(e)) => return this.fail(e.into()),
+                            Poll::Pending => return Poll::Pending,
+                        }
+                    }
+                    Err(e) => {
+                        drop(i);
+                        return this.fail(e.into());
+                    }
                 }
                 continue;
             }
@@ -409,6 +456,8 @@ struct Head {
 enum Refused {
     TooLarge,
     Bad,
+    /// A transfer coding other than chunked.
+    Unsupported,
 }
 
 /// Parses a request head from `rbuf` if it is all there.
@@ -448,6 +497,8 @@ fn parse_head(
     let path = parsed.path.unwrap_or("");
     let path_range = (path.as_ptr() as usize - base, path.len());
     let mut keep_alive = version == Version::HTTP_11;
+    // `close` on any `Connection` line wins over `keep-alive` on another.
+    let mut close = false;
     let mut length: Option<u64> = None;
     let (mut te_lines, mut te_chunked) = (0, false);
     let (mut expect_continue, mut has_upgrade, mut connection_upgrade, mut trailers) =
@@ -460,9 +511,16 @@ fn parse_head(
         } else if name == header::TRANSFER_ENCODING {
             te_lines += 1;
             te_chunked = ends_chunked(h.value);
+            // Other codings would reach the upstream undeclared (the header is hop-by-hop):
+            // Envoy answers 501.
+            if te_chunked && !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(Refused::Unsupported);
+            }
         } else if name == header::CONNECTION {
-            if let Some(k) = connection_keep_alive(h.value) {
-                keep_alive = k;
+            match connection_keep_alive(h.value) {
+                Some(false) => close = true,
+                Some(true) => keep_alive = true,
+                None => {}
             }
             connection_upgrade |= h
                 .value
@@ -516,7 +574,7 @@ fn parse_head(
         req,
         expect_continue: expect_continue && version == Version::HTTP_11 && framing != Framing::Done,
         framing,
-        keep_alive,
+        keep_alive: keep_alive && !close,
         upgrade: has_upgrade && connection_upgrade && version == Version::HTTP_11,
         trailers,
     }))
@@ -611,7 +669,12 @@ fn encode_head(
             Out::Length(n)
         }
     } else if bodyless {
-        if is_head && let Some(n) = body.size_hint().exact() {
+        // Only a known, non-zero size: an upstream's answer to HEAD has no body whatever
+        // its GET would have, so zero says nothing.
+        if is_head
+            && let Some(n) = body.size_hint().exact()
+            && n > 0
+        {
             put_content_length(wbuf, n);
         }
         Out::None
@@ -688,6 +751,7 @@ impl Conn {
         let status = match why {
             Refused::TooLarge => "431 Request Header Fields Too Large",
             Refused::Bad => "400 Bad Request",
+            Refused::Unsupported => "501 Not Implemented",
         };
         self.wbuf.clear();
         let _ = write!(
@@ -696,7 +760,35 @@ impl Conn {
         );
         put_date(&mut self.wbuf);
         self.wbuf.extend_from_slice(b"\r\n");
-        let _ = self.write_all(&mut Bytes::new()).await;
+        if self.write_all(&mut Bytes::new()).await.is_ok() {
+            // The rest of the refused head may still be arriving.
+            self.linger_close().await;
+        }
+    }
+
+    /// Closes after the response when the client may still be sending: our side is shut
+    /// for writing (the client sees the end of the response), then what arrives is read
+    /// and dropped until the client closes, for at most [`LINGER`] or [`LINGER_BYTES`].
+    /// Closing with unread bytes would send a reset that can destroy the response in
+    /// flight before the client has read it (RFC 9112 §9.6).
+    async fn linger_close(&mut self) {
+        if socket2::SockRef::from(&*self.rd.io)
+            .shutdown(std::net::Shutdown::Write)
+            .is_err()
+        {
+            return;
+        }
+        let mut dropped = 0;
+        let _ = tokio::time::timeout(LINGER, async {
+            while dropped < LINGER_BYTES {
+                self.rd.rbuf.clear();
+                match poll_fn(|cx| self.rd.poll_fill(cx)).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => dropped += n,
+                }
+            }
+        })
+        .await;
     }
 }
 
@@ -826,7 +918,7 @@ pub(super) async fn serve(
                 }),
                 framing,
                 home: home.clone(),
-                continued: if expect_continue { 0 } else { CONTINUE.len() },
+                wants_continue: expect_continue,
             }),
         };
         let mut req = req.map(|()| body);
@@ -836,15 +928,24 @@ pub(super) async fn serve(
                 .insert(PendingUpgrade(Arc::new(Mutex::new(Some(rx)))));
             tx
         });
+        // Where the request body's read side is while the body holds it, and whether the
+        // connection can go on reading requests (not after a body that did not end).
+        let mut lent = home;
+        let mut read_clean = true;
         let resp = {
             let mut handler = pin!(manager.handle(req, &ds));
             poll_fn(|cx| {
                 if let Poll::Ready(resp) = handler.as_mut().poll(cx) {
                     return Poll::Ready(Some(resp));
                 }
-                // A client that goes away cancels its request (as with hyper: only while
-                // nothing of a next request is buffered).
-                if home.is_none() && conn.rd.rbuf.is_empty() && conn.poll_gone(cx).is_ready() {
+                // A client that goes away cancels its request (as with hyper: once its body
+                // has been read, and only while nothing of a next request is buffered).
+                reclaim(&mut conn, &mut lent, &mut read_clean);
+                if lent.is_none()
+                    && read_clean
+                    && conn.rd.rbuf.is_empty()
+                    && conn.poll_gone(cx).is_ready()
+                {
                     return Poll::Ready(None);
                 }
                 if !closing && rare.as_mut().poll(cx).is_ready() {
@@ -856,17 +957,21 @@ pub(super) async fn serve(
         };
         let Some(resp) = resp else { return };
         let (parts, body) = resp.into_parts();
-        if let Some(h) = &home {
-            h.head_sent.store(true, Ordering::Release);
+        reclaim(&mut conn, &mut lent, &mut read_clean);
+        if let Some(h) = &lent {
+            // A 100 the body began goes out whole before the final head.
+            conn.wbuf.extend_from_slice(h.start_head());
         }
         let upgrading = upgrade_tx.is_some() && parts.status == StatusCode::SWITCHING_PROTOCOLS;
+        // A response that starts before its request has been read whole ends the
+        // connection (as Envoy does): say so.
         let (out, keep_alive) = encode_head(
             &mut conn.wbuf,
             &parts,
             &body,
             is_head,
             version,
-            keep_alive && !closing,
+            keep_alive && !closing && lent.is_none() && read_clean,
             upgrading,
         );
         // Kept only when ordinary-sized: an idle connection holds no large map.
@@ -875,21 +980,12 @@ pub(super) async fn serve(
             spare.clear();
             conn.spare = spare;
         }
+        let complete = send_body(&mut conn, body, out, trailers, &mut lent, &mut read_clean).await;
         activity.end();
-        let complete = send_body(&mut conn, body, out, trailers, home.is_none()).await;
-        // The request body has been dropped with the response: its read side is home.
-        let read_clean = match &home {
-            None => true,
-            Some(h) => match h.back.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                Some((r, clean)) => {
-                    conn.rd.rbuf = r.rbuf;
-                    conn.rd.read_size = r.read_size;
-                    clean
-                }
-                // Still held (a mirror reading it): this connection cannot go on.
-                None => false,
-            },
-        };
+        // The request body went with the response; if something still holds it (a mirror
+        // reading it), this connection cannot go on.
+        reclaim(&mut conn, &mut lent, &mut read_clean);
+        read_clean &= lent.is_none();
         if upgrading {
             if complete
                 && let Some(tx) = upgrade_tx
@@ -901,6 +997,11 @@ pub(super) async fn serve(
             return;
         }
         if !complete || !keep_alive || !read_clean || closing {
+            // Unread request bytes may still be arriving: close gently so the client reads
+            // the response before any reset.
+            if !read_clean || !complete || !conn.rd.rbuf.is_empty() {
+                conn.linger_close().await;
+            }
             return;
         }
         // An idle connection keeps a small read buffer.
@@ -911,16 +1012,30 @@ pub(super) async fn serve(
     }
 }
 
+/// Takes the read side back from a request body that has returned it (`lent` becomes
+/// `None`); `read_clean` turns false if that body did not end cleanly.
+fn reclaim(conn: &mut Conn, lent: &mut Option<Arc<ReaderHome>>, read_clean: &mut bool) {
+    if let Some(h) = lent.as_ref()
+        && let Some((r, clean)) = h.take_back()
+    {
+        conn.rd.rbuf = r.rbuf;
+        conn.rd.read_size = r.read_size;
+        *read_clean &= clean;
+        *lent = None;
+    }
+}
+
 /// Streams a response body after its head (which is in `conn.wbuf`): small frames are
-/// copied behind the head so a whole small response leaves in one write. `watch`: the
-/// connection's read side is here, so a client going away is noticed while the body waits.
+/// copied behind the head so a whole small response leaves in one write. Once the request
+/// body has given the read side back, a client going away is noticed while the body waits.
 /// Returns whether the response went out complete.
 async fn send_body(
     conn: &mut Conn,
     body: super::body::ResponseBody,
     out: Out,
     trailers: bool,
-    watch: bool,
+    lent: &mut Option<Arc<ReaderHome>>,
+    read_clean: &mut bool,
 ) -> bool {
     let mut body = pin!(body);
     // Bodyless responses (HEAD, 204, ...) drop their body unread, as hyper does.
@@ -1024,7 +1139,12 @@ async fn send_body(
             } else if ended {
                 return Poll::Ready(true);
             }
-            if watch && conn.rd.rbuf.is_empty() && conn.poll_gone(cx).is_ready() {
+            reclaim(conn, lent, read_clean);
+            if lent.is_none()
+                && *read_clean
+                && conn.rd.rbuf.is_empty()
+                && conn.poll_gone(cx).is_ready()
+            {
                 return Poll::Ready(false);
             }
             return Poll::Pending;

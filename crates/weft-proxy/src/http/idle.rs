@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// When a downstream connection last had a request in flight (for `idle_timeout`).
-/// A request counts as active until its response head is sent; graceful shutdown lets a
-/// streaming body finish.
+/// A request counts as active until its response has been sent (as in Envoy, a response
+/// streaming longer than the idle timeout is not cut short).
 pub(super) struct ConnActivity {
     start: Instant,
     active: AtomicU32,

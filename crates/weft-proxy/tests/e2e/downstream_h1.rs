@@ -138,6 +138,13 @@ async fn malformed_requests_get_400_and_never_reach_the_upstream() {
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
         assert!(out.contains("connection: close\r\n"), "{out}");
     }
+    // A coding other than chunked would reach the upstream undeclared: 501, as Envoy.
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    let out = read_to_close(&mut s).await;
+    assert!(out.starts_with("HTTP/1.1 501 Not Implemented\r\n"), "{out}");
     assert_eq!(b.requests(), 0);
 }
 
@@ -190,4 +197,36 @@ async fn an_unread_small_body_does_not_cost_the_connection() {
     let out = read_to_close(&mut s).await;
     assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out}");
     assert!(out.contains("\"path\":\"/known\""), "{out}");
+}
+
+#[tokio::test]
+async fn a_response_before_the_whole_request_body_closes_gently() {
+    let b = EchoServer::start("e").await;
+    let routes = any_host(json!([{ "match": {"prefix": "/known"}, "route": {"cluster": "c"} }]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("c", &[b.addr])],
+    ))
+    .await;
+    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    // No route: 404 while most of a 1 MB body is still to come.
+    s.write_all(b"POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n")
+        .await
+        .expect("write head");
+    s.write_all(&[b'z'; 64 * 1024])
+        .await
+        .expect("write part of the body");
+    let head = read_until(&mut s, "\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
+    // The client is told the connection ends, and the proxy keeps reading what it still
+    // sends (no reset) until it closes its side.
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    s.write_all(&[b'z'; 64 * 1024])
+        .await
+        .expect("the proxy still drains the body");
+    s.shutdown().await.expect("shutdown");
+    let rest = read_to_close(&mut s).await;
+    assert!(!rest.contains("HTTP/1.1"), "nothing more: {rest}");
 }
