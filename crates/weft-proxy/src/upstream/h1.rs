@@ -444,6 +444,7 @@ fn parse_head(
     // The headers that decide framing and reuse are read here, from httparse's slices, so
     // the map needs no lookups afterwards.
     let mut keep_alive = version == Version::HTTP_11;
+    let mut close = false;
     let mut length: Option<u64> = None;
     // Transfer-Encoding lines seen, and whether the last coding of the last one is chunked.
     let (mut te_lines, mut te_chunked) = (0, false);
@@ -456,10 +457,13 @@ fn parse_head(
         } else if name == header::TRANSFER_ENCODING {
             te_lines += 1;
             te_chunked = ends_chunked(h.value);
-        } else if name == header::CONNECTION
-            && let Some(k) = connection_keep_alive(h.value)
-        {
-            keep_alive = k;
+        } else if name == header::CONNECTION {
+            // `close` on any `Connection` line wins over `keep-alive` on another.
+            match connection_keep_alive(h.value) {
+                Some(false) => close = true,
+                Some(true) => keep_alive = true,
+                None => {}
+            }
         }
         let start = h.value.as_ptr() as usize - base;
         conn.scratch.push((name, start, start + h.value.len()));
@@ -503,7 +507,7 @@ fn parse_head(
     *resp.version_mut() = version;
     *resp.headers_mut() = map;
     let (parts, ()) = resp.into_parts();
-    Ok(Some(Parsed::Final((parts, framing, keep_alive))))
+    Ok(Some(Parsed::Final((parts, framing, keep_alive && !close))))
 }
 
 /// A response body read from an inline HTTP/1.1 connection. While it streams it also

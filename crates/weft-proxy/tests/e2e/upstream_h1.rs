@@ -255,6 +255,13 @@ async fn connection_close_and_trailing_bytes_prevent_reuse() {
             b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             After::KeepOpen,
         ),
+        // `close` on one line wins over `keep-alive` on another.
+        "/both" => (
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\nconnection: keep-alive\r\n\
+              content-length: 2\r\n\r\nok"
+                .to_vec(),
+            After::KeepOpen,
+        ),
         _ => (
             b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(),
             After::KeepOpen,
@@ -263,10 +270,10 @@ async fn connection_close_and_trailing_bytes_prevent_reuse() {
     .await;
     let proxy = proxy_to(up.addr).await;
     let mut c = h1(&proxy).await;
-    for (i, path) in ["/close", "/close", "/extra", "/extra", "/http10", "/http10"]
-        .into_iter()
-        .enumerate()
-    {
+    let paths = [
+        "/close", "/close", "/extra", "/extra", "/http10", "/http10", "/both", "/both",
+    ];
+    for (i, path) in paths.into_iter().enumerate() {
         let r = c.get("h", path, &[]).await.expect("reply");
         assert_eq!(
             (r.status.as_u16(), r.text().as_str()),
@@ -279,7 +286,7 @@ async fn connection_close_and_trailing_bytes_prevent_reuse() {
     for _ in 0..3 {
         assert_eq!(c.get("h", "/", &[]).await.expect("reply").text(), "ok");
     }
-    assert_eq!(up.accepts(), 7);
+    assert_eq!(up.accepts(), 9);
 }
 
 #[tokio::test]
