@@ -19,6 +19,22 @@ async fn proxy_to(addr: SocketAddr) -> ProxyHandle {
     .await
 }
 
+/// A proxy routing only `/known*` to `addr` (anything else: 404 without reading the body).
+async fn proxy_to_known(addr: SocketAddr) -> ProxyHandle {
+    let routes = any_host(json!([{ "match": {"prefix": "/known"}, "route": {"cluster": "c"} }]));
+    start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("c", &[addr])],
+    ))
+    .await
+}
+
+async fn connect(proxy: &ProxyHandle) -> TcpStream {
+    TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect")
+}
+
 /// Reads until the peer closes (bounded by 5 s).
 async fn read_to_close(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -53,9 +69,7 @@ async fn read_until(s: &mut TcpStream, needle: &str) -> String {
 async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     let b = EchoServer::start("e").await;
     let proxy = proxy_to(b.addr).await;
-    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
+    let mut s = connect(&proxy).await;
     // Three requests in one write: a GET, a POST with a body, a GET that closes.
     s.write_all(
         b"GET /first HTTP/1.1\r\nHost: h\r\n\r\n\
@@ -81,9 +95,7 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
 async fn expect_continue_gets_100_before_the_client_sends_its_body() {
     let b = EchoServer::start("e").await;
     let proxy = proxy_to(b.addr).await;
-    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
+    let mut s = connect(&proxy).await;
     s.write_all(
         b"POST /echo-body HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     )
@@ -101,9 +113,7 @@ async fn expect_continue_gets_100_before_the_client_sends_its_body() {
 async fn http10_keep_alive_carries_a_second_request() {
     let b = EchoServer::start("e").await;
     let proxy = proxy_to(b.addr).await;
-    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
+    let mut s = connect(&proxy).await;
     s.write_all(b"GET /one HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
         .await
         .expect("write");
@@ -152,9 +162,7 @@ async fn malformed_requests_get_400_and_never_reach_the_upstream() {
 async fn chunked_upload_with_trailers_is_decoded_and_streamed_upstream() {
     let b = EchoServer::start("e").await;
     let proxy = proxy_to(b.addr).await;
-    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
+    let mut s = connect(&proxy).await;
     let big = "y".repeat(40_000);
     let raw = format!(
         "POST /echo-body HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -178,15 +186,8 @@ async fn chunked_upload_with_trailers_is_decoded_and_streamed_upstream() {
 #[tokio::test]
 async fn an_unread_small_body_does_not_cost_the_connection() {
     let b = EchoServer::start("e").await;
-    let routes = any_host(json!([{ "match": {"prefix": "/known"}, "route": {"cluster": "c"} }]));
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", routes, json!({}))],
-        vec![static_cluster("c", &[b.addr])],
-    ))
-    .await;
-    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
+    let proxy = proxy_to_known(b.addr).await;
+    let mut s = connect(&proxy).await;
     // No route: 404 without reading the body; the connection still carries the next one.
     s.write_all(
         b"POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello\
@@ -202,15 +203,8 @@ async fn an_unread_small_body_does_not_cost_the_connection() {
 #[tokio::test]
 async fn a_response_before_the_whole_request_body_closes_gently() {
     let b = EchoServer::start("e").await;
-    let routes = any_host(json!([{ "match": {"prefix": "/known"}, "route": {"cluster": "c"} }]));
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", routes, json!({}))],
-        vec![static_cluster("c", &[b.addr])],
-    ))
-    .await;
-    let mut s = TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
+    let proxy = proxy_to_known(b.addr).await;
+    let mut s = connect(&proxy).await;
     // No route: 404 while most of a 1 MB body is still to come.
     s.write_all(b"POST /unknown HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n")
         .await
