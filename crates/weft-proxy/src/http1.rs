@@ -4,9 +4,13 @@
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
+use std::io::Write as _;
 
 /// A chunk-size line longer than this (extensions included) is a protocol error.
 pub(crate) const MAX_CHUNK_LINE: usize = 4096;
+/// Body frames up to this size are copied behind what the write buffer holds (a head and a
+/// small body leave in one write); a larger one is written from its own buffer.
+pub(crate) const COALESCE: usize = 16 * 1024;
 
 /// How a message body is delimited (RFC 9112 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +155,135 @@ pub(crate) fn settle_chunked(rbuf: &mut BytesMut, framing: &mut Framing) -> bool
         return true;
     }
     false
+}
+
+/// Frames a body's frames into a write buffer, for either direction: chunked (trailers
+/// written only when `send_trailers`), or as they come (after a `Content-Length` head,
+/// checked when `length` is given, or until the connection closes). A frame up to
+/// [`COALESCE`] bytes is copied into `wbuf`; a larger one waits in `data`, to be written
+/// after `wbuf`, and then [`BodyEncoder::data_written`] adds its chunk's CRLF.
+#[derive(Debug)]
+pub(crate) struct BodyEncoder {
+    chunked: bool,
+    send_trailers: bool,
+    /// What the head's `Content-Length` still allows, when it is checked here.
+    left: Option<u64>,
+    /// A large frame to write after `wbuf`.
+    pub(crate) data: Bytes,
+    /// The body has ended (its last chunk and trailers are in `wbuf`).
+    pub(crate) ended: bool,
+}
+
+impl BodyEncoder {
+    pub(crate) fn new(chunked: bool, send_trailers: bool, length: Option<u64>) -> BodyEncoder {
+        BodyEncoder {
+            chunked,
+            send_trailers,
+            left: length,
+            data: Bytes::new(),
+            ended: false,
+        }
+    }
+
+    /// Takes one frame (`None`: the body ended). `at_end`: the body says nothing more will
+    /// come, so it is finished now rather than at the next poll (though not ahead of a
+    /// large frame still to be written: the last chunk must follow it). An error: the body
+    /// is longer or shorter than its `Content-Length` (only closing can tell the peer).
+    pub(crate) fn take(
+        &mut self,
+        frame: Option<Frame<Bytes>>,
+        at_end: bool,
+        wbuf: &mut Vec<u8>,
+    ) -> Result<(), &'static str> {
+        let Some(frame) = frame else {
+            return self.finish(wbuf);
+        };
+        match frame.into_data() {
+            Ok(d) if d.is_empty() => {}
+            Ok(d) => {
+                if let Some(left) = self.left.as_mut() {
+                    *left = left
+                        .checked_sub(d.len() as u64)
+                        .ok_or("body longer than its content-length")?;
+                }
+                if self.chunked {
+                    let _ = write!(wbuf, "{:x}\r\n", d.len());
+                }
+                if d.len() <= COALESCE {
+                    wbuf.extend_from_slice(&d);
+                    if self.chunked {
+                        wbuf.extend_from_slice(b"\r\n");
+                    }
+                } else {
+                    self.data = d;
+                }
+            }
+            Err(frame) => {
+                // Trailers exist only in chunked framing; otherwise they are dropped.
+                if let (Ok(trailers), true) = (frame.into_trailers(), self.chunked) {
+                    wbuf.extend_from_slice(b"0\r\n");
+                    if self.send_trailers {
+                        put_fields(wbuf, &trailers);
+                    }
+                    wbuf.extend_from_slice(b"\r\n");
+                    self.ended = true;
+                }
+            }
+        }
+        if at_end && !self.ended && self.data.is_empty() {
+            return self.finish(wbuf);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, wbuf: &mut Vec<u8>) -> Result<(), &'static str> {
+        self.ended = true;
+        if self.chunked {
+            wbuf.extend_from_slice(b"0\r\n\r\n");
+        } else if self.left.is_some_and(|l| l != 0) {
+            return Err("body shorter than its content-length");
+        }
+        Ok(())
+    }
+
+    /// `data` has been written whole: its chunk ends.
+    pub(crate) fn data_written(&mut self, wbuf: &mut Vec<u8>) {
+        if self.chunked {
+            wbuf.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// Names of a parsed head's fields with their value ranges in the read buffer, collected
+/// while the framing headers are read (kept per connection for reuse).
+pub(crate) type FieldRanges = Vec<(HeaderName, usize, usize)>;
+
+/// Cuts a parsed head (`len` bytes) off `rbuf` and appends the fields `scratch` recorded to
+/// `map`, each value a slice of the head (no copy), with room for `extra` more headers (the
+/// proxy adds some: no grow-and-rehash later). Returns the head, for other slices of it.
+pub(crate) fn fields_into_map(
+    rbuf: &mut BytesMut,
+    len: usize,
+    scratch: &mut FieldRanges,
+    map: &mut HeaderMap,
+    extra: usize,
+) -> Result<Bytes, http::header::InvalidHeaderValue> {
+    let head = rbuf.split_to(len).freeze();
+    map.reserve(scratch.len() + extra);
+    for (name, start, end) in scratch.drain(..) {
+        map.append(
+            name,
+            HeaderValue::from_maybe_shared(head.slice(start..end))?,
+        );
+    }
+    Ok(head)
+}
+
+/// Whether a comma-separated header value lists `token` (case-insensitive).
+pub(crate) fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// Appends `name: value` lines (a head's headers or a last chunk's trailers) to `wbuf`.

@@ -21,12 +21,13 @@ use super::idle::ConnActivity;
 use super::{Downstream, HttpManager};
 use crate::config::listener::Codec;
 use crate::http1::{
-    Framing, connection_keep_alive, content_length, decode_chunked, ends_chunked,
-    put_content_length, put_field, put_fields, settle_chunked,
+    BodyEncoder, COALESCE, FieldRanges, Framing, connection_keep_alive, content_length,
+    decode_chunked, ends_chunked, fields_into_map, has_token, put_content_length, put_field,
+    settle_chunked,
 };
 use crate::proxy::Drain;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -50,8 +51,6 @@ const MAX_READ: usize = 256 * 1024;
 const CLEAR_ON_SHORT_READ: bool = cfg!(any(target_os = "linux", target_os = "android"));
 /// A read goes into the buffer's spare room when at least this much is left.
 const MIN_SPARE: usize = 2048;
-/// Response-body frames up to this size are copied behind the head (one write for both).
-const COALESCE: usize = 16 * 1024;
 /// Headers the connection manager typically adds to a request before it goes upstream.
 const ADDED_HEADERS: usize = 8;
 /// How long, and for how many bytes, a closing connection drains what the client still
@@ -164,6 +163,13 @@ impl Reader {
             }
         }
     }
+}
+
+/// Accounts `n` bytes written from `wbuf[wpos..]` followed by `data`.
+fn advance_written(n: usize, wbuf: &[u8], wpos: &mut usize, data: &mut Bytes) {
+    let from_wbuf = n.min(wbuf.len() - *wpos);
+    *wpos += from_wbuf;
+    data.advance(n - from_wbuf);
 }
 
 /// Writes some of `buf` to `io`.
@@ -464,7 +470,7 @@ enum Refused {
 fn parse_head(
     rbuf: &mut BytesMut,
     max_head: usize,
-    scratch: &mut Vec<(HeaderName, usize, usize)>,
+    scratch: &mut FieldRanges,
     spare: &mut HeaderMap,
 ) -> Result<Option<Head>, Refused> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
@@ -522,19 +528,13 @@ fn parse_head(
                 Some(true) => keep_alive = true,
                 None => {}
             }
-            connection_upgrade |= h
-                .value
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+            connection_upgrade |= has_token(h.value, b"upgrade");
         } else if name == header::EXPECT {
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name == header::UPGRADE {
             has_upgrade = true;
         } else if name == header::TE {
-            trailers = h
-                .value
-                .split(|b| *b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
+            trailers = has_token(h.value, b"trailers");
         }
         let start = h.value.as_ptr() as usize - base;
         scratch.push((name, start, start + h.value.len()));
@@ -552,19 +552,12 @@ fn parse_head(
             Some(n) => Framing::Length(n),
         }
     };
-    let head = rbuf.split_to(len).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(path_range.0..path_range.0 + path_range.1))
-        .map_err(|_| Refused::Bad)?;
-    // Room for what the proxy adds (x-forwarded-*, x-request-id, x-envoy-*...) without
-    // growing and rehashing the map.
     // The previous response's map, emptied: its allocation is reused.
     let mut map = std::mem::take(spare);
-    map.reserve(scratch.len() + ADDED_HEADERS);
-    for (name, start, end) in scratch.drain(..) {
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(start..end)).map_err(|_| Refused::Bad)?;
-        map.append(name, value);
-    }
+    let head =
+        fields_into_map(rbuf, len, scratch, &mut map, ADDED_HEADERS).map_err(|_| Refused::Bad)?;
+    let uri = Uri::from_maybe_shared(head.slice(path_range.0..path_range.0 + path_range.1))
+        .map_err(|_| Refused::Bad)?;
     let mut req = Request::new(());
     *req.method_mut() = method;
     *req.uri_mut() = uri;
@@ -708,7 +701,7 @@ fn encode_head(
 struct Conn {
     rd: Reader,
     wbuf: Vec<u8>,
-    scratch: Vec<(HeaderName, usize, usize)>,
+    scratch: FieldRanges,
     /// An emptied header map kept for the next request head (one allocation saved).
     spare: HeaderMap,
 }
@@ -733,11 +726,8 @@ impl Conn {
         poll_fn(|cx| {
             while wpos < self.wbuf.len() || !data.is_empty() {
                 let slices = [IoSlice::new(&self.wbuf[wpos..]), IoSlice::new(data)];
-                let mut n = ready!(poll_write(&self.rd.io, cx, &slices))?;
-                let from_wbuf = n.min(self.wbuf.len() - wpos);
-                wpos += from_wbuf;
-                n -= from_wbuf;
-                data.advance(n);
+                let n = ready!(poll_write(&self.rd.io, cx, &slices))?;
+                advance_written(n, &self.wbuf, &mut wpos, data);
             }
             Poll::Ready(Ok::<(), io::Error>(()))
         })
@@ -1038,97 +1028,47 @@ async fn send_body(
     read_clean: &mut bool,
 ) -> bool {
     let mut body = pin!(body);
-    // Bodyless responses (HEAD, 204, ...) drop their body unread, as hyper does.
-    let mut ended = out == Out::None;
-    let chunked = out == Out::Chunked;
-    let mut left = match out {
-        Out::Length(n) => n,
-        _ => u64::MAX,
+    let mut enc = match out {
+        Out::Length(n) => BodyEncoder::new(false, trailers, Some(n)),
+        Out::Chunked => BodyEncoder::new(true, trailers, None),
+        Out::None | Out::Close => BodyEncoder::new(false, trailers, None),
     };
-    let mut data = Bytes::new();
-    let mut crlf_after_data = false;
+    // Bodyless responses (HEAD, 204, ...) drop their body unread, as hyper does.
+    enc.ended = out == Out::None;
     let mut wpos = 0;
     poll_fn(|cx| {
         loop {
-            if !ended
-                && data.is_empty()
+            if !enc.ended
+                && enc.data.is_empty()
                 && conn.wbuf.len() - wpos < COALESCE
                 && let Poll::Ready(frame) = body.as_mut().poll_frame(cx)
             {
-                match frame {
-                    None => {
-                        ended = true;
-                        if chunked {
-                            conn.wbuf.extend_from_slice(b"0\r\n\r\n");
-                        } else if matches!(out, Out::Length(_)) && left != 0 {
-                            // Shorter than its Content-Length: only closing tells.
-                            return Poll::Ready(false);
-                        }
-                    }
+                let frame = match frame {
+                    None => None,
+                    Some(Ok(f)) => Some(f),
                     Some(Err(_)) => return Poll::Ready(false),
-                    Some(Ok(frame)) => match frame.into_data() {
-                        Ok(d) if d.is_empty() => {}
-                        Ok(d) => {
-                            let len = d.len() as u64;
-                            if len > left {
-                                return Poll::Ready(false);
-                            }
-                            if left != u64::MAX {
-                                left -= len;
-                            }
-                            if chunked {
-                                let _ = write!(conn.wbuf, "{len:x}\r\n");
-                            }
-                            if d.len() <= COALESCE {
-                                conn.wbuf.extend_from_slice(&d);
-                                if chunked {
-                                    conn.wbuf.extend_from_slice(b"\r\n");
-                                }
-                            } else {
-                                data = d;
-                                crlf_after_data = chunked;
-                            }
-                        }
-                        Err(frame) => {
-                            // Trailers exist only in chunked framing, and go to clients
-                            // that said `TE: trailers`.
-                            if let (Ok(t), true) = (frame.into_trailers(), chunked) {
-                                conn.wbuf.extend_from_slice(b"0\r\n");
-                                if trailers {
-                                    put_fields(&mut conn.wbuf, &t);
-                                }
-                                conn.wbuf.extend_from_slice(b"\r\n");
-                                ended = true;
-                            }
-                        }
-                    },
-                }
-                // The body says it is over: end now (after a large frame still to go,
-                // the next poll ends it).
-                if !ended && data.is_empty() && body.is_end_stream() {
-                    ended = true;
-                    if chunked {
-                        conn.wbuf.extend_from_slice(b"0\r\n\r\n");
-                    } else if matches!(out, Out::Length(_)) && left != 0 {
-                        return Poll::Ready(false);
-                    }
+                };
+                // A body that breaks its Content-Length: only closing tells the client.
+                if enc
+                    .take(frame, body.is_end_stream(), &mut conn.wbuf)
+                    .is_err()
+                {
+                    return Poll::Ready(false);
                 }
                 continue;
             }
-            if wpos < conn.wbuf.len() || !data.is_empty() {
-                let slices = [IoSlice::new(&conn.wbuf[wpos..]), IoSlice::new(&data)];
+            if wpos < conn.wbuf.len() || !enc.data.is_empty() {
+                let slices = [IoSlice::new(&conn.wbuf[wpos..]), IoSlice::new(&enc.data)];
                 match poll_write(&conn.rd.io, cx, &slices) {
-                    Poll::Ready(Ok(mut n)) => {
-                        let from_wbuf = n.min(conn.wbuf.len() - wpos);
-                        wpos += from_wbuf;
-                        n -= from_wbuf;
-                        data.advance(n);
+                    Poll::Ready(Ok(n)) => {
+                        // `data` goes only once `wbuf` is out: it ends with this write.
+                        let had_data = !enc.data.is_empty();
+                        advance_written(n, &conn.wbuf, &mut wpos, &mut enc.data);
                         if wpos == conn.wbuf.len() {
                             conn.wbuf.clear();
                             wpos = 0;
-                            if data.is_empty() && crlf_after_data {
-                                crlf_after_data = false;
-                                conn.wbuf.extend_from_slice(b"\r\n");
+                            if had_data && enc.data.is_empty() {
+                                enc.data_written(&mut conn.wbuf);
                             }
                         }
                         continue;
@@ -1136,7 +1076,7 @@ async fn send_body(
                     Poll::Ready(Err(_)) => return Poll::Ready(false),
                     Poll::Pending => {}
                 }
-            } else if ended {
+            } else if enc.ended {
                 return Poll::Ready(true);
             }
             reclaim(conn, lent, read_clean);

@@ -13,16 +13,17 @@
 
 use crate::http::body::{BoxError, RequestBody};
 use crate::http1::{
-    Chunk, Framing, connection_keep_alive, content_length, ends_chunked, put_fields,
+    BodyEncoder, COALESCE, Chunk, FieldRanges, Framing, connection_keep_alive, content_length,
+    ends_chunked, put_fields,
 };
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::gauge::Gauge;
-use std::io::{self, Write as _};
+use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -37,8 +38,6 @@ const MAX_HEADERS: usize = 100;
 /// First read size; a read that fills the buffer doubles the next, up to [`MAX_READ`].
 const MIN_READ: usize = 8 * 1024;
 const MAX_READ: usize = 256 * 1024;
-/// Request-body frames up to this size are copied behind the head (one write for both).
-const COALESCE: usize = 16 * 1024;
 
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +76,7 @@ pub struct Conn {
     wbuf: Vec<u8>,
     wpos: usize,
     /// Response header names and value ranges while a head is being parsed (kept for reuse).
-    scratch: Vec<(HeaderName, usize, usize)>,
+    scratch: FieldRanges,
     /// Requests this connection has carried.
     pub(super) served: u32,
     slot: Slot,
@@ -177,11 +176,7 @@ impl Home {
 #[derive(Debug)]
 struct Writer {
     req: Request<RequestBody>,
-    chunked: bool,
-    /// A large body frame being written after `wbuf`.
-    data: Bytes,
-    /// The body has ended (its last chunk and trailers are in `wbuf`).
-    ended: bool,
+    enc: BodyEncoder,
     /// A frame was taken from the body: the request can no longer be sent again.
     polled: bool,
 }
@@ -192,85 +187,46 @@ impl Writer {
         loop {
             // Pull body frames while they are ready, so the head and a small body leave in
             // one write.
-            if !self.ended
-                && self.data.is_empty()
+            if !self.enc.ended
+                && self.enc.data.is_empty()
                 && conn.wbuf.len() < COALESCE
                 && let Poll::Ready(frame) = Pin::new(self.req.body_mut()).poll_frame(cx)
             {
-                self.take(frame, &mut conn.wbuf)?;
+                let frame = match frame {
+                    None => None,
+                    Some(Err(e)) => return Poll::Ready(Err(H1Error::Body(e))),
+                    Some(Ok(f)) => {
+                        self.polled = true;
+                        Some(f)
+                    }
+                };
+                let at_end = self.req.body().is_end_stream();
+                self.enc
+                    .take(frame, at_end, &mut conn.wbuf)
+                    .map_err(proto)?;
                 continue;
             }
             if conn.wpos < conn.wbuf.len() {
                 ready!(conn.poll_flush_wbuf(cx))?;
                 continue;
             }
-            if !self.data.is_empty() {
-                let n = ready!(Pin::new(&mut conn.io).poll_write(cx, &self.data))?;
+            if !self.enc.data.is_empty() {
+                let n = ready!(Pin::new(&mut conn.io).poll_write(cx, &self.enc.data))?;
                 if n == 0 {
                     return Poll::Ready(Err(H1Error::Io(io::ErrorKind::WriteZero.into())));
                 }
-                self.data.advance(n);
-                if self.data.is_empty() && self.chunked {
-                    conn.wbuf.extend_from_slice(b"\r\n");
+                self.enc.data.advance(n);
+                if self.enc.data.is_empty() {
+                    self.enc.data_written(&mut conn.wbuf);
                 }
                 continue;
             }
-            if self.ended {
+            if self.enc.ended {
                 return Poll::Ready(Ok(()));
             }
             // The body had nothing ready and everything taken so far is written.
             return Poll::Pending;
         }
-    }
-
-    fn take(
-        &mut self,
-        frame: Option<Result<Frame<Bytes>, BoxError>>,
-        wbuf: &mut Vec<u8>,
-    ) -> Result<(), H1Error> {
-        let frame = match frame {
-            None => {
-                self.ended = true;
-                if self.chunked {
-                    wbuf.extend_from_slice(b"0\r\n\r\n");
-                }
-                return Ok(());
-            }
-            Some(Err(e)) => return Err(H1Error::Body(e)),
-            Some(Ok(f)) => f,
-        };
-        self.polled = true;
-        match frame.into_data() {
-            Ok(d) if d.is_empty() => {}
-            Ok(d) => {
-                if self.chunked {
-                    let _ = write!(wbuf, "{:x}\r\n", d.len());
-                }
-                if d.len() <= COALESCE {
-                    wbuf.extend_from_slice(&d);
-                    if self.chunked {
-                        wbuf.extend_from_slice(b"\r\n");
-                    }
-                } else {
-                    self.data = d;
-                }
-            }
-            Err(frame) => {
-                // Trailers only exist in chunked framing; with a length they are dropped.
-                if let (Ok(trailers), true) = (frame.into_trailers(), self.chunked) {
-                    wbuf.extend_from_slice(b"0\r\n");
-                    put_fields(wbuf, &trailers);
-                    wbuf.extend_from_slice(b"\r\n");
-                    self.ended = true;
-                }
-            }
-        }
-        // Nothing more will come: finish now rather than at the next poll (but not ahead of
-        // a large frame still to be written: the last chunk must follow it).
-        if self.req.body().is_end_stream() && !self.ended && self.data.is_empty() {
-            return self.take(None, wbuf);
-        }
-        Ok(())
     }
 }
 
@@ -320,11 +276,11 @@ pub(super) async fn exchange(
     conn.wpos = 0;
     let chunked = encode_head(&mut conn.wbuf, &req);
     let head_only = req.method() == Method::HEAD;
+    let mut enc = BodyEncoder::new(chunked, true, None);
+    enc.ended = req.body().is_end_stream();
     let mut writer = Some(Writer {
-        ended: req.body().is_end_stream(),
         req,
-        chunked,
-        data: Bytes::new(),
+        enc,
         polled: false,
     });
     // Whether writing failed (the response may still arrive; the connection is not reused).
@@ -370,7 +326,7 @@ pub(super) async fn exchange(
         Err(e) => return Err(fail(e, writer, got_bytes)),
     };
     let written = writer.as_ref().is_some_and(|w| {
-        w.ended && w.data.is_empty() && conn.wpos >= conn.wbuf.len() && !write_failed
+        w.enc.ended && w.enc.data.is_empty() && conn.wpos >= conn.wbuf.len() && !write_failed
     });
     let mut body = H1Body {
         conn: Some(conn),
@@ -491,17 +447,11 @@ fn parse_head(
                 }
             }
         };
-    let head = conn.rbuf.split_to(len).freeze();
-    // Room for what the proxy adds downstream (server, x-envoy-upstream-service-time, ...)
-    // without growing and rehashing the map.
     let mut map = spare.map(std::mem::take).unwrap_or_default();
     map.clear();
-    map.reserve(conn.scratch.len() + 4);
-    for (name, start, end) in conn.scratch.drain(..) {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-            .map_err(|_| proto("header value"))?;
-        map.append(name, value);
-    }
+    // Room for what the proxy adds downstream (server, x-envoy-upstream-service-time, ...).
+    crate::http1::fields_into_map(&mut conn.rbuf, len, &mut conn.scratch, &mut map, 4)
+        .map_err(|_| proto("header value"))?;
     let mut resp = Response::new(());
     *resp.status_mut() = status;
     *resp.version_mut() = version;
