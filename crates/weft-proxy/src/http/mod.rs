@@ -675,7 +675,7 @@ impl HttpManager {
         for m in mirrors {
             self.mirror(m, &first, shared.as_ref(), timeouts.global);
         }
-        let replay = retry.map(|_| Replay::of(&first, shared.clone()));
+        let replay = retry.map(|_| Replay::of(&first, shared.as_ref()));
         let mut pending = Some(first);
         let mut endpoint = endpoint;
         let mut tried: Vec<SocketAddr> = Vec::new();

@@ -1,7 +1,7 @@
 //! Retry plumbing: replaying bodyless requests and choosing the next host.
 
 use crate::config::route::RetryPolicy;
-use crate::http::body::{RequestBody, SharedBody};
+use crate::http::body::{BodyLease, RequestBody, SharedBody};
 use crate::upstream::{Cluster, Endpoint, PickContext};
 use http::{Method, Request, Uri, Version};
 use std::net::SocketAddr;
@@ -14,23 +14,24 @@ pub(super) struct Replay {
     uri: Uri,
     version: Version,
     headers: http::HeaderMap,
-    body: Option<Arc<SharedBody>>,
+    /// A leader's lease: the body stays readable (for mirrors too) while a retry may come.
+    body: Option<BodyLease>,
 }
 
 impl Replay {
-    pub(super) fn of(req: &Request<RequestBody>, body: Option<Arc<SharedBody>>) -> Replay {
+    pub(super) fn of(req: &Request<RequestBody>, body: Option<&Arc<SharedBody>>) -> Replay {
         Replay {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
             headers: req.headers().clone(),
-            body,
+            body: body.map(SharedBody::owner),
         }
     }
 
     /// Whether the whole request can still be sent again.
     pub(super) fn replayable(&self) -> bool {
-        self.body.as_ref().is_none_or(|b| b.replayable())
+        self.body.as_ref().is_none_or(|b| b.body().replayable())
     }
 
     /// The request for another attempt, `None` when its body cannot be replayed whole.
@@ -39,7 +40,7 @@ impl Replay {
             return None;
         }
         let body = match &self.body {
-            Some(b) => b.attempt(),
+            Some(b) => b.body().attempt(),
             None => RequestBody::empty(),
         };
         let mut req = Request::new(body);

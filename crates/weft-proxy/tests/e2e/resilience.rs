@@ -1516,3 +1516,173 @@ async fn uploads_outlast_route_and_idle_timeouts_while_bytes_flow() {
     .await;
     assert_eq!(slow_upload(&proxy).await, (200, json!(5)));
 }
+
+/// Reads from `s` until a request head has arrived (or the peer goes).
+async fn read_request_head(s: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_mirror_lets_go_of_a_body_the_original_stopped_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    // Far beyond the guard below: a copy that waited for the rest of the body would
+    // only give up at this timeout.
+    const ROUTE_TIMEOUT: &str = "120s";
+    let guard = Duration::from_secs(30);
+    // The primary answers 413 to the head alone, never reads the body and keeps its socket.
+    let primary = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let primary_addr = primary.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = primary.accept().await {
+            read_request_head(&mut s).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            held.push(s);
+        }
+    });
+    // The shadow reads slowly, and reports everything it got once its connection ends.
+    let shadow = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let shadow_addr = shadow.local_addr().expect("addr");
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = shadow.accept().await else {
+            return;
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let _ = seen_tx.send(got);
+    });
+    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {
+        "cluster": "primary", "timeout": ROUTE_TIMEOUT,
+        "request_mirror_policies": [{"cluster": "shadow"}]}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![
+            static_cluster("primary", &[primary_addr]),
+            static_cluster("shadow", &[shadow_addr]),
+        ],
+    ))
+    .await;
+
+    let client = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = client.into_split();
+    // A large chunked upload (bounded at 64 MiB); it only ends early if the proxy lets the
+    // connection go.
+    let upload = tokio::spawn(async move {
+        wr.write_all(b"POST /upload HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await?;
+        let chunk = [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat();
+        for _ in 0..4096 {
+            wr.write_all(&chunk).await?;
+        }
+        wr.write_all(b"0\r\n\r\n").await
+    });
+    let mut response = Vec::new();
+    tokio::time::timeout(guard, rd.read_to_end(&mut response))
+        .await
+        .expect("the client is answered and sees the connection end")
+        .expect("read");
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "the primary's answer: {response}"
+    );
+    assert!(response.contains("connection: close"), "{response}");
+    // The proxy released the connection (it is closed, not just shut for writing): the
+    // client's upload fails instead of stalling on a socket nobody reads.
+    let written = tokio::time::timeout(guard, upload)
+        .await
+        .expect("the upload stops: the proxy closed the connection")
+        .expect("upload task");
+    assert!(written.is_err(), "the whole upload was taken");
+    // The copy was cut, never ended: no terminating chunk reached the shadow.
+    let seen = tokio::time::timeout(guard, seen_rx)
+        .await
+        .expect("the shadow's connection is closed")
+        .expect("shadow report");
+    assert!(
+        !seen.windows(5).any(|w| w == b"0\r\n\r\n"),
+        "the shadow got a complete request ({} bytes)",
+        seen.len()
+    );
+}
+
+#[tokio::test]
+async fn a_mirror_gets_the_whole_body_of_a_retried_request() {
+    use tokio::net::{TcpListener, TcpStream};
+    let main = EchoServer::start("main").await;
+    let shadow = EchoServer::start("shadow").await;
+    // The first connection is reset once its head is read; later ones reach `main`.
+    let flaky = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let flaky_addr = flaky.local_addr().expect("addr");
+    let main_addr = main.addr;
+    tokio::spawn(async move {
+        let mut first = true;
+        while let Ok((mut s, _)) = flaky.accept().await {
+            if std::mem::take(&mut first) {
+                read_request_head(&mut s).await;
+                // Closed with the body unread: the proxy sees a reset.
+                drop(s);
+                continue;
+            }
+            tokio::spawn(async move {
+                if let Ok(mut up) = TcpStream::connect(main_addr).await {
+                    let _ = tokio::io::copy_bidirectional(&mut s, &mut up).await;
+                }
+            });
+        }
+    });
+    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {
+        "cluster": "flaky",
+        "retry_policy": {"retry_on": "reset", "num_retries": 1},
+        "request_mirror_policies": [{"cluster": "shadow"}]}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![
+            static_cluster("flaky", &[flaky_addr]),
+            static_cluster("shadow", &[shadow.addr]),
+        ],
+    ))
+    .await;
+    let len = 256 * 1024;
+    let mut c = client(&proxy).await;
+    let r = c
+        .send(
+            request(
+                "POST",
+                "h",
+                "/upload",
+                &[],
+                Bytes::from(vec![b'x'; len]),
+                false,
+            )
+            .expect("req"),
+        )
+        .await
+        .expect("reply");
+    assert_eq!((r.status.as_u16(), r.backend()), (200, "main"));
+    assert_eq!(r.json()["body_len"], len, "the retry sent the whole body");
+    assert_eventually!(shadow.requests() == 1, "the copy arrived");
+    let copy = shadow.last_request().expect("the copy");
+    assert_eq!(copy["body_len"], len, "the copy got the whole body");
+}
