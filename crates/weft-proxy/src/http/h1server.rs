@@ -532,7 +532,9 @@ fn parse_head(
         } else if name == header::EXPECT {
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name == header::UPGRADE {
-            has_upgrade = true;
+            // Envoy ignores `h2c` (curl --http2 over http:// asks for it): an ordinary
+            // request, its Upgrade headers stripped as hop-by-hop.
+            has_upgrade = !h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
         } else if name == header::TE {
             trailers = has_token(h.value, b"trailers");
         }
@@ -896,8 +898,17 @@ pub(super) async fn serve(
         let is_head = req.method() == Method::HEAD;
         let version = req.version();
         activity.begin();
+        // The bytes after an upgrade request's head belong to the tunnel, body or not, as
+        // in Envoy's codec: the head goes upstream with its Content-Length (hyper's client
+        // drops a Transfer-Encoding it has no body to frame), the handler sees no body, and
+        // on `101` the bytes follow, unparsed, in the tunnel. (A body read here would hold
+        // the read side when the `101` goes out, and the tunnel could not start.) Not
+        // upgraded, such a connection cannot tell where a next request would begin: it
+        // closes after the response.
+        let raw_upgrade = upgrade && framing != Framing::Done;
         // A body borrows the read side; a bodyless request leaves it with the connection.
-        let home = (framing != Framing::Done).then(|| Arc::new(ReaderHome::default()));
+        let home =
+            (framing != Framing::Done && !raw_upgrade).then(|| Arc::new(ReaderHome::default()));
         let body = match &home {
             None => DownstreamBody::Empty,
             Some(home) => DownstreamBody::H1(H1RequestBody {
@@ -921,7 +932,7 @@ pub(super) async fn serve(
         // Where the request body's read side is while the body holds it, and whether the
         // connection can go on reading requests (not after a body that did not end).
         let mut lent = home;
-        let mut read_clean = true;
+        let mut read_clean = !raw_upgrade;
         let resp = {
             let mut handler = pin!(manager.handle(req, &ds));
             poll_fn(|cx| {

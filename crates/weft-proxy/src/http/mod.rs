@@ -592,12 +592,13 @@ impl HttpManager {
             };
         let downstream_upgrade = upgrade.as_ref().map(|_| DownstreamUpgrade::of(&mut req));
         let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
-        let mut upstream_req = match upstream_request(req, &authority, http2, counter.clone()) {
-            Ok(r) => r,
-            Err(reply) => {
-                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
-            }
-        };
+        let mut upstream_req =
+            match upstream_request(req, &authority, http2, upgrade.is_some(), counter.clone()) {
+                Ok(r) => r,
+                Err(reply) => {
+                    return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+                }
+            };
         let retry = match (&upgrade, f.retry.as_deref()) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),

@@ -27,6 +27,10 @@ pub(super) fn requested_upgrade(req: &Request<DownstreamBody>) -> Option<HeaderV
     }
     // Most requests carry no `Upgrade`: one lookup decides, before `Connection` is parsed.
     let upgrade = req.headers().get(header::UPGRADE)?;
+    // As Envoy, an HTTP/2 upgrade is not taken up: the request goes on as HTTP/1.1.
+    if upgrade.as_bytes().trim_ascii().eq_ignore_ascii_case(b"h2c") {
+        return None;
+    }
     let wants = req
         .headers()
         .get_all(header::CONNECTION)
@@ -221,11 +225,13 @@ pub(super) fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
 }
 
 /// Builds the upstream request: origin-form with `Host` for HTTP/1.1, absolute form with
-/// `:authority` (and no `Host`) for HTTP/2.
+/// `:authority` (and no `Host`) for HTTP/2. `upgrade`: the request asks to switch
+/// protocols.
 pub(super) fn upstream_request(
     req: Request<DownstreamBody>,
     authority: &str,
     http2: bool,
+    upgrade: bool,
     counter: Option<Arc<AtomicU64>>,
 ) -> Result<Request<RequestBody>, LocalReply> {
     let (mut parts, body) = req.into_parts();
@@ -267,8 +273,11 @@ pub(super) fn upstream_request(
                 HeaderValue::from_str(authority).map_err(|_| bad())?,
             );
         }
-        // Envoy states an empty body explicitly for methods that normally carry one.
-        if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
+        // Envoy states an empty body explicitly for methods that normally carry one, but not
+        // on an upgrade, whose bytes after the head belong to the tunnel (Envoy's
+        // `http_skip_adding_content_length_to_upgrade`).
+        if !upgrade
+            && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
             && body.is_end_stream()
             && !parts.headers.contains_key(header::CONTENT_LENGTH)
             && !parts.headers.contains_key(header::TRANSFER_ENCODING)

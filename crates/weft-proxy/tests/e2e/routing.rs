@@ -625,6 +625,172 @@ async fn websocket_upgrades_tunnel_when_enabled() {
     );
 }
 
+/// A raw upgrade backend: answers `101` to any head, reports the head it got, then echoes
+/// every byte after it.
+async fn raw_upgrade_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (heads, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                let end = loop {
+                    if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let _ = heads.send(String::from_utf8_lossy(&got[..end]).to_lowercase());
+                let answer = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
+                if s.write_all(answer).await.is_err() || s.write_all(&got[end..]).await.is_err() {
+                    return;
+                }
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if s.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Reads exactly `n` bytes (bounded by 5 s).
+async fn read_n(s: &mut tokio::net::TcpStream, n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
+        .await
+        .expect("bytes in time")
+        .expect("read");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn an_upgrade_request_body_leads_the_tunnel() {
+    let (backend, mut heads) = raw_upgrade_backend().await;
+    let routes = json!([
+        { "match": {"prefix": "/off"}, "route": {"cluster": "ws", "upgrade_configs": [{"upgrade_type": "websocket", "enabled": false}]} },
+        { "match": {"prefix": "/"}, "route": {"cluster": "ws"} },
+    ]);
+    let hcm = json!({"upgrade_configs": [{"upgrade_type": "websocket"}]});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", any_host(routes), hcm)],
+        vec![static_cluster("ws", &[backend])],
+    ))
+    .await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let head_of = |s: &str| s.split("\r\n\r\n").next().unwrap_or("").to_lowercase();
+
+    // As in Envoy, the bytes after the head go upstream unparsed, in the tunnel: here a
+    // Content-Length body whose second half is still unsent when the `101` comes back.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 10\r\n\r\nhello")
+        .await
+        .expect("write");
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        head.push_str(&read_n(&mut s, 1).await);
+    }
+    assert!(head_of(&head).starts_with("http/1.1 101"), "{head}");
+    let upstream_head = heads.recv().await.expect("upstream head");
+    assert!(
+        upstream_head.contains("content-length: 10\r\n"),
+        "{upstream_head}"
+    );
+    assert_eq!(read_n(&mut s, 5).await, "hello");
+    for msg in ["world", "again"] {
+        s.write_all(msg.as_bytes()).await.expect("write");
+        assert_eq!(read_n(&mut s, msg.len()).await, msg);
+    }
+
+    // A chunked body too goes through as its raw bytes, the upstream head unframed.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let chunked = "5\r\nhello\r\n0\r\n\r\n";
+    s.write_all(format!("POST /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}").as_bytes())
+        .await
+        .expect("write");
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        head.push_str(&read_n(&mut s, 1).await);
+    }
+    assert!(head_of(&head).starts_with("http/1.1 101"), "{head}");
+    let upstream_head = heads.recv().await.expect("upstream head");
+    assert!(
+        !upstream_head.contains("transfer-encoding") && !upstream_head.contains("content-length"),
+        "{upstream_head}"
+    );
+    assert_eq!(read_n(&mut s, chunked.len()).await, chunked);
+
+    // Not upgraded, the connection cannot find the next request after such a head: the
+    // answer says `connection: close` and the connection ends.
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /off HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhelloGET /off HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the proxy closes the connection")
+        .expect("read");
+    let out = String::from_utf8_lossy(&out).to_lowercase();
+    assert!(out.starts_with("http/1.1 403"), "{out}");
+    assert!(out.contains("connection: close"), "{out}");
+    assert_eq!(out.matches("http/1.1").count(), 1, "one answer: {out}");
+}
+
+#[tokio::test]
+async fn an_h2c_upgrade_request_is_served_as_http1() {
+    let b = backends(&["a"]).await;
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            any_host(json!([route(json!({"prefix": "/"}), "a")])),
+            json!({}),
+        )],
+        vec![static_cluster("a", &[b[0].addr])],
+    ))
+    .await;
+    // What `curl --http2 -d hello http://...` sends: Envoy ignores the upgrade.
+    let mut s = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let h2c = "POST /form HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello";
+    for _ in 0..2 {
+        s.write_all(h2c.as_bytes()).await.expect("write");
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            head.push_str(&read_n(&mut s, 1).await);
+        }
+        let head = head.to_lowercase();
+        let len = head
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("a content-length: {head}"));
+        let got = head + &read_n(&mut s, len).await;
+        assert!(got.starts_with("http/1.1 200"), "{got}");
+        assert!(got.contains("\"body_len\":5"), "{got}");
+        assert!(
+            !got.contains("\"upgrade\"") && !got.contains("http2-settings"),
+            "hop-by-hop upgrade headers stripped: {got}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn expect_100_continue_is_answered_and_the_body_forwarded() {
     let b = backends(&["a"]).await;
