@@ -138,7 +138,10 @@ pub(crate) async fn accept_loop(
         };
         let target = handoff_target(&rt, &all.load(), &stream);
         let drain = drain.clone();
-        tracker.spawn(handle_connection(stream, remote, target, drain));
+        // Boxed: the connection's future is ~10 KB (see `boxed_in_place`).
+        tracker.spawn(crate::runtime::boxed_in_place(|| {
+            handle_connection(stream, remote, target, drain)
+        }));
     }
 }
 

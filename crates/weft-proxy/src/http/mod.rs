@@ -183,7 +183,10 @@ impl HttpManager {
         let per_request = shared.clone();
         let svc = hyper::service::service_fn(move |req| {
             let c = per_request.clone();
-            async move {
+            // Boxed: hyper's HTTP/2 server spawns a task per stream holding this ~7 KB
+            // future (see `boxed_in_place`); h2c went from 56.1k to 50.2k instructions per
+            // request.
+            crate::runtime::boxed_in_place(move || async move {
                 c.activity.begin();
                 let resp = c
                     .manager
@@ -191,7 +194,7 @@ impl HttpManager {
                     .await;
                 c.activity.end();
                 Ok::<_, Infallible>(resp)
-            }
+            })
         });
         let conn = self
             .server
