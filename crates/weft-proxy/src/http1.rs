@@ -311,29 +311,20 @@ pub(crate) fn put_content_length(wbuf: &mut Vec<u8>, n: u64) {
     wbuf.extend_from_slice(b"\r\n");
 }
 
-/// Parses a `Content-Length` value (a list of equal numbers is allowed, RFC 9110 §8.6) into
-/// `length`; an unparsable value or one that disagrees with an earlier one is an error.
+/// Parses a `Content-Length` value into `length`. Only one plain number is accepted: a
+/// second `Content-Length` line or a list (even of equal numbers, which RFC 9110 §8.6 lets a
+/// recipient accept) is an error, as Envoy refuses both; two parsers that disagree on which
+/// of several lengths counts are how requests get smuggled.
 pub(crate) fn content_length(value: &[u8], length: &mut Option<u64>) -> Result<(), &'static str> {
-    // The usual value, one plain number, without the str and list machinery.
-    if !value.is_empty() && value.len() <= 18 && value.iter().all(u8::is_ascii_digit) {
-        let n = value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        if length.is_some_and(|l| l != n) {
-            return Err("conflicting content-length");
-        }
-        *length = Some(n);
-        return Ok(());
+    if length.is_some() {
+        return Err("multiple content-length");
     }
-    let text = std::str::from_utf8(value).map_err(|_| "invalid content-length")?;
-    for part in text.split(',').map(str::trim) {
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("invalid content-length");
-        }
-        let n: u64 = part.parse().map_err(|_| "invalid content-length")?;
-        if length.is_some_and(|l| l != n) {
-            return Err("conflicting content-length");
-        }
-        *length = Some(n);
+    let value = value.trim_ascii();
+    // At most 18 digits: no overflow, and more is no real length.
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return Err("invalid content-length");
     }
+    *length = Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')));
     Ok(())
 }
 
@@ -372,23 +363,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn content_length_plain_lists_and_conflicts() {
+    fn content_length_is_one_plain_number() {
         let mut n = None;
         assert!(content_length(b"1024", &mut n).is_ok());
         assert_eq!(n, Some(1024));
-        // A repeated equal value (a list or a second header) is the same length.
-        assert!(content_length(b"1024, 1024", &mut n).is_ok());
-        assert_eq!(n, Some(1024));
-        assert!(content_length(b"7", &mut n).is_err());
+        // A second line, even an equal one, is refused (as Envoy does).
+        assert!(content_length(b"1024", &mut n).is_err());
         for bad in [
             &b""[..],
             b"-1",
+            b"+5",
+            b"0x5",
             b"1e3",
             b"12 34",
+            b"5, 5",
+            b"5,6",
             b"99999999999999999999999",
         ] {
             assert!(content_length(bad, &mut None).is_err(), "{bad:?}");
         }
+        let mut n = None;
+        assert!(content_length(b" 5\t", &mut n).is_ok());
+        assert_eq!(n, Some(5));
     }
 
     #[test]

@@ -507,12 +507,15 @@ fn parse_head(
     let mut close = false;
     let mut length: Option<u64> = None;
     let (mut te_lines, mut te_chunked) = (0, false);
+    let mut hosts = 0;
     let (mut expect_continue, mut has_upgrade, mut connection_upgrade, mut trailers) =
         (false, false, false, false);
     scratch.clear();
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Refused::Bad)?;
-        if name == header::CONTENT_LENGTH {
+        if name == header::HOST {
+            hosts += 1;
+        } else if name == header::CONTENT_LENGTH {
             content_length(h.value, &mut length).map_err(|_| Refused::Bad)?;
         } else if name == header::TRANSFER_ENCODING {
             te_lines += 1;
@@ -540,6 +543,14 @@ fn parse_head(
         }
         let start = h.value.as_ptr() as usize - base;
         scratch.push((name, start, start + h.value.len()));
+    }
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with more than one,
+    // is refused. Envoy refuses a missing Host too (unless an absolute-form target names
+    // the authority), but joins several into `a,b`; refusing is stricter: the route would
+    // be chosen on a value neither the client nor a front proxy that took the first (or
+    // last) line meant.
+    if hosts > 1 || (hosts == 0 && version == Version::HTTP_11 && path.starts_with('/')) {
+        return Err(Refused::Bad);
     }
     // RFC 9112 §6.3: a request with Transfer-Encoding must end in chunked; with both
     // Transfer-Encoding and Content-Length it is refused (as Envoy does by default).
@@ -640,8 +651,11 @@ fn encode_head(
     let (mut length, mut has_date, mut says_close) = (None, false, false);
     for (name, value) in &parts.headers {
         if name == header::CONTENT_LENGTH {
+            // A second or unparsable length is not written: the body is framed below as if
+            // there were none, and a client never sees two framings.
             if content_length(value.as_bytes(), &mut length).is_err() {
                 keep_alive = false;
+                continue;
             }
         } else if name == header::DATE {
             has_date = true;

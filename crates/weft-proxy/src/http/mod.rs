@@ -736,12 +736,14 @@ impl HttpManager {
             };
             match &result {
                 Ok(Ok(resp)) => cluster.report(&endpoint, Outcome::Http(resp.status().as_u16())),
-                Ok(Err(e)) if !e.error.is_overflow() => cluster.report(
-                    &endpoint,
-                    Outcome::LocalFailure {
-                        timeout: matches!(e.error, UpstreamError::ConnectTimeout),
-                    },
-                ),
+                Ok(Err(e)) if !e.error.is_overflow() && !e.error.is_downstream_body_error() => {
+                    cluster.report(
+                        &endpoint,
+                        Outcome::LocalFailure {
+                            timeout: matches!(e.error, UpstreamError::ConnectTimeout),
+                        },
+                    )
+                }
                 Err(Fired::Global | Fired::PerTry | Fired::PerTryIdle) => {
                     cluster.report(&endpoint, Outcome::LocalFailure { timeout: true })
                 }
@@ -750,7 +752,9 @@ impl HttpManager {
             let retriable = match (&result, retry) {
                 (_, None) => false,
                 (Ok(Ok(resp)), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
-                (Ok(Err(e)), _) if e.error.is_overflow() => false,
+                (Ok(Err(e)), _) if e.error.is_overflow() || e.error.is_downstream_body_error() => {
+                    false
+                }
                 (Ok(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
                 (Err(fired), Some(p)) => fired.per_try() && p.retriable_failure(false, true),
             };
@@ -918,6 +922,13 @@ impl HttpManager {
                 stats.pending_overflow.inc();
                 overflow()
             }
+            // As Envoy's codec answers a malformed request body (the connection closes).
+            (Ok(Err(e)), _) if e.error.is_downstream_body_error() => LocalReply::new(
+                StatusCode::BAD_REQUEST,
+                ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+                "downstream_body_error",
+                "Bad Request",
+            ),
             (Ok(Err(e)), _) => {
                 let e = e.error;
                 let flag = if e.is_connect_failure() {

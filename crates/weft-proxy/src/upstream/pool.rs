@@ -64,6 +64,15 @@ impl UpstreamError {
         matches!(self, UpstreamError::Overflow)
     }
 
+    /// Whether the exchange failed because the downstream request body did (a malformed
+    /// chunked body, a client gone mid-body): the client's fault, not the endpoint's, so
+    /// it is answered 400 and neither retried nor counted against the endpoint (else a
+    /// client could get healthy endpoints ejected by sending broken bodies).
+    pub fn is_downstream_body_error(&self) -> bool {
+        matches!(self, UpstreamError::Reset(e)
+            if matches!(e.downcast_ref::<H1Error>(), Some(H1Error::Body(_))))
+    }
+
     /// Envoy's `reset reason` wording for local replies (a refused connect is the remote
     /// end's doing; other connect errors are local).
     pub fn reset_reason(&self) -> &'static str {
