@@ -14,7 +14,7 @@
 use crate::http::body::{BoxError, RequestBody};
 use crate::http1::{
     BodyEncoder, COALESCE, Chunk, FieldRanges, Framing, connection_keep_alive, content_length,
-    ends_chunked, put_fields,
+    put_fields,
 };
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
@@ -276,6 +276,7 @@ pub(super) async fn exchange(
     conn.wpos = 0;
     let chunked = encode_head(&mut conn.wbuf, &req);
     let head_only = req.method() == Method::HEAD;
+    let is_connect = req.method() == Method::CONNECT;
     let mut enc = BodyEncoder::new(chunked, true, None);
     enc.ended = req.body().is_end_stream();
     let mut writer = Some(Writer {
@@ -336,7 +337,9 @@ pub(super) async fn exchange(
         } else {
             writer.map(Box::new)
         },
-        reusable: keep_alive && !write_failed,
+        // After a 2xx to CONNECT the upstream may treat the connection as a tunnel
+        // (RFC 9112 §6.3): what it sends next is no response to a later request.
+        reusable: keep_alive && !write_failed && !is_connect,
         home,
     };
     if body.framing == Framing::Done {
@@ -402,7 +405,7 @@ fn parse_head(
     let mut keep_alive = version == Version::HTTP_11;
     let mut close = false;
     let mut length: Option<u64> = None;
-    // Transfer-Encoding lines seen, and whether the last coding of the last one is chunked.
+    // Transfer-Encoding lines seen, and whether the last one is exactly `chunked`.
     let (mut te_lines, mut te_chunked) = (0, false);
     let base = conn.rbuf.as_ptr() as usize;
     conn.scratch.clear();
@@ -412,7 +415,7 @@ fn parse_head(
             content_length(h.value, &mut length).map_err(proto)?;
         } else if name == header::TRANSFER_ENCODING {
             te_lines += 1;
-            te_chunked = ends_chunked(h.value);
+            te_chunked = h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
         } else if name == header::CONNECTION {
             // `close` on any `Connection` line wins over `keep-alive` on another.
             match connection_keep_alive(h.value) {
@@ -424,6 +427,11 @@ fn parse_head(
         let start = h.value.as_ptr() as usize - base;
         conn.scratch.push((name, start, start + h.value.len()));
     }
+    // A 204 that declares a body (Envoy refuses it too): its bytes, arriving later, would
+    // be read as the next request's response.
+    if status == StatusCode::NO_CONTENT && (te_lines > 0 || length.is_some_and(|n| n > 0)) {
+        return Err(proto("204 with a body"));
+    }
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Done
@@ -431,12 +439,13 @@ fn parse_head(
             if length.is_some() {
                 return Err(proto("both transfer-encoding and content-length"));
             }
-            if te_lines == 1 && te_chunked {
-                Framing::Chunked(Chunk::Size)
-            } else {
-                keep_alive = false;
-                Framing::Eof
+            // Only plain chunked, as Envoy: with another coding (`gzip, chunked`) the body
+            // would reach the client still encoded and undeclared (Transfer-Encoding is
+            // hop-by-hop), and a list is where parsers disagree.
+            if te_lines > 1 || !te_chunked {
+                return Err(proto("unsupported transfer-encoding"));
             }
+            Framing::Chunked(Chunk::Size)
         } else {
             match length {
                 Some(0) => Framing::Done,
