@@ -948,7 +948,14 @@ impl HttpManager {
                     "upstream connect error or disconnect/reset before headers. {reason}: {}",
                     e.reset_reason()
                 );
-                LocalReply::new(StatusCode::SERVICE_UNAVAILABLE, flag, e.details(), &body)
+                // Envoy 1.40 answers an upstream protocol error 502 (the upstream spoke, but
+                // not HTTP), other resets 503.
+                let status = if flag == ResponseFlags::UPSTREAM_PROTOCOL_ERROR {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                LocalReply::new(status, flag, e.details(), &body)
             }
         };
         stats.record_status(reply.status.as_u16());

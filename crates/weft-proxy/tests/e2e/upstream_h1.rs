@@ -190,7 +190,7 @@ async fn response_framings_arrive_intact() {
 
     // A response head past Envoy's 60 KiB limit is an upstream protocol error.
     let r = c.get("h", "/huge-head", &[]).await.expect("reply");
-    assert_eq!(r.status, 503);
+    assert_eq!(r.status, 502);
     assert_eq!(
         r.text(),
         "upstream connect error or disconnect/reset before headers. reset reason: protocol error"
@@ -407,7 +407,7 @@ async fn ambiguous_response_framing_is_a_protocol_error() {
     let up = RawUpstream::start(smuggling_answers).await;
     let proxy = proxy_to(up.addr).await;
     let mut c = h1(&proxy).await;
-    // As Envoy 1.40 (which answers these 502; weft's upstream protocol errors are 503).
+    // As Envoy 1.40: 502, the connection closed.
     for path in [
         "/cl-te",
         "/two-lengths",
@@ -421,7 +421,7 @@ async fn ambiguous_response_framing_is_a_protocol_error() {
         "/204-with-length",
     ] {
         let r = c.get("h", path, &[]).await.expect("reply");
-        assert_eq!(r.status, 503, "{path}");
+        assert_eq!(r.status, 502, "{path}");
         assert_eq!(
             r.text(),
             "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
