@@ -143,6 +143,9 @@ pub struct SharedBody {
     done: Arc<BodyDone>,
     hint: SizeHint,
     limit: usize,
+    /// Told when the body is abandoned, for followers not polling it (a mirror whose
+    /// upstream is not reading).
+    gone: tokio::sync::Notify,
 }
 
 impl SharedBody {
@@ -169,7 +172,25 @@ impl SharedBody {
             counter,
             done,
             limit,
+            gone: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Resolves once the body is abandoned (never, if it ends or a retry reads it).
+    pub async fn abandoned(&self) {
+        loop {
+            // Registered before the check: `notify_waiters` reaches futures created earlier.
+            let notified = self.gone.notified();
+            if self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .abandoned
+            {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Whether a new attempt could send the whole body again.
@@ -242,6 +263,7 @@ impl SharedBody {
         for w in waiters {
             w.wake();
         }
+        self.gone.notify_waiters();
     }
 
     fn poll_at(

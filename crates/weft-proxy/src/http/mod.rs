@@ -425,6 +425,7 @@ impl HttpManager {
         *copy.uri_mut() = uri;
         let in_flight = self.mirrors_in_flight.clone();
         let limit = timeout.unwrap_or(crate::config::route::DEFAULT_ROUTE_TIMEOUT);
+        let source = shared.cloned();
         tokio::spawn(async move {
             let breaker = &cluster.breakers[0];
             if let Some(slot) = breaker.request() {
@@ -445,7 +446,19 @@ impl HttpManager {
                     resp.into_body().collect().await.ok()?;
                     Some(())
                 };
-                let _ = tokio::time::timeout(limit, exchange).await;
+                // A copy whose body the original stopped reading is cut at once, even while
+                // its upstream is not reading (its body is then not polled to see it fail):
+                // dropped mid-body, its upstream connection closes (HTTP/2: the stream resets).
+                let abandoned = async {
+                    match &source {
+                        Some(s) => s.abandoned().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::timeout(limit, exchange) => {}
+                    () = abandoned => {}
+                }
             }
             in_flight.fetch_sub(1, Ordering::AcqRel);
         });

@@ -1628,6 +1628,99 @@ async fn a_mirror_lets_go_of_a_body_the_original_stopped_reading() {
 }
 
 #[tokio::test]
+async fn a_mirror_stuck_on_an_unread_upstream_is_cut_when_the_original_stops_reading() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    let guard = Duration::from_secs(30);
+    // The primary takes 256 KiB of the body, then answers 413 and reads no more.
+    let primary = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let primary_addr = primary.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut s, _)) = primary.accept().await {
+            let mut taken = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            while taken < 256 << 10 {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => taken += n,
+                }
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            held.push(s);
+        }
+    });
+    // An HTTP/2 shadow that never reads the copy's body, so never opens its flow-control
+    // window past 64 KiB, and never answers: the copy stalls with its body unpolled.
+    let shadow = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let shadow_addr = shadow.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = shadow.accept().await {
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let _unread = req;
+                        std::future::pending::<
+                            Result<http::Response<String>, std::convert::Infallible>,
+                        >()
+                        .await
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .initial_stream_window_size(65_535)
+                        .initial_connection_window_size(65_535)
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+            });
+        }
+    });
+    let mut shadow_cluster = static_cluster("shadow", &[shadow_addr]);
+    shadow_cluster["typed_extension_protocol_options"] = json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }});
+    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {
+        "cluster": "primary", "timeout": "120s",
+        "request_mirror_policies": [{"cluster": "shadow"}]}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("primary", &[primary_addr]), shadow_cluster],
+    ))
+    .await;
+    let client = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let (mut rd, mut wr) = client.into_split();
+    tokio::spawn(async move {
+        wr.write_all(b"POST /upload HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n")
+            .await?;
+        let chunk = [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat();
+        for _ in 0..4096 {
+            wr.write_all(&chunk).await?;
+        }
+        wr.write_all(b"0\r\n\r\n").await
+    });
+    let mut response = Vec::new();
+    tokio::time::timeout(guard, rd.read_to_end(&mut response))
+        .await
+        .expect("the client is answered and sees the connection end")
+        .expect("read");
+    assert!(
+        response.starts_with(b"HTTP/1.1 413"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    // The stalled copy is reset rather than left until the route timeout.
+    assert_eventually!(@timeout guard,
+        metric(&proxy, "weft_upstream_rq_active{cluster_name=\"shadow\"}").await == 0.0,
+        "the copy is cut"
+    );
+}
+
+#[tokio::test]
 async fn a_mirror_gets_the_whole_body_of_a_retried_request() {
     use tokio::net::{TcpListener, TcpStream};
     let main = EchoServer::start("main").await;
