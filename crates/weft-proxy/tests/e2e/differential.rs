@@ -409,3 +409,135 @@ async fn envoy_and_weft_route_the_same() {
         assert_eq!(w, e, "edge {headers:?}: weft (left) vs envoy (right)");
     }
 }
+
+/// Sends `raw` and reads the response head; returns its status, whether it says
+/// `connection: close`, and the stream.
+async fn raw_exchange(addr: SocketAddr, raw: &str) -> (u16, bool, tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(raw.as_bytes()).await.expect("write");
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        head.push_str(&crate::routing::read_n(&mut s, 1).await);
+    }
+    let head = head.to_lowercase();
+    let status = head
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("a status line: {head}"));
+    (status, head.contains("\r\nconnection: close\r\n"), s)
+}
+
+/// What an upstream head says about framing and upgrades.
+fn upstream_framing(head: &str) -> Value {
+    let field = |name: &str| {
+        head.split("\r\n")
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+    };
+    json!({
+        "content-length": field("content-length:"),
+        "transfer-encoding": field("transfer-encoding:"),
+        "upgrade": field("upgrade:"),
+        "http2-settings": field("http2-settings:"),
+    })
+}
+
+#[tokio::test]
+async fn envoy_and_weft_treat_upgrade_request_bodies_the_same() {
+    use tokio::io::AsyncWriteExt;
+    let Some(bin) = envoy_bin() else {
+        eprintln!("skipping envoy_and_weft_treat_upgrade_request_bodies_the_same: no envoy binary");
+        return;
+    };
+    let (backend, mut heads) = crate::routing::raw_upgrade_backend().await;
+    let routes = crate::any_host(json!([
+        { "match": {"prefix": "/off"}, "route": {"cluster": "ws", "upgrade_configs": [{"upgrade_type": "websocket", "enabled": false}]} },
+        { "match": {"prefix": "/"}, "route": {"cluster": "ws"} },
+    ]));
+    let config = bootstrap(
+        vec![http_listener(
+            "in",
+            routes,
+            json!({"upgrade_configs": [{"upgrade_type": "websocket"}]}),
+        )],
+        vec![static_cluster("ws", &[backend])],
+    );
+    let envoy = start_envoy(&bin, &config, "in").await;
+    let weft = crate::start(&config).await;
+    let up = "Host: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n";
+    let mut seen = Vec::new();
+    for addr in [envoy.listener, weft.listener_addr("in").expect("bound")] {
+        let mut cases = Vec::new();
+        // Half a Content-Length body with the head, the rest after the 101.
+        let (status, close, mut s) = raw_exchange(
+            addr,
+            &format!("GET /chat HTTP/1.1\r\n{up}Content-Length: 10\r\n\r\nhello"),
+        )
+        .await;
+        let head = heads.recv().await.expect("upstream head");
+        s.write_all(b"world").await.expect("write");
+        let echoed = crate::routing::read_n(&mut s, 10).await;
+        cases.push(json!({"status": status, "close": close, "upstream": upstream_framing(&head), "echoed": echoed}));
+        // A chunked body.
+        let chunked = "5\r\nhello\r\n0\r\n\r\n";
+        let (status, close, mut s) = raw_exchange(
+            addr,
+            &format!("POST /chat HTTP/1.1\r\n{up}Transfer-Encoding: chunked\r\n\r\n{chunked}"),
+        )
+        .await;
+        let head = heads.recv().await.expect("upstream head");
+        let echoed = crate::routing::read_n(&mut s, chunked.len()).await;
+        cases.push(json!({"status": status, "close": close, "upstream": upstream_framing(&head), "echoed": echoed}));
+        // Not upgraded (the route disables it).
+        let (status, close, _) = raw_exchange(
+            addr,
+            &format!("GET /off HTTP/1.1\r\n{up}Content-Length: 5\r\n\r\nhello"),
+        )
+        .await;
+        cases.push(json!({"status": status, "close": close}));
+        // An h2c upgrade with a body is an ordinary request.
+        let (status, close, _) = raw_exchange(
+            addr,
+            "POST /form HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .await;
+        let head = heads.recv().await.expect("upstream head");
+        cases.push(json!({"status": status, "close": close, "upstream": upstream_framing(&head)}));
+        seen.push(cases);
+    }
+    assert_eq!(seen[0], seen[1], "envoy (left) vs weft (right)");
+}
+
+#[tokio::test]
+async fn envoy_and_weft_let_a_mirror_go_when_the_original_stops_reading() {
+    let Some(bin) = envoy_bin() else {
+        eprintln!(
+            "skipping envoy_and_weft_let_a_mirror_go_when_the_original_stops_reading: no envoy binary"
+        );
+        return;
+    };
+    let mut seen = Vec::new();
+    for envoy in [true, false] {
+        let backends = crate::resilience::AbandonedUpload::start().await;
+        let config = backends.bootstrap();
+        let (_envoy, _weft, addr) = if envoy {
+            let e = start_envoy(&bin, &config, "in").await;
+            let addr = e.listener;
+            (Some(e), None, addr)
+        } else {
+            let w = crate::start(&config).await;
+            let addr = w.listener_addr("in").expect("bound");
+            (None, Some(w), addr)
+        };
+        let r = backends.run(addr).await;
+        seen.push(json!({
+            "status": r.response.get(9..12),
+            "close": r.response.to_lowercase().contains("\r\nconnection: close\r\n"),
+            "upload cut": r.upload_cut,
+            "copy started": r.shadow.starts_with(b"POST /upload"),
+            "copy ended": crate::resilience::has_last_chunk(&r.shadow),
+        }));
+    }
+    assert_eq!(seen[0], seen[1], "envoy (left) vs weft (right)");
+}

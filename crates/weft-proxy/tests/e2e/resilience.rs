@@ -1530,100 +1530,154 @@ async fn read_request_head(s: &mut tokio::net::TcpStream) {
     }
 }
 
+/// Backends for an upload the original request stops reading: a primary that answers 413
+/// to the head alone, never reads the body and keeps its socket, and a shadow that reads
+/// slowly and reports everything it got once its connection ends.
+pub(crate) struct AbandonedUpload {
+    pub primary: std::net::SocketAddr,
+    pub shadow: std::net::SocketAddr,
+    seen: tokio::sync::oneshot::Receiver<Vec<u8>>,
+}
+
+/// What a client and the shadow saw of an abandoned upload.
+#[derive(Debug)]
+pub(crate) struct UploadSeen {
+    pub response: String,
+    /// The client's upload ended early with an error: the proxy closed the connection.
+    pub upload_cut: bool,
+    /// Everything the shadow got.
+    pub shadow: Vec<u8>,
+}
+
+impl AbandonedUpload {
+    pub(crate) async fn start() -> AbandonedUpload {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::net::TcpListener;
+        let primary = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let primary_addr = primary.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut s, _)) = primary.accept().await {
+                read_request_head(&mut s).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                held.push(s);
+            }
+        });
+        let shadow = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let shadow_addr = shadow.local_addr().expect("addr");
+        let (seen_tx, seen) = tokio::sync::oneshot::channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            let Ok((mut s, _)) = shadow.accept().await else {
+                return;
+            };
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = seen_tx.send(got);
+        });
+        AbandonedUpload {
+            primary: primary_addr,
+            shadow: shadow_addr,
+            seen,
+        }
+    }
+
+    /// A bootstrap routing everything to the primary, mirrored to the shadow, with a route
+    /// timeout (120 s) far beyond the tests' guards: a copy that waited for the rest of the
+    /// body would only give up then.
+    pub(crate) fn bootstrap(&self) -> Value {
+        let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {
+            "cluster": "primary", "timeout": "120s",
+            "request_mirror_policies": [{"cluster": "shadow"}]}}]));
+        bootstrap(
+            vec![http_listener("in", routes, json!({}))],
+            vec![
+                static_cluster("primary", &[self.primary]),
+                static_cluster("shadow", &[self.shadow]),
+            ],
+        )
+    }
+
+    /// Sends a large chunked upload (bounded at 64 MiB, paced at about 8 MB/s so the
+    /// client has read the answer before a proxy closing on unread bytes resets the
+    /// connection) to `proxy`; each wait is bounded by a 30 s guard (far below the route
+    /// timeout).
+    pub(crate) async fn run(self, proxy: std::net::SocketAddr) -> UploadSeen {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let guard = Duration::from_secs(30);
+        let client = tokio::net::TcpStream::connect(proxy)
+            .await
+            .expect("connect");
+        let (mut rd, mut wr) = client.into_split();
+        let upload = tokio::spawn(async move {
+            wr.write_all(b"POST /upload HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n")
+                .await?;
+            let chunk = [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat();
+            for _ in 0..4096 {
+                wr.write_all(&chunk).await?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            wr.write_all(b"0\r\n\r\n").await
+        });
+        // Up to the end of the connection: EOF, or a reset (Envoy resets it).
+        let mut response = Vec::new();
+        let _ = tokio::time::timeout(guard, rd.read_to_end(&mut response))
+            .await
+            .expect("the client is answered and sees the connection end");
+        let written = tokio::time::timeout(guard, upload)
+            .await
+            .expect("the upload stops: the proxy closed the connection")
+            .expect("upload task");
+        let shadow = tokio::time::timeout(guard, self.seen)
+            .await
+            .expect("the shadow's connection is closed")
+            .expect("shadow report");
+        UploadSeen {
+            response: String::from_utf8_lossy(&response).into_owned(),
+            upload_cut: written.is_err(),
+            shadow,
+        }
+    }
+}
+
+/// Whether `bytes` hold the end of a chunked body.
+pub(crate) fn has_last_chunk(bytes: &[u8]) -> bool {
+    bytes.windows(5).any(|w| w == b"0\r\n\r\n")
+}
+
 #[tokio::test]
 async fn a_mirror_lets_go_of_a_body_the_original_stopped_reading() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-    // Far beyond the guard below: a copy that waited for the rest of the body would
-    // only give up at this timeout.
-    const ROUTE_TIMEOUT: &str = "120s";
-    let guard = Duration::from_secs(30);
-    // The primary answers 413 to the head alone, never reads the body and keeps its socket.
-    let primary = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let primary_addr = primary.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut s, _)) = primary.accept().await {
-            read_request_head(&mut s).await;
-            let _ = s
-                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
-                .await;
-            held.push(s);
-        }
-    });
-    // The shadow reads slowly, and reports everything it got once its connection ends.
-    let shadow = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let shadow_addr = shadow.local_addr().expect("addr");
-    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<Vec<u8>>();
-    tokio::spawn(async move {
-        let Ok((mut s, _)) = shadow.accept().await else {
-            return;
-        };
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-        let _ = seen_tx.send(got);
-    });
-    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {
-        "cluster": "primary", "timeout": ROUTE_TIMEOUT,
-        "request_mirror_policies": [{"cluster": "shadow"}]}}]));
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", routes, json!({}))],
-        vec![
-            static_cluster("primary", &[primary_addr]),
-            static_cluster("shadow", &[shadow_addr]),
-        ],
-    ))
-    .await;
-
-    let client = tokio::net::TcpStream::connect(proxy.listener_addr("in").expect("bound"))
-        .await
-        .expect("connect");
-    let (mut rd, mut wr) = client.into_split();
-    // A large chunked upload (bounded at 64 MiB); it only ends early if the proxy lets the
-    // connection go.
-    let upload = tokio::spawn(async move {
-        wr.write_all(b"POST /upload HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n")
-            .await?;
-        let chunk = [b"4000\r\n".as_slice(), &[b'x'; 0x4000], b"\r\n"].concat();
-        for _ in 0..4096 {
-            wr.write_all(&chunk).await?;
-        }
-        wr.write_all(b"0\r\n\r\n").await
-    });
-    let mut response = Vec::new();
-    tokio::time::timeout(guard, rd.read_to_end(&mut response))
-        .await
-        .expect("the client is answered and sees the connection end")
-        .expect("read");
-    let response = String::from_utf8_lossy(&response);
+    let backends = AbandonedUpload::start().await;
+    let proxy = start(&backends.bootstrap()).await;
+    let seen = backends
+        .run(proxy.listener_addr("in").expect("bound"))
+        .await;
     assert!(
-        response.starts_with("HTTP/1.1 413"),
-        "the primary's answer: {response}"
+        seen.response.starts_with("HTTP/1.1 413"),
+        "the primary's answer: {}",
+        seen.response
     );
-    assert!(response.contains("connection: close"), "{response}");
+    assert!(
+        seen.response.contains("connection: close"),
+        "{}",
+        seen.response
+    );
     // The proxy released the connection (it is closed, not just shut for writing): the
     // client's upload fails instead of stalling on a socket nobody reads.
-    let written = tokio::time::timeout(guard, upload)
-        .await
-        .expect("the upload stops: the proxy closed the connection")
-        .expect("upload task");
-    assert!(written.is_err(), "the whole upload was taken");
+    assert!(seen.upload_cut, "the whole upload was taken");
     // The copy was cut, never ended: no terminating chunk reached the shadow.
-    let seen = tokio::time::timeout(guard, seen_rx)
-        .await
-        .expect("the shadow's connection is closed")
-        .expect("shadow report");
     assert!(
-        !seen.windows(5).any(|w| w == b"0\r\n\r\n"),
+        !has_last_chunk(&seen.shadow),
         "the shadow got a complete request ({} bytes)",
-        seen.len()
+        seen.shadow.len()
     );
 }
 

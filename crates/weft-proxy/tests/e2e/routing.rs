@@ -625,9 +625,10 @@ async fn websocket_upgrades_tunnel_when_enabled() {
     );
 }
 
-/// A raw upgrade backend: answers `101` to any head, reports the head it got, then echoes
-/// every byte after it.
-async fn raw_upgrade_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+/// A raw upgrade backend: answers `101` to a head with `Upgrade` (then echoes every byte
+/// after the head) and an empty `200` to any other; reports each head it got.
+pub(crate) async fn raw_upgrade_backend()
+-> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -648,7 +649,15 @@ async fn raw_upgrade_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedRecei
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                     }
                 };
-                let _ = heads.send(String::from_utf8_lossy(&got[..end]).to_lowercase());
+                let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                let upgrade = head.contains("\r\nupgrade:");
+                let _ = heads.send(head);
+                if !upgrade {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
                 let answer = b"HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n";
                 if s.write_all(answer).await.is_err() || s.write_all(&got[end..]).await.is_err() {
                     return;
@@ -670,7 +679,7 @@ async fn raw_upgrade_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedRecei
 }
 
 /// Reads exactly `n` bytes (bounded by 5 s).
-async fn read_n(s: &mut tokio::net::TcpStream, n: usize) -> String {
+pub(crate) async fn read_n(s: &mut tokio::net::TcpStream, n: usize) -> String {
     let mut buf = vec![0u8; n];
     tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut buf))
         .await
