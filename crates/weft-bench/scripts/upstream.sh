@@ -1,7 +1,9 @@
 # upstream.sh - sourced by callgrind.sh and rss.sh: writes $OUT/up/nginx.conf (an nginx
 # upstream on 127.0.0.1:$UP_PORT answering 1 KiB) and $OUT/bootstrap.yaml (the bootstrap
 # shape of /work/shared/bench/weft-proxy.sh: one listener on 127.0.0.1:$PORT, one
-# round-robin cluster to the upstream). Needs OUT, UP_PORT and PORT.
+# round-robin cluster to the upstream). Needs OUT, UP_PORT and PORT. ROUTE replaces the
+# route action, e.g. ROUTE='{ cluster: upstream, retry_policy: { retry_on: 5xx, num_retries: 2 } }';
+# HCM_EXTRA adds fields to the HTTP connection manager, e.g. an access_log list (flow style).
 mkdir -p "$OUT"/{up/logs,up/tmp}
 
 body=$(head -c 1024 /dev/zero | tr '\0' 'x')
@@ -29,6 +31,7 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: bench
+          ${HCM_EXTRA:-}
           codec_type: AUTO
           route_config:
             name: local
@@ -37,7 +40,7 @@ static_resources:
               domains: ["*"]
               routes:
               - match: { prefix: "/" }
-                route: { cluster: upstream }
+                route: ${ROUTE:-{ cluster: upstream \}}
           http_filters:
           - name: envoy.filters.http.router
             typed_config:

@@ -282,6 +282,8 @@ impl ProxyHandle {
         {
             tracing::warn!("drain time elapsed with connections still open");
         }
+        // Access-log lines wait in memory for their flusher; write them before exiting.
+        crate::access_log::flush_all();
     }
 }
 

@@ -192,6 +192,80 @@ async fn access_logs_write_istio_text_and_json() {
     assert_eq!(lines[1]["cluster"], serde_json::Value::Null);
 }
 
+/// A destination that stops reading (a stdout pipe behind a stalled log collector) must not
+/// stall requests: lines wait in memory for the flusher, and all arrive once it reads again.
+/// Two runtime threads, so a proxy thread blocked in a write cannot stop the test's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_access_log_reader_does_not_stall_requests() {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let b = EchoServer::start("a").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("log.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo");
+    // A reader that reads nothing yet: the pipe (64 KiB) fills and writes to it block.
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open fifo for reading");
+    let hcm = json!({"access_log": [{"name": "fifo", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": fifo}}]});
+    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "a"}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, hcm)],
+        vec![static_cluster("a", &[b.addr])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    // ~500 bytes per line: 600 lines are ~300 KB, several times what the pipe holds.
+    let agent = "x".repeat(300);
+    let requests = 600;
+    let sent = tokio::time::timeout(Duration::from_secs(30), async {
+        for _ in 0..requests {
+            let r = c
+                .get("h", "/", &[("user-agent", &agent)])
+                .await
+                .expect("reply");
+            assert_eq!(r.status, 200);
+        }
+    })
+    .await;
+    assert!(sent.is_ok(), "requests stalled behind the access log");
+    // Reading again: every line arrives, whole and in order of completion.
+    let mut text = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while text.iter().filter(|&&b| b == b'\n').count() < requests {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {requests} lines arrived",
+            text.iter().filter(|&&b| b == b'\n').count()
+        );
+        let mut buf = [0u8; 64 * 1024];
+        match reader.read(&mut buf) {
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("reading the fifo: {e}"),
+        }
+    }
+    let text = String::from_utf8(text).expect("utf-8 lines");
+    assert_eq!(text.lines().count(), requests);
+    assert!(
+        text.lines()
+            .all(|l| l.contains("\"GET / HTTP/1.1\" 200 ") && l.contains(&agent)),
+        "every line is a whole Istio line"
+    );
+}
+
 #[test]
 fn unsupported_fields_are_reported_and_invalid_config_names_the_field() {
     let b = json!({"static_resources": {"clusters": [{

@@ -3,6 +3,8 @@
 //!
 //! A format is parsed once at load. Request and response headers a format names are copied
 //! into the [`LogRecord`] as cheap `HeaderValue` clones, so a record outlives the request.
+//! Lines are rendered straight into a reused per-thread buffer and queued; a flusher thread
+//! writes them ([`sink`]), so logging costs the request path no syscall.
 
 use crate::config::util::{data_source, decode_any};
 use crate::error::{At, ConfigError};
@@ -14,12 +16,15 @@ use envoy_types::pb::envoy::config::core::v3::{
 use envoy_types::pb::envoy::extensions::access_loggers::{file::v3 as file, stream::v3 as stream};
 use envoy_types::pb::google::protobuf::{Struct, value::Kind};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::SystemTime;
 use weft_xds::type_url;
+
+mod sink;
+use sink::Sink;
+pub use sink::flush_all;
 
 /// Istio's default text format (what `meshConfig.accessLogFile` produces); weft uses it when
 /// a logger names no format.
@@ -105,20 +110,14 @@ pub struct AccessLogs {
 
 #[derive(Debug)]
 struct Logger {
-    sink: Sink,
+    sink: Arc<Sink>,
     format: Format,
-}
-
-#[derive(Debug)]
-enum Sink {
-    Stdout,
-    Stderr,
-    File(Mutex<std::fs::File>),
 }
 
 #[derive(Debug)]
 enum Format {
     Text(Vec<Token>),
+    /// Fields in key order, each key already JSON-encoded with its colon (`"code":`).
     Json(Vec<(String, Vec<Token>)>),
 }
 
@@ -192,7 +191,7 @@ impl AccessLogs {
         let mut notes = Vec::new();
         let tokens = out.parse(format.unwrap_or(ISTIO_TEXT_FORMAT), &mut notes);
         out.loggers.push(Logger {
-            sink: Sink::Stdout,
+            sink: Sink::stdout(),
             format: Format::Text(tokens),
         });
         out
@@ -211,7 +210,7 @@ impl AccessLogs {
                 let l: stream::StdoutAccessLog =
                     decode_any(any, type_url::STDOUT_ACCESS_LOG).at("typed_config")?;
                 (
-                    Sink::Stdout,
+                    Sink::stdout(),
                     l.access_log_format
                         .map(|stream::stdout_access_log::AccessLogFormat::LogFormat(f)| f),
                 )
@@ -220,7 +219,7 @@ impl AccessLogs {
                 let l: stream::StderrAccessLog =
                     decode_any(any, type_url::STDERR_ACCESS_LOG).at("typed_config")?;
                 (
-                    Sink::Stderr,
+                    open_sink("/dev/stderr")?,
                     l.access_log_format
                         .map(|stream::stderr_access_log::AccessLogFormat::LogFormat(f)| f),
                 )
@@ -228,20 +227,7 @@ impl AccessLogs {
             type_url::FILE_ACCESS_LOG => {
                 let l: file::FileAccessLog =
                     decode_any(any, type_url::FILE_ACCESS_LOG).at("typed_config")?;
-                let sink = match l.path.as_str() {
-                    "/dev/stdout" => Sink::Stdout,
-                    "/dev/stderr" => Sink::Stderr,
-                    path => Sink::File(Mutex::new(
-                        std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(path)
-                            .map_err(|e| {
-                                ConfigError::new(format!("opening {path}: {e}"))
-                                    .at("typed_config.path")
-                            })?,
-                    )),
-                };
+                let sink = open_sink(&l.path).map_err(|e| e.at("typed_config.path"))?;
                 #[allow(deprecated)]
                 let fmt = match l.access_log_format {
                     None => None,
@@ -306,7 +292,7 @@ impl AccessLogs {
         keys.sort_by(|a, b| a.0.cmp(b.0));
         keys.into_iter()
             .map(|(k, v)| match &v.kind {
-                Some(Kind::StringValue(t)) => Ok((k.clone(), self.parse(t, notes))),
+                Some(Kind::StringValue(t)) => Ok((json_key(k), self.parse(t, notes))),
                 _ => Err(ConfigError::new("only string values are supported")
                     .at(format!("json_format.{k}"))),
             })
@@ -447,147 +433,249 @@ impl AccessLogs {
             .collect();
     }
 
-    /// Writes one line per logger. Errors writing are dropped: logging never fails a request.
+    /// Queues one line per logger. Logging never fails a request (see [`sink`]).
     pub fn log(&self, record: &LogRecord) {
-        for logger in &self.loggers {
-            let mut line = match &logger.format {
-                Format::Text(tokens) => render_text(tokens, record),
-                Format::Json(fields) => render_json(fields, record),
-            };
-            if !line.ends_with('\n') {
-                line.push('\n');
-            }
-            let _ = match &logger.sink {
-                Sink::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
-                Sink::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
-                Sink::File(f) => match f.lock() {
-                    Ok(mut f) => f.write_all(line.as_bytes()),
-                    Err(_) => Ok(()),
-                },
-            };
+        thread_local! {
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        LINE.with_borrow_mut(|line| {
+            for logger in &self.loggers {
+                line.clear();
+                logger.format.render(record, line);
+                if line.last() != Some(&b'\n') {
+                    line.push(b'\n');
+                }
+                logger.sink.append(line);
+            }
+            // A rare huge line (a long header) does not keep its buffer.
+            if line.capacity() > 64 * 1024 {
+                *line = Vec::new();
+            }
+        });
     }
 
     /// Renders the first logger's line (for tests and `weft proxy` diagnostics).
     pub fn render_first(&self, record: &LogRecord) -> Option<String> {
-        self.loggers.first().map(|l| match &l.format {
-            Format::Text(tokens) => render_text(tokens, record),
-            Format::Json(fields) => render_json(fields, record),
+        self.loggers.first().map(|l| {
+            let mut line = Vec::new();
+            l.format.render(record, &mut line);
+            String::from_utf8_lossy(&line).into_owned()
         })
     }
 }
 
-/// A rendered operator: absent values are `None` (`-` in text, `null` in JSON).
-enum Rendered {
-    Str(String),
-    Num(u64),
-    None,
+/// Opens (or shares) the destination at `path` for a logger.
+fn open_sink(path: &str) -> Result<Arc<Sink>, ConfigError> {
+    Sink::open(path).map_err(|e| ConfigError::new(format!("opening {path}: {e}")))
 }
 
-fn render_op(op: &Op, r: &LogRecord) -> Rendered {
-    use Rendered::{None as Nil, Num, Str};
-    let addr = |a: Option<SocketAddr>| a.map_or(Nil, |a| Str(a.to_string()));
-    let opt = |s: Option<&str>| s.map_or(Nil, |s| Str(s.to_owned()));
-    let header = |h: &HeaderRef| -> Rendered {
-        match h {
-            HeaderRef::Method => opt(r.method.as_ref().map(|m| m.as_str())),
-            HeaderRef::Path => opt(r.path.as_deref()),
-            HeaderRef::Authority => opt(r.authority.as_deref()),
-            HeaderRef::Scheme => opt(r.scheme),
-            HeaderRef::Index(i) => r
-                .req_headers
-                .get(*i)
-                .and_then(|v| v.as_ref())
-                .map_or(Nil, |v| {
-                    Str(String::from_utf8_lossy(v.as_bytes()).into_owned())
-                }),
+/// A JSON object key with its colon, encoded once at load.
+fn json_key(k: &str) -> String {
+    let mut key = serde_json::to_string(k).unwrap_or_else(|_| "\"\"".to_owned());
+    key.push(':');
+    key
+}
+
+/// The type an operator's value has in JSON.
+enum ValueType {
+    Str,
+    Num,
+}
+
+impl Format {
+    fn render(&self, r: &LogRecord, out: &mut Vec<u8>) {
+        match self {
+            Format::Text(tokens) => render_text_into(tokens, r, out),
+            Format::Json(fields) => render_json_into(fields, r, out),
         }
+    }
+}
+
+/// Appends the operator's value to `out`, written directly (no `String` per operator);
+/// `None`, with nothing written, when it has no value.
+fn put_op(op: &Op, r: &LogRecord, out: &mut Vec<u8>) -> Option<ValueType> {
+    let str_ = |out: &mut Vec<u8>, s: Option<&str>| {
+        s.map(|s| {
+            out.extend_from_slice(s.as_bytes());
+            ValueType::Str
+        })
+    };
+    let num = |out: &mut Vec<u8>, n: u64| {
+        put_num(out, n);
+        Some(ValueType::Num)
+    };
+    let addr = |out: &mut Vec<u8>, a: Option<SocketAddr>, port: bool| {
+        a.map(|a| {
+            put_addr(out, a, port);
+            ValueType::Str
+        })
+    };
+    let header = |out: &mut Vec<u8>, h: &HeaderRef| match h {
+        HeaderRef::Method => str_(out, r.method.as_ref().map(|m| m.as_str())),
+        HeaderRef::Path => str_(out, r.path.as_deref()),
+        HeaderRef::Authority => str_(out, r.authority.as_deref()),
+        HeaderRef::Scheme => str_(out, r.scheme),
+        HeaderRef::Index(i) => r.req_headers.get(*i).and_then(|v| v.as_ref()).map(|v| {
+            put_value(out, v);
+            ValueType::Str
+        }),
     };
     match op {
-        Op::StartTime => r.start.map_or(Nil, |t| Str(rfc3339_millis(t))),
-        Op::Method => header(&HeaderRef::Method),
-        Op::Protocol => opt(r.protocol),
-        Op::ResponseCode => Num(u64::from(r.response_code)),
-        Op::ResponseFlags => Str(r.flags.to_string()),
-        Op::ResponseCodeDetails => opt((!r.details.is_empty()).then_some(r.details)),
-        Op::ConnectionTerminationDetails => opt(r.termination_details.as_deref()),
-        Op::UpstreamTransportFailureReason => opt(r.transport_failure.as_deref()),
-        Op::BytesReceived => Num(r.bytes_received),
-        Op::BytesSent => Num(r.bytes_sent),
-        Op::Duration => Num(r.duration_ms),
-        Op::UpstreamHost => addr(r.upstream_host),
-        Op::UpstreamCluster => opt(r.upstream_cluster.as_deref()),
-        Op::UpstreamLocalAddress => addr(r.upstream_local),
-        Op::DownstreamLocalAddress => addr(r.downstream_local),
-        Op::DownstreamRemoteAddress => addr(r.downstream_remote),
-        Op::DownstreamRemoteAddressWithoutPort => {
-            r.downstream_remote.map_or(Nil, |a| Str(a.ip().to_string()))
+        Op::StartTime => r.start.map(|t| {
+            put_rfc3339_millis(out, t);
+            ValueType::Str
+        }),
+        Op::Method => header(out, &HeaderRef::Method),
+        Op::Protocol => str_(out, r.protocol),
+        Op::ResponseCode => num(out, u64::from(r.response_code)),
+        Op::ResponseFlags => {
+            if r.flags.is_empty() {
+                out.push(b'-');
+            } else {
+                let _ = write!(out, "{}", r.flags);
+            }
+            Some(ValueType::Str)
         }
-        Op::DownstreamLocalAddressWithoutPort => {
-            r.downstream_local.map_or(Nil, |a| Str(a.ip().to_string()))
-        }
-        Op::RequestedServerName => opt(r.server_name.as_deref()),
-        Op::RouteName => opt(r.route_name.as_deref()),
-        Op::Req(primary, alt) => match (header(primary), alt) {
-            (Nil, Some(alt)) => header(alt),
+        Op::ResponseCodeDetails => str_(out, (!r.details.is_empty()).then_some(r.details)),
+        Op::ConnectionTerminationDetails => str_(out, r.termination_details.as_deref()),
+        Op::UpstreamTransportFailureReason => str_(out, r.transport_failure.as_deref()),
+        Op::BytesReceived => num(out, r.bytes_received),
+        Op::BytesSent => num(out, r.bytes_sent),
+        Op::Duration => num(out, r.duration_ms),
+        Op::UpstreamHost => addr(out, r.upstream_host, true),
+        Op::UpstreamCluster => str_(out, r.upstream_cluster.as_deref()),
+        Op::UpstreamLocalAddress => addr(out, r.upstream_local, true),
+        Op::DownstreamLocalAddress => addr(out, r.downstream_local, true),
+        Op::DownstreamRemoteAddress => addr(out, r.downstream_remote, true),
+        Op::DownstreamRemoteAddressWithoutPort => addr(out, r.downstream_remote, false),
+        Op::DownstreamLocalAddressWithoutPort => addr(out, r.downstream_local, false),
+        Op::RequestedServerName => str_(out, r.server_name.as_deref()),
+        Op::RouteName => str_(out, r.route_name.as_deref()),
+        Op::Req(primary, alt) => match (header(out, primary), alt) {
+            (None, Some(alt)) => header(out, alt),
             (v, _) => v,
         },
-        Op::Resp(i) => r
-            .resp_headers
-            .get(*i)
-            .and_then(|v| v.as_ref())
-            .map_or(Nil, |v| {
-                Str(String::from_utf8_lossy(v.as_bytes()).into_owned())
-            }),
-        Op::Unknown => Nil,
+        Op::Resp(i) => r.resp_headers.get(*i).and_then(|v| v.as_ref()).map(|v| {
+            put_value(out, v);
+            ValueType::Str
+        }),
+        Op::Unknown => None,
     }
 }
 
-fn truncate(mut s: String, max_len: Option<usize>) -> String {
+fn put_num(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// A header value as text (bytes that are not UTF-8 become U+FFFD, so a line stays UTF-8).
+fn put_value(out: &mut Vec<u8>, v: &HeaderValue) {
+    match std::str::from_utf8(v.as_bytes()) {
+        Ok(s) => out.extend_from_slice(s.as_bytes()),
+        Err(_) => out.extend_from_slice(String::from_utf8_lossy(v.as_bytes()).as_bytes()),
+    }
+}
+
+/// `1.2.3.4:80` / `[::1]:80` (or the address alone), as `Display` writes them; IPv4 without
+/// the formatting machinery, which cost ~1.2k instructions per address.
+fn put_addr(out: &mut Vec<u8>, a: SocketAddr, port: bool) {
+    match a {
+        SocketAddr::V4(v4) => {
+            put_ipv4(out, *v4.ip());
+            if port {
+                out.push(b':');
+                put_num(out, v4.port());
+            }
+        }
+        SocketAddr::V6(_) if port => {
+            let _ = write!(out, "{a}");
+        }
+        SocketAddr::V6(v6) => {
+            let _ = write!(out, "{}", v6.ip());
+        }
+    }
+}
+
+fn put_ipv4(out: &mut Vec<u8>, ip: Ipv4Addr) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        put_num(out, octet);
+    }
+}
+
+/// Cuts what was appended since `start` to at most `max_len` bytes, at a character boundary.
+fn truncate_from(out: &mut Vec<u8>, start: usize, max_len: Option<usize>) {
     if let Some(max) = max_len
-        && s.len() > max
+        && out.len() - start > max
     {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
+        let mut end = start + max;
+        // UTF-8 continuation bytes are 0b10xxxxxx: back up to a character's first byte.
+        while end > start && out[end] & 0xC0 == 0x80 {
             end -= 1;
         }
-        s.truncate(end);
+        out.truncate(end);
     }
-    s
 }
 
-fn render_text(tokens: &[Token], r: &LogRecord) -> String {
-    let mut out = String::with_capacity(256);
+fn render_text_into(tokens: &[Token], r: &LogRecord, out: &mut Vec<u8>) {
     for t in tokens {
         match t {
-            Token::Literal(s) => out.push_str(s),
-            Token::Op { op, max_len } => match render_op(op, r) {
-                Rendered::Str(s) => out.push_str(&truncate(s, *max_len)),
-                Rendered::Num(n) => {
-                    let _ = write!(out, "{n}");
+            Token::Literal(s) => out.extend_from_slice(s.as_bytes()),
+            Token::Op { op, max_len } => {
+                let start = out.len();
+                match put_op(op, r, out) {
+                    Some(_) => truncate_from(out, start, *max_len),
+                    None => out.push(b'-'),
                 }
-                Rendered::None => out.push('-'),
-            },
+            }
         }
     }
-    out
 }
 
-fn render_json(fields: &[(String, Vec<Token>)], r: &LogRecord) -> String {
-    let mut map = serde_json::Map::new();
-    for (key, tokens) in fields {
-        let value = match tokens.as_slice() {
-            // A lone operator keeps its type, as Envoy's typed JSON does.
-            [Token::Op { op, max_len }] => match render_op(op, r) {
-                Rendered::Str(s) => serde_json::Value::String(truncate(s, *max_len)),
-                Rendered::Num(n) => serde_json::Value::from(n),
-                Rendered::None => serde_json::Value::Null,
-            },
-            _ => serde_json::Value::String(render_text(tokens, r)),
-        };
-        map.insert(key.clone(), value);
+#[cfg(test)]
+fn render_text(tokens: &[Token], r: &LogRecord) -> String {
+    let mut out = Vec::new();
+    render_text_into(tokens, r, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn render_json_into(fields: &[(String, Vec<Token>)], r: &LogRecord, out: &mut Vec<u8>) {
+    thread_local! {
+        static VALUE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    serde_json::Value::Object(map).to_string()
+    out.push(b'{');
+    VALUE.with_borrow_mut(|value| {
+        for (i, (key, tokens)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key.as_bytes());
+            value.clear();
+            let kind = match tokens.as_slice() {
+                // A lone operator keeps its type, as Envoy's typed JSON does.
+                [Token::Op { op, max_len }] => {
+                    let kind = put_op(op, r, value);
+                    truncate_from(value, 0, *max_len);
+                    kind
+                }
+                _ => {
+                    render_text_into(tokens, r, value);
+                    Some(ValueType::Str)
+                }
+            };
+            match kind {
+                None => out.extend_from_slice(b"null"),
+                Some(ValueType::Num) => out.extend_from_slice(value),
+                // Everything rendered is UTF-8 (header values are converted lossily).
+                Some(ValueType::Str) => {
+                    let s = String::from_utf8_lossy(value);
+                    let _ = serde_json::to_writer(&mut *out, s.as_ref());
+                }
+            }
+        }
+    });
+    out.push(b'}');
 }
 
 impl AccessLogs {
@@ -595,12 +683,13 @@ impl AccessLogs {
     pub fn stdout_istio_json() -> AccessLogs {
         let mut out = AccessLogs::default();
         let mut notes = Vec::new();
-        let fields = ISTIO_JSON_FORMAT
+        let mut fields: Vec<_> = ISTIO_JSON_FORMAT
             .iter()
-            .map(|(k, f)| ((*k).to_owned(), out.parse(f, &mut notes)))
+            .map(|(k, f)| (json_key(k), out.parse(f, &mut notes)))
             .collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
         out.loggers.push(Logger {
-            sink: Sink::Stdout,
+            sink: Sink::stdout(),
             format: Format::Json(fields),
         });
         out
@@ -609,17 +698,43 @@ impl AccessLogs {
 
 /// `2023-10-31T14:52:14.279Z`, Envoy's default `%START_TIME%`.
 pub fn rfc3339_millis(t: SystemTime) -> String {
+    let mut out = Vec::with_capacity(24);
+    put_rfc3339_millis(&mut out, t);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Appends `t` as [`rfc3339_millis`] does. The part up to the second is formatted once per
+/// second per thread (the formatting machinery cost ~3k instructions per line).
+fn put_rfc3339_millis(out: &mut Vec<u8>, t: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
     let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    let (cached, mut text) = SECOND.get();
+    if cached != secs {
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days as i64);
+        let mut w = &mut text[..];
+        // Years past 9999 do not fit and are cut; Envoy's clock will not get there first.
+        let _ = write!(
+            w,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        );
+        SECOND.set((secs, text));
+    }
+    out.extend_from_slice(&text);
+    let ms = since.subsec_millis();
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+        b'Z',
+    ]);
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian, UTC).
@@ -714,6 +829,56 @@ mod tests {
         assert_eq!(v["upstream_service_time"], "9");
         assert_eq!(v["x_forwarded_for"], serde_json::Value::Null);
         assert_eq!(v["response_flags"], "-");
+    }
+
+    #[test]
+    fn json_escapes_and_keeps_types_and_addresses_print_as_display_does() {
+        let mut logs = AccessLogs::default();
+        let mut notes = Vec::new();
+        let fields = vec![
+            (json_key("ua"), logs.parse("%REQ(USER-AGENT)%", &mut notes)),
+            (json_key("code"), logs.parse("%RESPONSE_CODE%", &mut notes)),
+            (
+                json_key("mixed"),
+                logs.parse("%RESPONSE_CODE% at %DOWNSTREAM_REMOTE_ADDRESS%", &mut notes),
+            ),
+            (
+                json_key("peer"),
+                logs.parse("%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", &mut notes),
+            ),
+            (json_key("up"), logs.parse("%UPSTREAM_HOST%", &mut notes)),
+            (json_key("none"), logs.parse("%ROUTE_NAME%", &mut notes)),
+        ];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "user-agent",
+            HeaderValue::from_bytes(b"say \"hi\" \\ \xff").expect("value"),
+        );
+        let mut r = LogRecord {
+            response_code: 503,
+            downstream_remote: Some("[2001:db8::1%3]:40804".parse().expect("addr")),
+            upstream_host: Some("10.0.0.255:9080".parse().expect("addr")),
+            ..Default::default()
+        };
+        logs.capture_request(&mut r, &h);
+        let mut line = Vec::new();
+        Format::Json(fields).render(&r, &mut line);
+        let v: serde_json::Value = serde_json::from_slice(&line).expect("valid JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "ua": "say \"hi\" \\ \u{fffd}",
+                "code": 503,
+                "mixed": "503 at [2001:db8::1%3]:40804",
+                "peer": "2001:db8::1",
+                "up": "10.0.0.255:9080",
+                "none": null,
+            })
+        );
+        let a: SocketAddr = "10.0.0.255:9080".parse().expect("addr");
+        let mut out = Vec::new();
+        put_addr(&mut out, a, true);
+        assert_eq!(out, a.to_string().as_bytes());
     }
 
     #[test]
