@@ -544,12 +544,10 @@ fn parse_head(
         let start = h.value.as_ptr() as usize - base;
         scratch.push((name, start, start + h.value.len()));
     }
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or any request with more than one,
-    // is refused. Envoy refuses a missing Host too (unless an absolute-form target names
-    // the authority), but joins several into `a,b`; refusing is stricter: the route would
-    // be chosen on a value neither the client nor a front proxy that took the first (or
-    // last) line meant.
-    if hosts > 1 || (hosts == 0 && version == Version::HTTP_11 && path.starts_with('/')) {
+    // RFC 9112 §3.2: a request with more than one Host is refused. Envoy joins them into
+    // `a,b`; refusing is stricter: the route would be chosen on a value neither the client
+    // nor a front proxy that took the first (or last) line meant.
+    if hosts > 1 {
         return Err(Refused::Bad);
     }
     // RFC 9112 §6.3: a request with Transfer-Encoding must end in chunked; with both
@@ -565,12 +563,26 @@ fn parse_head(
             Some(n) => Framing::Length(n),
         }
     };
+    // RFC 9110 §9.3.6: CONNECT has no content; bytes after its head belong to the tunnel,
+    // so a declared body is refused, as Envoy does (400 for a length, 501 for a coding).
+    if framing != Framing::Done && method == Method::CONNECT {
+        return Err(if te_lines > 0 {
+            Refused::Unsupported
+        } else {
+            Refused::Bad
+        });
+    }
     // The previous response's map, emptied: its allocation is reused.
     let mut map = std::mem::take(spare);
     let head =
         fields_into_map(rbuf, len, scratch, &mut map, ADDED_HEADERS).map_err(|_| Refused::Bad)?;
     let uri = Uri::from_maybe_shared(head.slice(path_range.0..path_range.0 + path_range.1))
         .map_err(|_| Refused::Bad)?;
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused, as Envoy does, unless its
+    // target names the authority (absolute-form).
+    if hosts == 0 && version == Version::HTTP_11 && uri.authority().is_none() {
+        return Err(Refused::Bad);
+    }
     let mut req = Request::new(());
     *req.method_mut() = method;
     *req.uri_mut() = uri;

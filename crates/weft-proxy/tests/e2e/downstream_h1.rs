@@ -361,6 +361,10 @@ fn post(fields: &str, body: &str) -> String {
     format!("POST /up HTTP/1.1\r\nHost: h\r\n{fields}\r\n{body}")
 }
 
+fn connect_request(fields: &str, body: &str) -> String {
+    format!("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n{fields}\r\n{body}")
+}
+
 #[tokio::test]
 async fn ambiguous_request_framing_is_refused_and_never_forwarded() {
     let up = RecordingUpstream::start().await;
@@ -472,6 +476,17 @@ async fn ambiguous_request_framing_is_refused_and_never_forwarded() {
             post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"),
             "501",
         ),
+        // RFC 9110 §9.3.6: CONNECT has no content (Envoy: 400 and 501 too).
+        (
+            "CONNECT with a length",
+            connect_request("Content-Length: 5\r\n", "hello"),
+            "400",
+        ),
+        (
+            "CONNECT with a coding",
+            connect_request("Transfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+            "501",
+        ),
         // Envoy unfolds obs-fold and drops a CR inside a value; RFC 9112 §5.2 and §2.2
         // allow refusing both, which no two parsers can disagree about.
         (
@@ -507,6 +522,11 @@ async fn ambiguous_request_framing_is_refused_and_never_forwarded() {
             "400",
         ),
         ("no Host", "GET /up HTTP/1.1\r\n\r\n".into(), "400"),
+        (
+            "no Host, asterisk-form",
+            "OPTIONS * HTTP/1.1\r\n\r\n".into(),
+            "400",
+        ),
         // RFC 9112 §3.2 (Envoy joins them into `a,b` and routes on that).
         (
             "two Hosts",
