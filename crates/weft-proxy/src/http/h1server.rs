@@ -641,6 +641,7 @@ fn encode_head(
     mut keep_alive: bool,
     upgrading: bool,
 ) -> (Out, bool) {
+    wbuf.reserve(crate::http1::FIRST_WRITE);
     let status = parts.status;
     // An HTTP/1.0 client gets an HTTP/1.0 status line (as hyper's server wrote).
     let v = if version == Version::HTTP_10 {

@@ -232,6 +232,7 @@ impl Writer {
 
 /// Encodes the request head into `wbuf`; returns whether the body goes chunked.
 fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
+    wbuf.reserve(crate::http1::FIRST_WRITE);
     wbuf.extend_from_slice(req.method().as_str().as_bytes());
     wbuf.push(b' ');
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
