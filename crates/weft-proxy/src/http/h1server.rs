@@ -293,6 +293,12 @@ impl Body for H1RequestBody {
         let this = self.get_mut();
         loop {
             let Some(r) = this.reader.as_mut() else {
+                // A failed body stays failed: polled again, it must not look complete.
+                if this.framing == Framing::Failed {
+                    return Poll::Ready(Some(Err(Box::new(RequestBodyError::Protocol(
+                        "request body already failed",
+                    )))));
+                }
                 return Poll::Ready(None);
             };
             if this.wants_continue {

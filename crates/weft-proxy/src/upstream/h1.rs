@@ -194,7 +194,12 @@ impl Writer {
             {
                 let frame = match frame {
                     None => None,
-                    Some(Err(e)) => return Poll::Ready(Err(H1Error::Body(e))),
+                    Some(Err(e)) => {
+                        // The body is spent too: sent again, what is left of it (nothing)
+                        // would reach the upstream as a complete, empty body.
+                        self.polled = true;
+                        return Poll::Ready(Err(H1Error::Body(e)));
+                    }
                     Some(Ok(f)) => {
                         self.polled = true;
                         Some(f)

@@ -4,6 +4,7 @@
 mod admin;
 mod bootstrap;
 mod differential;
+mod differential_framing;
 mod differential_resilience;
 mod downstream_h1;
 mod resilience;

