@@ -197,3 +197,118 @@ fn invalid_bootstraps_are_rejected_naming_the_field() {
         "{stderr}"
     );
 }
+
+/// An upstream on 127.0.0.1:0 that answers the head and one chunk of a body, then stalls.
+fn stalling_upstream() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n");
+            held.push(s);
+        }
+    });
+    addr
+}
+
+/// A response the drain could not wait for is cut when `weft proxy` exits; its access-log
+/// line (written as the runtime shuts down) must still reach the file, as every line did
+/// when they were written from the request path.
+#[test]
+fn weft_proxy_writes_the_access_log_lines_of_responses_cut_at_exit() {
+    let up = stalling_upstream();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bootstrap.yaml");
+    let log = dir.path().join("access.log");
+    let ready = dir.path().join("stdout.txt");
+    let listen = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+static_resources:
+  listeners:
+  - name: in
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listen} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: in
+          access_log:
+          - name: file
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
+              path: {log}
+              log_format: {{ text_format_source: {{ inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)%\n" }} }}
+          route_config:
+            virtual_hosts:
+            - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: upstream }} }}] }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+  clusters:
+  - name: upstream
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: upstream
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]
+"#,
+            listen = listen,
+            log = log.display(),
+            port = up.port()
+        ),
+    )
+    .expect("write bootstrap");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["proxy", "-c"])
+        .arg(&config)
+        .args(["--concurrency", "1", "--drain-time-s", "0"])
+        .stdout(std::fs::File::create(&ready).expect("stdout file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn weft");
+    wait_for("ready line", || {
+        std::fs::read_to_string(&ready)
+            .ok()
+            .filter(|s| s.contains("weft proxy ready"))
+    });
+    let mut c = TcpStream::connect(("127.0.0.1", listen)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(b"GET /cut HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("write");
+    // The head and the first chunk have arrived: the response is in flight.
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("hello") {
+        let mut buf = [0u8; 1024];
+        let n = c.read(&mut buf).expect("read the response");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = wait_for("exit after SIGTERM", || child.try_wait().ok().flatten());
+    assert!(exit.success(), "{exit:?}");
+    // The process is gone: whatever it wrote is all there will be.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        "200 DC /cut\n"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

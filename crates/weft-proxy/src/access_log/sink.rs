@@ -66,10 +66,21 @@ struct State {
     closed: bool,
 }
 
-/// Live destinations by path, so loggers naming the same one share it.
-static SINKS: Mutex<Vec<(String, Weak<Sink>)>> = Mutex::new(Vec::new());
+/// A destination as the registry knows it.
+#[derive(Debug)]
+struct Entry {
+    path: String,
+    /// Loggers open the same path through this while any holds it.
+    sink: Weak<Sink>,
+    /// [`flush_all`] writes through this until the flusher has ended, also after the last
+    /// logger is gone: the process may be about to exit before that flusher gets to run.
+    shared: Weak<Shared>,
+}
 
-fn sinks() -> MutexGuard<'static, Vec<(String, Weak<Sink>)>> {
+/// Destinations by path, so loggers naming the same one share it.
+static SINKS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+
+fn sinks() -> MutexGuard<'static, Vec<Entry>> {
     SINKS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -99,11 +110,11 @@ impl Sink {
 
     fn shared<E>(path: &str, make: impl FnOnce() -> Result<Output, E>) -> Result<Arc<Sink>, E> {
         let mut all = sinks();
-        all.retain(|(_, s)| s.strong_count() > 0);
+        all.retain(|e| e.shared.strong_count() > 0);
         if let Some(s) = all
             .iter()
-            .find(|(p, _)| p == path)
-            .and_then(|(_, s)| s.upgrade())
+            .filter(|e| e.path == path)
+            .find_map(|e| e.sink.upgrade())
         {
             return Ok(s);
         }
@@ -121,7 +132,11 @@ impl Sink {
                 "access log flusher did not start; lines are written when the proxy drains"
             );
         }
-        all.push((path.to_owned(), Arc::downgrade(&sink)));
+        all.push(Entry {
+            path: path.to_owned(),
+            sink: Arc::downgrade(&sink),
+            shared: Arc::downgrade(&sink.shared),
+        });
         Ok(sink)
     }
 
@@ -159,8 +174,9 @@ impl Sink {
         }
     }
 
-    /// Writes what is waiting now.
-    pub fn flush(&self) {
+    /// Writes what is waiting now ([`flush_all`] is what the proxy calls).
+    #[cfg(test)]
+    fn flush(&self) {
         self.shared.flush();
     }
 }
@@ -248,10 +264,12 @@ impl Shared {
     }
 }
 
-/// Writes every destination's waiting lines now.
+/// Writes every destination's waiting lines now, including those of a destination whose
+/// last logger is gone and whose flusher has not finished yet (their lines were logged as
+/// the runtime shut down, cutting the connections still open).
 pub fn flush_all() {
-    let live: Vec<Arc<Sink>> = sinks().iter().filter_map(|(_, s)| s.upgrade()).collect();
-    for s in live {
+    let all: Vec<Arc<Shared>> = sinks().iter().filter_map(|e| e.shared.upgrade()).collect();
+    for s in all {
         s.flush();
     }
 }
@@ -291,6 +309,27 @@ mod tests {
         b.append(b"four\n");
         drop((a, b));
         eventually("last line", || read(&path) == "one\ntwo\nthree\nfour\n");
+    }
+
+    #[test]
+    fn flush_all_writes_a_closed_destination_its_flusher_has_not_written_yet() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.log");
+        let file = std::fs::File::create(&path).expect("create");
+        let s = Arc::new(Sink::new("c.log", Output::File(file), MAX_BUFFERED));
+        // What the flusher thread holds; this one has not been scheduled since it was woken.
+        let flusher = s.shared.clone();
+        sinks().push(Entry {
+            path: "c.log".to_owned(),
+            sink: Arc::downgrade(&s),
+            shared: Arc::downgrade(&s.shared),
+        });
+        s.append(b"cut at exit\n");
+        drop(s);
+        assert!(flusher.lock().closed);
+        // The process is exiting: what it calls last must write the line.
+        flush_all();
+        assert_eq!(read(&path), "cut at exit\n");
     }
 
     #[test]

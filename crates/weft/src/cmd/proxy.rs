@@ -133,7 +133,12 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         xds,
         status_addr,
     };
-    runtime.block_on(serve(config, options, drain, args.admin_address_path))?;
+    let served = runtime.block_on(serve(config, options, drain, args.admin_address_path));
+    // Shutting the runtime down drops the connections the drain left open, and their
+    // responses' access-log lines are queued then; write them before the process exits.
+    drop(runtime);
+    weft_proxy::access_log::flush_all();
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 
