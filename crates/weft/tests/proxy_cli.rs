@@ -72,28 +72,26 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
-#[test]
-fn weft_proxy_serves_a_bootstrap_and_drains_on_sigterm() {
-    let up = upstream();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("bootstrap.yaml");
-    let admin_path = dir.path().join("admin.txt");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
-static_resources:
+/// A bootstrap with one HTTP listener on `listen` (0: any port) routing everything to the
+/// upstream on `upstream_port`, an admin server on any port when `admin`, and `hcm_extra`
+/// (YAML lines at the connection manager's indentation) added to the connection manager.
+fn bootstrap_yaml(admin: bool, listen: u16, upstream_port: u16, hcm_extra: &str) -> String {
+    let admin = if admin {
+        "admin:\n  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"{admin}static_resources:
   listeners:
-  - name: bench
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 0 }} }}
+  - name: in
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listen} }} }}
     filter_chains:
     - filters:
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: bench
+          stat_prefix: in{hcm_extra}
           route_config:
             virtual_hosts:
             - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: upstream }} }}] }}
@@ -105,12 +103,18 @@ static_resources:
     connect_timeout: 1s
     load_assignment:
       cluster_name: upstream
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]
-"#,
-            port = up.port()
-        ),
+      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {upstream_port} }} }} }} }}] }}]
+"#
     )
-    .expect("write bootstrap");
+}
+
+#[test]
+fn weft_proxy_serves_a_bootstrap_and_drains_on_sigterm() {
+    let up = upstream();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bootstrap.yaml");
+    let admin_path = dir.path().join("admin.txt");
+    std::fs::write(&config, bootstrap_yaml(true, 0, up.port(), "")).expect("write bootstrap");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(["proxy", "-c"])
         .arg(&config)
@@ -226,43 +230,19 @@ fn weft_proxy_writes_the_access_log_lines_of_responses_cut_at_exit() {
     let log = dir.path().join("access.log");
     let ready = dir.path().join("stdout.txt");
     let listen = free_port();
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-static_resources:
-  listeners:
-  - name: in
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {listen} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: in
+    let access_log = format!(
+        r#"
           access_log:
           - name: file
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog
-              path: {log}
-              log_format: {{ text_format_source: {{ inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)%\n" }} }}
-          route_config:
-            virtual_hosts:
-            - {{ name: all, domains: ["*"], routes: [{{ match: {{ prefix: "/" }}, route: {{ cluster: upstream }} }}] }}
-          http_filters:
-          - name: envoy.filters.http.router
-            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
-  clusters:
-  - name: upstream
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: upstream
-      endpoints: [{{ lb_endpoints: [{{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }} }}] }}]
-"#,
-            listen = listen,
-            log = log.display(),
-            port = up.port()
-        ),
+              path: {}
+              log_format: {{ text_format_source: {{ inline_string: "%RESPONSE_CODE% %RESPONSE_FLAGS% %REQ(:PATH)%\n" }} }}"#,
+        log.display()
+    );
+    std::fs::write(
+        &config,
+        bootstrap_yaml(false, listen, up.port(), &access_log),
     )
     .expect("write bootstrap");
     let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))

@@ -428,15 +428,20 @@ async fn ambiguous_response_framing_is_a_protocol_error() {
             "{path}"
         );
         // The connection that carried it is gone: the next request opens another.
-        let accepts = up.accepts();
-        let r = c.get("h", "/", &[]).await.expect("reply");
-        assert_eq!(
-            (r.status.as_u16(), r.text().as_str()),
-            (200, "clean"),
-            "{path}"
-        );
-        assert_eq!(up.accepts(), accepts + 1, "{path}: not reused");
+        next_is_clean_on_a_new_connection(&up, &mut c, path).await;
     }
+}
+
+/// The next request is answered `clean` over a connection the upstream has just accepted.
+async fn next_is_clean_on_a_new_connection(up: &RawUpstream, c: &mut HttpClient, path: &str) {
+    let accepts = up.accepts();
+    let r = c.get("h", "/", &[]).await.expect("reply");
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (200, "clean"),
+        "{path}"
+    );
+    assert_eq!(up.accepts(), accepts + 1, "{path}: not reused");
 }
 
 #[tokio::test]
@@ -462,14 +467,7 @@ async fn bytes_beyond_a_response_never_reach_the_next_request() {
             "{path}"
         );
         // Had the connection been pooled, this request would be answered INJECT.
-        let accepts = up.accepts();
-        let r = c.get("h", "/", &[]).await.expect("reply");
-        assert_eq!(
-            (r.status.as_u16(), r.text().as_str()),
-            (200, "clean"),
-            "{path}"
-        );
-        assert_eq!(up.accepts(), accepts + 1, "{path}: not reused");
+        next_is_clean_on_a_new_connection(&up, &mut c, path).await;
     }
 }
 
