@@ -151,13 +151,7 @@ fn weft_proxy_serves_a_bootstrap_and_drains_on_sigterm() {
         "{reply}"
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let exit = wait_for("exit after SIGTERM", || child.try_wait().ok().flatten());
-    assert!(exit.success(), "{exit:?}");
+    terminate(&mut child);
     let mut stderr = String::new();
     child
         .stderr
@@ -271,6 +265,16 @@ fn weft_proxy_writes_the_access_log_lines_of_responses_cut_at_exit() {
         assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
     }
+    terminate(&mut child);
+    // The process is gone: whatever it wrote is all there will be.
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        "200 DC /cut\n"
+    );
+}
+
+/// Sends SIGTERM and waits for a clean exit (the drain path).
+fn terminate(child: &mut std::process::Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -278,11 +282,6 @@ fn weft_proxy_writes_the_access_log_lines_of_responses_cut_at_exit() {
     assert!(status.success());
     let exit = wait_for("exit after SIGTERM", || child.try_wait().ok().flatten());
     assert!(exit.success(), "{exit:?}");
-    // The process is gone: whatever it wrote is all there will be.
-    assert_eq!(
-        std::fs::read_to_string(&log).unwrap_or_default(),
-        "200 DC /cut\n"
-    );
 }
 
 fn free_port() -> u16 {

@@ -1,7 +1,7 @@
 //! The inline downstream HTTP/1.1 server, driven byte by byte from raw client sockets:
 //! pipelining, `Expect: 100-continue`, HTTP/1.0 keep-alive, refused framing.
 
-use crate::{any_host, bootstrap, http_listener, start, static_cluster};
+use crate::{any_host, bootstrap, http_listener, read_to_close, start, static_cluster};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,16 +34,6 @@ async fn connect(proxy: &ProxyHandle) -> TcpStream {
     TcpStream::connect(proxy.listener_addr("in").expect("bound"))
         .await
         .expect("connect")
-}
-
-/// Reads until the peer closes (bounded by 5 s).
-async fn read_to_close(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("the proxy closes the connection")
-        .expect("read");
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Reads until `out` contains `needle` (bounded by 5 s).

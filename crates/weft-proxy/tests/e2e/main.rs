@@ -72,6 +72,17 @@ pub fn bootstrap(listeners: Vec<Value>, clusters: Vec<Value>) -> Value {
 }
 
 /// Parses and starts a proxy.
+/// Reads until the peer closes the connection (bounded by 5 s).
+pub async fn read_to_close(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the peer closes the connection")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub async fn start(bootstrap: &Value) -> ProxyHandle {
     let config = ProxyConfig::parse(&bootstrap.to_string(), Format::Json).expect("valid bootstrap");
     weft_proxy::start(config).await.expect("proxy starts")

@@ -688,6 +688,15 @@ pub(crate) async fn read_n(s: &mut tokio::net::TcpStream, n: usize) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Reads a response head byte by byte, so what follows it stays unread.
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    let mut head = String::new();
+    while !head.ends_with("\r\n\r\n") {
+        head.push_str(&read_n(s, 1).await);
+    }
+    head
+}
+
 #[tokio::test]
 async fn an_upgrade_request_body_leads_the_tunnel() {
     let (backend, mut heads) = raw_upgrade_backend().await;
@@ -710,10 +719,7 @@ async fn an_upgrade_request_body_leads_the_tunnel() {
     s.write_all(b"GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 10\r\n\r\nhello")
         .await
         .expect("write");
-    let mut head = String::new();
-    while !head.ends_with("\r\n\r\n") {
-        head.push_str(&read_n(&mut s, 1).await);
-    }
+    let head = read_head(&mut s).await;
     assert!(head_of(&head).starts_with("http/1.1 101"), "{head}");
     let upstream_head = heads.recv().await.expect("upstream head");
     assert!(
@@ -732,10 +738,7 @@ async fn an_upgrade_request_body_leads_the_tunnel() {
     s.write_all(format!("POST /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nTransfer-Encoding: chunked\r\n\r\n{chunked}").as_bytes())
         .await
         .expect("write");
-    let mut head = String::new();
-    while !head.ends_with("\r\n\r\n") {
-        head.push_str(&read_n(&mut s, 1).await);
-    }
+    let head = read_head(&mut s).await;
     assert!(head_of(&head).starts_with("http/1.1 101"), "{head}");
     let upstream_head = heads.recv().await.expect("upstream head");
     assert!(
@@ -750,12 +753,7 @@ async fn an_upgrade_request_body_leads_the_tunnel() {
     s.write_all(b"GET /off HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhelloGET /off HTTP/1.1\r\nHost: h\r\n\r\n")
         .await
         .expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("the proxy closes the connection")
-        .expect("read");
-    let out = String::from_utf8_lossy(&out).to_lowercase();
+    let out = crate::read_to_close(&mut s).await.to_lowercase();
     assert!(out.starts_with("http/1.1 403"), "{out}");
     assert!(out.contains("connection: close"), "{out}");
     assert_eq!(out.matches("http/1.1").count(), 1, "one answer: {out}");

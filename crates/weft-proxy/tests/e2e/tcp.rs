@@ -26,15 +26,6 @@ fn tcp_listener(name: &str, spec: Value) -> Value {
     })
 }
 
-async fn read_all(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("EOF in time")
-        .expect("read");
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[tokio::test]
 async fn tcp_proxy_passes_bytes_and_half_close() {
     let echo = TcpEcho::start("t1").await;
@@ -55,7 +46,7 @@ async fn tcp_proxy_passes_bytes_and_half_close() {
     assert_eq!(&buf, b"ping\n");
     // Half-close: our FIN reaches the backend, which still gets to answer.
     s.shutdown().await.expect("shutdown write");
-    assert_eq!(read_all(&mut s).await, "bye from t1\n");
+    assert_eq!(crate::read_to_close(&mut s).await, "bye from t1\n");
 }
 
 #[tokio::test]
@@ -76,7 +67,7 @@ async fn tcp_weighted_clusters_and_idle_timeout() {
     for _ in 0..40 {
         let mut s = TcpStream::connect(addr).await.expect("connect");
         s.shutdown().await.expect("shutdown");
-        seen.insert(read_all(&mut s).await);
+        seen.insert(crate::read_to_close(&mut s).await);
         if seen.len() == 2 {
             break;
         }
@@ -84,7 +75,7 @@ async fn tcp_weighted_clusters_and_idle_timeout() {
     assert_eq!(seen.len(), 2, "{seen:?}");
     // Idle: nothing moves, so the proxy closes the connection after 0.2 s.
     let mut s = TcpStream::connect(addr).await.expect("connect");
-    assert_eq!(read_all(&mut s).await, "");
+    assert_eq!(crate::read_to_close(&mut s).await, "");
 }
 
 #[tokio::test]
@@ -171,7 +162,7 @@ async fn tcp_access_log_records_bytes_and_upstream() {
         .expect("connect");
     s.write_all(b"12345").await.expect("write");
     s.shutdown().await.expect("shutdown");
-    assert_eq!(read_all(&mut s).await, "12345bye from t\n");
+    assert_eq!(crate::read_to_close(&mut s).await, "12345bye from t\n");
     let read = || std::fs::read_to_string(&path).unwrap_or_default();
     weft_testkit::assert_eventually!(!read().is_empty(), "tcp log line");
     assert_eq!(read(), format!("t {} 5 16 -\n", echo.addr));
