@@ -867,6 +867,10 @@ pub(super) async fn serve(
         scratch: Vec::new(),
         spare: HeaderMap::new(),
     };
+    // The requests' timer (route and per-try timeouts...), kept for the connection's life:
+    // requests come one at a time, and reusing it spares the timer wheel a registration
+    // and a removal per request (see `send_within`).
+    let mut timer = pin!(super::timeout::unarmed_timer(tokio::time::Instant::now()));
     let mut first = true;
     loop {
         let next = poll_fn(|cx| {
@@ -967,7 +971,7 @@ pub(super) async fn serve(
         let mut lent = home;
         let mut read_clean = !raw_upgrade;
         let resp = {
-            let mut handler = pin!(manager.handle(req, &ds));
+            let mut handler = pin!(manager.handle(req, &ds, timer.as_mut()));
             poll_fn(|cx| {
                 if let Poll::Ready(resp) = handler.as_mut().poll(cx) {
                     return Poll::Ready(Some(resp));

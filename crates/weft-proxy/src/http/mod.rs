@@ -51,6 +51,7 @@ use hyper_util::server::conn::auto;
 use respond::LocalReply;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
@@ -179,6 +180,7 @@ impl HttpManager {
             manager: self.clone(),
             ds,
             activity: ConnActivity::new(),
+            epoch: tokio::time::Instant::now(),
         });
         let per_request = shared.clone();
         let svc = hyper::service::service_fn(move |req| {
@@ -188,9 +190,11 @@ impl HttpManager {
             // request.
             crate::runtime::boxed_in_place(move || async move {
                 c.activity.begin();
+                // HTTP/2 streams run concurrently: a timer each, registered only if used.
+                let timer = std::pin::pin!(timeout::unarmed_timer(c.epoch));
                 let resp = c
                     .manager
-                    .handle(req.map(DownstreamBody::Hyper), &c.ds)
+                    .handle(req.map(DownstreamBody::Hyper), &c.ds, timer)
                     .await;
                 c.activity.end();
                 Ok::<_, Infallible>(resp)
@@ -227,11 +231,14 @@ impl HttpManager {
         }
     }
 
-    /// Handles one request; never fails (errors become local replies).
+    /// Handles one request; never fails (errors become local replies). `timer` is where the
+    /// request's limits are timed: a connection serving one request at a time lends the same
+    /// timer to each (see [`send_within`]); its deadline on entry does not matter.
     pub async fn handle(
         &self,
         mut req: Request<DownstreamBody>,
         ds: &Downstream,
+        timer: Pin<&mut tokio::time::Sleep>,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         self.stats.rq_total.inc();
@@ -347,7 +354,7 @@ impl HttpManager {
                     upgrade,
                 };
                 let chosen = chosen.unwrap_or_else(|| (Arc::from(""), None));
-                self.forward(req, authority, f, chosen, mutations, ds, rq)
+                self.forward(req, authority, f, chosen, mutations, ds, rq, timer)
                     .await
             }
         }
@@ -517,6 +524,7 @@ impl HttpManager {
         mut mutations: Mutations<'r>,
         ds: &Downstream,
         rq: RequestCx,
+        mut timer: Pin<&mut tokio::time::Sleep>,
     ) -> Response<ResponseBody> {
         let RequestCx {
             request_id,
@@ -745,7 +753,7 @@ impl HttpManager {
                         endpoint.send(req, opts, stats).await
                     }
                 });
-                send_within(send, &timeouts, done).await
+                send_within(send, &timeouts, done, timer.as_mut()).await
             };
             match &result {
                 Ok(Ok(resp)) => cluster.report(&endpoint, Outcome::Http(resp.status().as_u16())),
@@ -1281,6 +1289,9 @@ struct ConnShared {
     manager: Arc<HttpManager>,
     ds: Downstream,
     activity: ConnActivity,
+    /// When the connection started (for [`timeout::unarmed_timer`], without a clock read
+    /// per request).
+    epoch: tokio::time::Instant,
 }
 
 /// Per-request facts carried from `handle` into `forward`.
@@ -1375,10 +1386,20 @@ struct Attempt {
 
 /// Runs one upstream exchange until response headers or the first limit that fires.
 /// `request_timeout` only counts while the request body is still arriving.
+///
+/// The limit is timed on `timer`, which an HTTP/1.1 connection keeps from one request to
+/// the next. A timer still armed for no later than the limit is left as it is; if it fires
+/// first, the re-plan moves it to the limit. A keep-alive connection so registers it in
+/// tokio's timer wheel about once per timeout period, and takes it out when it closes (a
+/// fresh `sleep_until` per request was registered at first poll and taken out at drop:
+/// ≈580 instructions per request). Responses almost always arrive long before the limit:
+/// a timer armed for an earlier request fires once at most while the connection is idle, a
+/// spurious wake-up of its task, and stays unregistered until the next request's limit.
 async fn send_within<F, T>(
-    mut send: std::pin::Pin<&mut F>,
+    mut send: Pin<&mut F>,
     timeouts: &Timeouts,
     done: &BodyDone,
+    mut timer: Pin<&mut tokio::time::Sleep>,
 ) -> Result<T, Fired>
 where
     F: std::future::Future<Output = T>,
@@ -1398,13 +1419,23 @@ where
         };
         let Some((at, kind)) = plan(done) else {
             tokio::select! {
+                biased;
                 r = &mut send => return Ok(r),
                 _ = done.wait(), if body_pending => continue,
             }
         };
+        // A timer still armed for no later than this limit is left alone: when it fires,
+        // the re-plan below moves it on (a reset costs ~100 instructions, even when tokio
+        // only extends the registered deadline). One that fired already, or is set to fall
+        // after this limit, is moved now.
+        if timer.deadline() > at || timer.is_elapsed() {
+            timer.as_mut().reset(at);
+        }
         tokio::select! {
+            // The response first when both are ready (and no random start per poll).
+            biased;
             r = &mut send => return Ok(r),
-            _ = tokio::time::sleep_until(at) => {
+            _ = timer.as_mut() => {
                 // Something may have moved the limit (body ended, bytes arrived): re-plan.
                 if plan(done).is_none_or(|(next, _)| next > tokio::time::Instant::now()) {
                     continue;

@@ -112,6 +112,17 @@ pub(super) struct Timeouts {
     pub(super) rewrite_grpc_timeout: bool,
 }
 
+/// Later than any limit in practice (a century): see [`unarmed_timer`]. (A later limit
+/// still works: the timer fires first and `send_within` re-plans.)
+const UNARMED: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A timer for a request's limits that is not armed: not registered with the runtime
+/// until polled, and set to fall after any limit, so the first limit moves it (`send_within`
+/// leaves a timer alone that falls no later than its limit). `now` is any recent instant.
+pub(super) fn unarmed_timer(now: Instant) -> tokio::time::Sleep {
+    tokio::time::sleep_until(now + UNARMED)
+}
+
 static GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
 
 /// Parses a `grpc-timeout` header: up to 8 digits and a unit (H, M, S, m, u, n).

@@ -350,6 +350,54 @@ async fn route_timeouts_end_in_504_ut_and_cover_the_response_body() {
     );
 }
 
+/// A keep-alive connection reuses one timer for its requests' limits: each request still
+/// gets its own route timeout, whether it is later or earlier than the one before.
+#[tokio::test]
+async fn route_timeouts_fire_on_later_requests_of_a_keep_alive_connection() {
+    let b = EchoServer::start("b").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let routes = any_host(json!([
+        {"match": {"prefix": "/fast"}, "route": {"cluster": "b", "timeout": "0.3s"}},
+        {"match": {"prefix": "/slow"}, "route": {"cluster": "b", "timeout": "0.3s", "prefix_rewrite": "/delay/3000"}},
+        // Envoy's default route timeout (15 s).
+        {"match": {"prefix": "/default"}, "route": {"cluster": "b"}},
+    ]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, with_log(json!({}), &log))],
+        vec![static_cluster("b", &[b.addr])],
+    ))
+    .await;
+    // One connection throughout: a reply that closed it would fail the next request.
+    let mut c = client(&proxy).await;
+    // A quick answer, then a request whose limit falls after the one armed for it.
+    let r = c.get("h", "/fast", &[]).await.expect("fast");
+    assert_eq!((r.status.as_u16(), r.backend()), (200, "b"));
+    let r = c.get("h", "/slow", &[]).await.expect("slow");
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (504, "upstream request timeout")
+    );
+    // A quick answer under the 15 s default, then a limit that falls before it.
+    let r = c.get("h", "/default", &[]).await.expect("default");
+    assert_eq!((r.status.as_u16(), r.backend()), (200, "b"));
+    let r = c.get("h", "/slow", &[]).await.expect("slow again");
+    assert_eq!(
+        (r.status.as_u16(), r.text().as_str()),
+        (504, "upstream request timeout")
+    );
+    assert_eventually!(read_log(&log).len() == 4, "log lines: {:?}", read_log(&log));
+    assert_eq!(
+        read_log(&log),
+        [
+            "200 - via_upstream",
+            "504 UT upstream_response_timeout",
+            "200 - via_upstream",
+            "504 UT upstream_response_timeout",
+        ]
+    );
+}
+
 #[tokio::test]
 async fn per_try_timeouts_retry_on_another_host() {
     let hang = FaultyServer::start(Misbehaviour::NeverAnswer).await;
