@@ -260,22 +260,88 @@ impl BodyEncoder {
 }
 
 /// Names of a parsed head's fields with their value ranges in the read buffer, collected
-/// while the framing headers are read (kept per connection for reuse).
-pub(crate) type FieldRanges = Vec<(HeaderName, usize, usize)>;
+/// while the framing headers are read, and the previous head's names (kept per connection
+/// for reuse).
+#[derive(Debug, Default)]
+pub(crate) struct HeadFields {
+    ranges: Vec<(HeaderName, usize, usize)>,
+    /// The previous head's names by position, each with its spelling on the wire (the end
+    /// of its bytes in `spelled`). A keep-alive peer sends the same names in the same order
+    /// on every message, so a name is usually one comparison of a few bytes instead of
+    /// `HeaderName::from_bytes` (a lowercasing copy and a standard-name search, ~140
+    /// instructions each).
+    seen: Vec<(HeaderName, usize)>,
+    spelled: Vec<u8>,
+}
 
-/// Cuts a parsed head (`len` bytes) off `rbuf` and appends the fields `scratch` recorded to
+/// Names remembered per connection: at most this many, of at most `SPELLED_MAX` bytes in
+/// all (a peer sending odd heads gets no cache, never unbounded memory).
+const SEEN_MAX: usize = 32;
+const SPELLED_MAX: usize = 512;
+
+impl HeadFields {
+    /// Starts a new head.
+    pub(crate) fn clear(&mut self) {
+        self.ranges.clear();
+    }
+
+    /// The name of the head's next field (`raw` as received), validated and lowercased.
+    #[inline]
+    pub(crate) fn name(
+        &mut self,
+        raw: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        let i = self.ranges.len();
+        if let Some((name, end)) = self.seen.get(i) {
+            let start = if i == 0 { 0 } else { self.seen[i - 1].1 };
+            if self.spelled[start..*end] == *raw {
+                return Ok(name.clone());
+            }
+        }
+        self.learn(i, raw)
+    }
+
+    /// A name not seen at position `i` of the previous head: parsed, and remembered in
+    /// place of what was there (what followed is forgotten: later positions are known only
+    /// by their ends).
+    #[inline(never)]
+    fn learn(
+        &mut self,
+        i: usize,
+        raw: &[u8],
+    ) -> Result<HeaderName, http::header::InvalidHeaderName> {
+        let name = HeaderName::from_bytes(raw)?;
+        if i <= self.seen.len() && i < SEEN_MAX {
+            self.seen.truncate(i);
+            let start = self.seen.last().map_or(0, |(_, end)| *end);
+            if start + raw.len() <= SPELLED_MAX {
+                self.spelled.truncate(start);
+                self.spelled.extend_from_slice(raw);
+                self.seen.push((name.clone(), self.spelled.len()));
+            }
+        }
+        Ok(name)
+    }
+
+    /// Records the next field: its name (from [`HeadFields::name`]) and value range.
+    pub(crate) fn push(&mut self, name: HeaderName, start: usize, end: usize) {
+        self.ranges.push((name, start, end));
+    }
+}
+
+/// Cuts a parsed head (`len` bytes) off `rbuf` and appends the fields `fields` recorded to
 /// `map`, each value a slice of the head (no copy), with room for `extra` more headers (the
 /// proxy adds some: no grow-and-rehash later). Returns the head, for other slices of it.
 pub(crate) fn fields_into_map(
     rbuf: &mut BytesMut,
     len: usize,
-    scratch: &mut FieldRanges,
+    fields: &mut HeadFields,
     map: &mut HeaderMap,
     extra: usize,
 ) -> Result<Bytes, http::header::InvalidHeaderValue> {
     let head = rbuf.split_to(len).freeze();
-    map.reserve(scratch.len() + extra);
-    for (name, start, end) in scratch.drain(..) {
+    map.reserve(fields.ranges.len() + extra);
+    for (name, start, end) in fields.ranges.drain(..) {
         map.append(
             name,
             HeaderValue::from_maybe_shared(head.slice(start..end))?,
@@ -366,6 +432,38 @@ pub(crate) fn connection_keep_alive(value: &[u8]) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remembered_names_follow_what_each_head_spells() {
+        let heads: [&[&str]; 5] = [
+            &["Host", "User-Agent", "X-A"],
+            &["Host", "User-Agent", "X-A"],
+            &["host", "X-B", "X-A", "Accept"],
+            &["X-A", "Host"],
+            &["Host", "User-Agent", "X-A"],
+        ];
+        let mut f = HeadFields::default();
+        for head in heads {
+            f.clear();
+            for (i, raw) in head.iter().enumerate() {
+                let name = f.name(raw.as_bytes()).expect("valid");
+                assert_eq!(name.as_str(), raw.to_ascii_lowercase(), "{head:?} at {i}");
+                f.push(name, 0, 0);
+            }
+        }
+        // Invalid names are refused even at a remembered position.
+        f.clear();
+        assert!(f.name(b"Ho st").is_err());
+        // Bounded: a head of many long names remembers at most SPELLED_MAX bytes of them.
+        f.clear();
+        for i in 0..200 {
+            let raw = format!("x-a-rather-long-header-name-number-{i}");
+            let name = f.name(raw.as_bytes()).expect("valid");
+            assert_eq!(name.as_str(), raw);
+            f.push(name, 0, 0);
+        }
+        assert!(f.spelled.len() <= SPELLED_MAX && f.seen.len() <= SEEN_MAX);
+    }
 
     #[test]
     fn content_length_is_one_plain_number() {

@@ -21,13 +21,13 @@ use super::idle::ConnActivity;
 use super::{Downstream, HttpManager};
 use crate::config::listener::Codec;
 use crate::http1::{
-    BodyEncoder, COALESCE, FieldRanges, Framing, connection_keep_alive, content_length,
+    BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, content_length,
     decode_chunked, ends_chunked, fields_into_map, has_token, put_content_length, put_field,
     settle_chunked,
 };
 use crate::proxy::Drain;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -476,7 +476,7 @@ enum Refused {
 fn parse_head(
     rbuf: &mut BytesMut,
     max_head: usize,
-    scratch: &mut FieldRanges,
+    scratch: &mut HeadFields,
     spare: &mut HeaderMap,
 ) -> Result<Option<Head>, Refused> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
@@ -518,7 +518,7 @@ fn parse_head(
         (false, false, false, false);
     scratch.clear();
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| Refused::Bad)?;
+        let name = scratch.name(h.name.as_bytes()).map_err(|_| Refused::Bad)?;
         if name == header::HOST {
             hosts += 1;
         } else if name == header::CONTENT_LENGTH {
@@ -548,7 +548,7 @@ fn parse_head(
             trailers = has_token(h.value, b"trailers");
         }
         let start = h.value.as_ptr() as usize - base;
-        scratch.push((name, start, start + h.value.len()));
+        scratch.push(name, start, start + h.value.len());
     }
     // RFC 9112 §3.2: a request with more than one Host is refused. Envoy joins them into
     // `a,b`; refusing is stricter: the route would be chosen on a value neither the client
@@ -736,7 +736,7 @@ fn encode_head(
 struct Conn {
     rd: Reader,
     wbuf: Vec<u8>,
-    scratch: FieldRanges,
+    scratch: HeadFields,
     /// An emptied header map kept for the next request head (one allocation saved).
     spare: HeaderMap,
 }
@@ -864,7 +864,7 @@ pub(super) async fn serve(
             read_size: MIN_READ,
         },
         wbuf: Vec::new(),
-        scratch: Vec::new(),
+        scratch: HeadFields::default(),
         spare: HeaderMap::new(),
     };
     // The requests' timer (route and per-try timeouts...), kept for the connection's life:

@@ -13,13 +13,13 @@
 
 use crate::http::body::{BoxError, RequestBody};
 use crate::http1::{
-    BodyEncoder, COALESCE, Chunk, FieldRanges, Framing, connection_keep_alive, content_length,
+    BodyEncoder, COALESCE, Chunk, Framing, HeadFields, connection_keep_alive, content_length,
     put_fields,
 };
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::gauge::Gauge;
@@ -76,7 +76,7 @@ pub struct Conn {
     wbuf: Vec<u8>,
     wpos: usize,
     /// Response header names and value ranges while a head is being parsed (kept for reuse).
-    scratch: FieldRanges,
+    scratch: HeadFields,
     /// Requests this connection has carried.
     pub(super) served: u32,
     slot: Slot,
@@ -93,7 +93,7 @@ impl Conn {
             read_size: MIN_READ,
             wbuf: Vec::new(),
             wpos: 0,
-            scratch: Vec::new(),
+            scratch: HeadFields::default(),
             served: 0,
             slot,
             _active: ActiveCx(active.clone()),
@@ -416,7 +416,10 @@ fn parse_head(
     let base = conn.rbuf.as_ptr() as usize;
     conn.scratch.clear();
     for h in res.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| proto("header name"))?;
+        let name = conn
+            .scratch
+            .name(h.name.as_bytes())
+            .map_err(|_| proto("header name"))?;
         if name == header::CONTENT_LENGTH {
             content_length(h.value, &mut length).map_err(proto)?;
         } else if name == header::TRANSFER_ENCODING {
@@ -431,7 +434,7 @@ fn parse_head(
             }
         }
         let start = h.value.as_ptr() as usize - base;
-        conn.scratch.push((name, start, start + h.value.len()));
+        conn.scratch.push(name, start, start + h.value.len());
     }
     // A 204 that declares a body (Envoy refuses it too): its bytes, arriving later, would
     // be read as the next request's response.

@@ -82,6 +82,43 @@ async fn pipelined_requests_are_answered_in_order_on_one_connection() {
     );
 }
 
+/// The server remembers a keep-alive client's header names by position; requests whose
+/// names change, in spelling or in place, must still arrive with their own names.
+#[tokio::test]
+async fn header_names_that_change_between_keep_alive_requests_arrive_as_sent() {
+    let b = EchoServer::start("e").await;
+    let proxy = proxy_to(b.addr).await;
+    let mut s = connect(&proxy).await;
+    let heads: [&[u8]; 4] = [
+        b"GET /1 HTTP/1.1\r\nHost: h\r\nX-Alpha: 1\r\nX-Beta: 2\r\n\r\n",
+        // The same names at the same places: as before.
+        b"GET /2 HTTP/1.1\r\nHost: h\r\nX-Alpha: 1\r\nX-Beta: 2\r\n\r\n",
+        // Other spelling of the first, another name in the second place, one more after.
+        b"GET /3 HTTP/1.1\r\nhost: h\r\nX-Gamma: 3\r\nX-Beta: 4\r\nX-Alpha: 5\r\n\r\n",
+        // Fewer fields, the first two swapped.
+        b"GET /4 HTTP/1.1\r\nX-Gamma: 6\r\nHOST: h\r\n\r\n",
+    ];
+    let want = [
+        [("x-alpha", "1"), ("x-beta", "2"), ("x-gamma", "")],
+        [("x-alpha", "1"), ("x-beta", "2"), ("x-gamma", "")],
+        [("x-alpha", "5"), ("x-beta", "4"), ("x-gamma", "3")],
+        [("x-alpha", ""), ("x-beta", ""), ("x-gamma", "6")],
+    ];
+    for (i, (head, want)) in heads.iter().zip(want).enumerate() {
+        s.write_all(head).await.expect("write");
+        let out = read_until(&mut s, "}").await;
+        let body = &out[out.find("\r\n\r\n").expect("head") + 4..];
+        let seen: serde_json::Value = serde_json::from_str(body).expect("echo json");
+        assert_eq!(seen["path"], format!("/{}", i + 1), "{out}");
+        for (name, value) in want {
+            let got = seen["headers"][name].as_str().unwrap_or("");
+            assert_eq!(got, value, "request {}: {name} in {out}", i + 1);
+        }
+        assert_eq!(seen["headers"]["host"], "h", "{out}");
+    }
+    assert_eq!(b.connections(), 1, "one keep-alive connection upstream");
+}
+
 #[tokio::test]
 async fn expect_continue_gets_100_before_the_client_sends_its_body() {
     let b = EchoServer::start("e").await;
