@@ -2,7 +2,7 @@
 //! client (`upstream::h1`): body framing, the chunked decoder, header-field encoding.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
 use std::io::Write as _;
 
@@ -272,6 +272,8 @@ pub(crate) struct HeadFields {
     /// instructions each).
     seen: Vec<(HeaderName, usize)>,
     spelled: Vec<u8>,
+    /// The position on the wire of the next name (fields left out of the map count too).
+    next: usize,
 }
 
 /// Names remembered per connection: at most this many, of at most `SPELLED_MAX` bytes in
@@ -283,6 +285,7 @@ impl HeadFields {
     /// Starts a new head.
     pub(crate) fn clear(&mut self) {
         self.ranges.clear();
+        self.next = 0;
     }
 
     /// The name of the head's next field (`raw` as received), validated and lowercased.
@@ -291,7 +294,8 @@ impl HeadFields {
         &mut self,
         raw: &[u8],
     ) -> Result<HeaderName, http::header::InvalidHeaderName> {
-        let i = self.ranges.len();
+        let i = self.next;
+        self.next += 1;
         if let Some((name, end)) = self.seen.get(i) {
             let start = if i == 0 { 0 } else { self.seen[i - 1].1 };
             if self.spelled[start..*end] == *raw {
@@ -348,6 +352,20 @@ pub(crate) fn fields_into_map(
         );
     }
     Ok(head)
+}
+
+/// Whether a header line is only about this hop's connection, so that it need not enter
+/// the message's map: `Keep-Alive`, and a `Connection` that only says `keep-alive` or
+/// `close` (the parser has read that already). Both would be stripped as hop-by-hop before
+/// the message goes on, as Envoy strips them before routing; a `Connection` naming other
+/// headers stays, so that those are stripped too.
+pub(crate) fn hop_only(name: &HeaderName, value: &[u8]) -> bool {
+    if name == header::CONNECTION {
+        let v = value.trim_ascii();
+        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    } else {
+        name.as_str() == "keep-alive"
+    }
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).

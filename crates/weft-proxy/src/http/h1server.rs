@@ -22,8 +22,8 @@ use super::{Downstream, HttpManager};
 use crate::config::listener::Codec;
 use crate::http1::{
     BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, content_length,
-    decode_chunked, ends_chunked, fields_into_map, has_token, put_content_length, put_field,
-    settle_chunked,
+    decode_chunked, ends_chunked, fields_into_map, has_token, hop_only, put_content_length,
+    put_field, settle_chunked,
 };
 use crate::proxy::Drain;
 use bytes::{Buf, Bytes, BytesMut};
@@ -546,6 +546,9 @@ fn parse_head(
             has_upgrade = !h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
         } else if name == header::TE {
             trailers = has_token(h.value, b"trailers");
+        }
+        if hop_only(&name, h.value) {
+            continue;
         }
         let start = h.value.as_ptr() as usize - base;
         scratch.push(name, start, start + h.value.len());

@@ -14,7 +14,7 @@
 use crate::http::body::{BoxError, RequestBody};
 use crate::http1::{
     BodyEncoder, COALESCE, Chunk, Framing, HeadFields, connection_keep_alive, content_length,
-    put_fields,
+    hop_only, put_fields,
 };
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
@@ -432,6 +432,9 @@ fn parse_head(
                 Some(true) => keep_alive = true,
                 None => {}
             }
+        }
+        if hop_only(&name, h.value) {
+            continue;
         }
         let start = h.value.as_ptr() as usize - base;
         conn.scratch.push(name, start, start + h.value.len());

@@ -197,6 +197,58 @@ async fn response_framings_arrive_intact() {
     );
 }
 
+/// Answers with hop-by-hop lines of its own and the request head it saw as the body: the
+/// first answer's `Connection` names another header, the second's only says `keep-alive`.
+fn hop_by_hop_answers(head: &str, served: usize) -> (Vec<u8>, After) {
+    let connection = if served == 0 {
+        "keep-alive, X-Up-Secret"
+    } else {
+        "keep-alive"
+    };
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nConnection: {connection}\r\nKeep-Alive: timeout=5\r\n\
+         X-Up-Secret: s\r\nX-Up-Kept: k\r\ncontent-length: {}\r\n\r\n{head}",
+        head.len()
+    );
+    (answer.into_bytes(), After::KeepOpen)
+}
+
+/// Hop-by-hop lines go no further than their hop, in both directions, and so do the
+/// headers a `Connection` line names; a `Connection` that only says `keep-alive` strips
+/// nothing else. (The parsers leave such lines out of the message at once.)
+#[tokio::test]
+async fn hop_by_hop_lines_and_the_headers_they_name_stop_at_the_proxy() {
+    let up = RawUpstream::start(hop_by_hop_answers).await;
+    let proxy = proxy_to(up.addr).await;
+    let mut c = h1(&proxy).await;
+    let asks = [
+        [
+            ("connection", "keep-alive, X-Secret"),
+            ("keep-alive", "timeout=5"),
+        ],
+        [("connection", "keep-alive"), ("keep-alive", "timeout=7")],
+    ];
+    for (i, ask) in asks.iter().enumerate() {
+        let mut fields = ask.to_vec();
+        fields.extend([("x-secret", "1"), ("x-kept", "1")]);
+        let r = c.get("h", "/", &fields).await.expect("reply");
+        assert_eq!(r.status.as_u16(), 200);
+        let seen = r.text().to_ascii_lowercase();
+        assert!(!seen.contains("\r\nconnection:"), "request {i}: {seen}");
+        assert!(!seen.contains("\r\nkeep-alive:"), "request {i}: {seen}");
+        assert!(seen.contains("\r\nx-kept: 1\r\n"), "request {i}: {seen}");
+        assert_eq!(
+            seen.contains("\r\nx-secret:"),
+            i == 1,
+            "request {i}: {seen}"
+        );
+        assert_eq!(r.header("x-up-kept"), "k");
+        assert_eq!(r.header("keep-alive"), "");
+        assert_eq!(r.header("x-up-secret"), if i == 0 { "" } else { "s" });
+    }
+    assert_eq!(up.accepts(), 1, "both on one upstream connection");
+}
+
 #[tokio::test]
 async fn a_connection_the_upstream_closed_while_idle_is_replaced() {
     // Each answer is followed by a close the response never announced: the pooled connection
