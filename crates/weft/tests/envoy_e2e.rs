@@ -413,7 +413,9 @@ async fn envoy_routes_as_weft_control_says() -> anyhow::Result<()> {
             anyhow::Ok(())
         }
     };
-    let within = Duration::from_secs(1);
+    // A bound on waiting, not a speed claim (the times printed below are the figures): a
+    // busy CI machine once took over 1 s to show a route change.
+    let within = Duration::from_secs(10);
 
     // Header route. All proxies are polled side by side from the moment `weft apply`
     // returns, so the times compare Envoy and weft in the same run.
