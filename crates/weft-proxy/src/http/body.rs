@@ -30,22 +30,20 @@ pub struct BodyDone {
     base: tokio::time::Instant,
 }
 
-impl Default for BodyDone {
-    fn default() -> Self {
+impl BodyDone {
+    /// A flag for a body still arriving at `now`.
+    pub fn new(now: tokio::time::Instant) -> BodyDone {
         BodyDone {
             done: Default::default(),
             notify: Default::default(),
             at: Default::default(),
             last_ms: Default::default(),
-            base: tokio::time::Instant::now(),
+            base: now,
         }
     }
-}
 
-impl BodyDone {
-    /// A flag that is already set (bodyless requests), with one clock read.
-    pub fn ended() -> BodyDone {
-        let now = tokio::time::Instant::now();
+    /// A flag that is already set (bodyless requests), the body having ended at `now`.
+    pub fn ended(now: tokio::time::Instant) -> BodyDone {
         BodyDone {
             done: std::sync::atomic::AtomicBool::new(true),
             notify: Default::default(),
@@ -503,10 +501,11 @@ pub struct BodyTimers {
 }
 
 impl BodyTimers {
-    /// Timers from an optional deadline and an optional idle limit.
+    /// Timers from an optional deadline and an optional idle limit, the body starting `now`.
     pub fn new(
         deadline: Option<(Instant, ResponseFlags)>,
         idle: Option<(Duration, ResponseFlags)>,
+        now: Instant,
     ) -> Option<BodyTimers> {
         if deadline.is_none() && idle.is_none() {
             return None;
@@ -514,7 +513,7 @@ impl BodyTimers {
         Some(BodyTimers {
             deadline,
             idle,
-            last_activity: Instant::now(),
+            last_activity: now,
             sleep: None,
         })
     }
@@ -673,7 +672,12 @@ impl Body for ResponseBody {
                 }
                 let frame = match body.as_mut().poll_frame(cx) {
                     Poll::Ready(f) => {
-                        if let Some(t) = timers.as_mut() {
+                        // The timers matter only while more is to come: the last frame
+                        // (most responses' only one) needs no clock reading.
+                        if let Some(t) = timers.as_mut()
+                            && f.is_some()
+                            && !body.is_end_stream()
+                        {
                             t.activity();
                         }
                         f

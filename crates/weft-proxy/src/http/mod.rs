@@ -346,11 +346,19 @@ impl HttpManager {
                 self.local(reply, false, Some(&mutations), request_id, log, started)
             }
             RouteAction::Forward(f) => {
+                // Only a fault filter can have waited (its delay) since `started`: without
+                // one, the request goes on in the wake-up it started in, and that reading
+                // serves for the time it went on too (one clock read per request saved).
+                let filtered_at = match cfg.fault {
+                    Some(_) => Instant::now(),
+                    None => started,
+                };
                 let rq = RequestCx {
                     request_id,
                     grpc,
                     log,
                     started,
+                    filtered_at,
                     upgrade,
                 };
                 let chosen = chosen.unwrap_or_else(|| (Arc::from(""), None));
@@ -531,6 +539,7 @@ impl HttpManager {
             grpc,
             mut log,
             started,
+            filtered_at,
             upgrade,
         } = rq;
         if let Some(kind) = &upgrade {
@@ -671,16 +680,20 @@ impl HttpManager {
         // Bodies are read through a shared buffer when a retry may need them again.
         // A bodyless request's flag is set from the start and shared with no body: it lives
         // here, not behind an `Arc` (an allocation per request saved).
-        let pending_body =
-            (!upstream_req.body().is_end_stream()).then(|| Arc::new(BodyDone::default()));
+        // Nothing waits between the filters and the first attempt: one clock reading
+        // stands for when a bodyless request ended, when the body's flag was made, and when
+        // the first attempt was sent.
+        let pending_body = (!upstream_req.body().is_end_stream())
+            .then(|| Arc::new(BodyDone::new(filtered_at.into())));
         let ended_flag;
         let done: &BodyDone = match &pending_body {
             Some(d) => d,
             None => {
-                ended_flag = BodyDone::ended();
+                ended_flag = BodyDone::ended(filtered_at.into());
                 &ended_flag
             }
         };
+        let mut first_sent_at = Some(filtered_at);
         // Mirrors: decided once per request, before the first attempt.
         let mirrors: Vec<&MirrorPolicy> = if upgrade.is_none() {
             f.mirrors.iter().filter(|m| m.fraction.roll()).collect()
@@ -735,7 +748,8 @@ impl HttpManager {
             };
             stats.rq_total.inc();
             let in_flight = InFlight::begin(endpoint.clone(), cluster.clone(), rq_slot);
-            let sent_at = Instant::now();
+            // A retry comes after a back-off: its own reading.
+            let sent_at = first_sent_at.take().unwrap_or_else(Instant::now);
             // Pinned where it is built and lent to `send_within`: moving this future (it holds
             // the request) into `send_within` and pinning it there copied it twice.
             let result = {
@@ -753,7 +767,7 @@ impl HttpManager {
                         endpoint.send(req, opts, stats).await
                     }
                 });
-                send_within(send, &timeouts, done, timer.as_mut()).await
+                send_within(send, &timeouts, done, sent_at.into(), timer.as_mut()).await
             };
             match &result {
                 Ok(Ok(resp)) => cluster.report(&endpoint, Outcome::Http(resp.status().as_u16())),
@@ -918,16 +932,20 @@ impl HttpManager {
                 if retries > 0 && !retriable {
                     stats.retry_success.inc();
                 }
-                let upstream =
-                    Upstream {
-                        in_flight,
-                        sent_at,
-                        counter,
-                        timers: timeouts.body_timers(timeouts.global.map(|t| {
-                            done.ended_at().unwrap_or_else(tokio::time::Instant::now) + t
-                        })),
-                        attempts: retries + 1,
-                    };
+                // One reading for the upstream time and the body's timers.
+                let now = Instant::now();
+                let upstream = Upstream {
+                    in_flight,
+                    upstream_time: now.saturating_duration_since(sent_at),
+                    counter,
+                    timers: timeouts.body_timers(
+                        timeouts
+                            .global
+                            .map(|t| done.ended_at().unwrap_or(now.into()) + t),
+                        now.into(),
+                    ),
+                    attempts: retries + 1,
+                };
                 return self.proxied(resp, upstream, mutations, request_id, log, started);
             }
             (Err(fired), _) => {
@@ -1054,13 +1072,12 @@ impl HttpManager {
     ) -> Response<ResponseBody> {
         let Upstream {
             in_flight,
-            sent_at,
+            upstream_time,
             counter,
             timers,
             attempts,
         } = up;
         let stats = &in_flight.cluster().stats;
-        let upstream_time = sent_at.elapsed();
         let upstream_ms = upstream_time.as_millis() as u64;
         stats.rq_time.observe(upstream_time.as_secs_f64() * 1000.0);
         stats.record_status(resp.status().as_u16());
@@ -1300,6 +1317,8 @@ struct RequestCx {
     grpc: bool,
     log: Option<Box<LogRecord>>,
     started: Instant,
+    /// When the HTTP filters let the request go on (`started` when none could wait).
+    filtered_at: Instant,
     /// The `Upgrade` header of an HTTP/1.1 upgrade request.
     upgrade: Option<HeaderValue>,
 }
@@ -1365,7 +1384,8 @@ fn internal_error() -> LocalReply {
 /// An upstream exchange that got response headers.
 struct Upstream {
     in_flight: InFlight,
-    sent_at: Instant,
+    /// From sending the request to its response head.
+    upstream_time: std::time::Duration,
     counter: Option<Arc<AtomicU64>>,
     timers: Option<body::BodyTimers>,
     attempts: u32,
@@ -1399,12 +1419,12 @@ async fn send_within<F, T>(
     mut send: Pin<&mut F>,
     timeouts: &Timeouts,
     done: &BodyDone,
+    attempt_start: tokio::time::Instant,
     mut timer: Pin<&mut tokio::time::Sleep>,
 ) -> Result<T, Fired>
 where
     F: std::future::Future<Output = T>,
 {
-    let attempt_start = tokio::time::Instant::now();
     loop {
         // The route timeout only runs once the request has fully arrived, and request-body
         // bytes keep the stream from idling: re-plan when either happens.

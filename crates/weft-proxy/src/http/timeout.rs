@@ -265,6 +265,7 @@ impl Timeouts {
     pub(super) fn body_timers(
         &self,
         global_deadline: Option<Instant>,
+        now: Instant,
     ) -> Option<crate::http::body::BodyTimers> {
         let deadline = [
             (global_deadline, Fired::Global),
@@ -280,7 +281,7 @@ impl Timeouts {
         .into_iter()
         .filter_map(|(d, kind)| d.map(|d| (d, kind.flag())))
         .min_by_key(|(d, _)| *d);
-        crate::http::body::BodyTimers::new(deadline, idle)
+        crate::http::body::BodyTimers::new(deadline, idle, now)
     }
 }
 
