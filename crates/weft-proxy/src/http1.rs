@@ -2,7 +2,7 @@
 //! client (`upstream::h1`): body framing, the chunked decoder, header-field encoding.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
 use std::io::Write as _;
 
@@ -354,18 +354,20 @@ pub(crate) fn fields_into_map(
     Ok(head)
 }
 
-/// Whether a header line is only about this hop's connection, so that it need not enter
-/// the message's map: `Keep-Alive`, and a `Connection` that only says `keep-alive` or
-/// `close` (the parser has read that already). Both would be stripped as hop-by-hop before
-/// the message goes on, as Envoy strips them before routing; a `Connection` naming other
-/// headers stays, so that those are stripped too.
-pub(crate) fn hop_only(name: &HeaderName, value: &[u8]) -> bool {
-    if name == header::CONNECTION {
-        let v = value.trim_ascii();
-        v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
-    } else {
-        name.as_str() == "keep-alive"
-    }
+/// Whether a `Connection` value only says `keep-alive` or `close`: the parser has read it,
+/// and the line need not enter the message's map. Such lines, and `Keep-Alive` lines
+/// ([`is_keep_alive`]), would be stripped as hop-by-hop before the message goes on (as
+/// Envoy strips them before routing); a `Connection` naming other headers stays, so that
+/// those are stripped too.
+pub(crate) fn connection_only(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+}
+
+/// Whether a raw field name is `Keep-Alive` (a length check first: cheap for the rest).
+#[inline]
+pub(crate) fn is_keep_alive(raw: &[u8]) -> bool {
+    raw.len() == 10 && raw.eq_ignore_ascii_case(b"keep-alive")
 }
 
 /// Whether a comma-separated header value lists `token` (case-insensitive).

@@ -21,9 +21,9 @@ use super::idle::ConnActivity;
 use super::{Downstream, HttpManager};
 use crate::config::listener::Codec;
 use crate::http1::{
-    BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, content_length,
-    decode_chunked, ends_chunked, fields_into_map, has_token, hop_only, put_content_length,
-    put_field, settle_chunked,
+    BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, connection_only,
+    content_length, decode_chunked, ends_chunked, fields_into_map, has_token, is_keep_alive,
+    put_content_length, put_field, settle_chunked,
 };
 use crate::proxy::Drain;
 use bytes::{Buf, Bytes, BytesMut};
@@ -538,6 +538,9 @@ fn parse_head(
                 None => {}
             }
             connection_upgrade |= has_token(h.value, b"upgrade");
+            if connection_only(h.value) {
+                continue;
+            }
         } else if name == header::EXPECT {
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name == header::UPGRADE {
@@ -546,8 +549,7 @@ fn parse_head(
             has_upgrade = !h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
         } else if name == header::TE {
             trailers = has_token(h.value, b"trailers");
-        }
-        if hop_only(&name, h.value) {
+        } else if is_keep_alive(h.name.as_bytes()) {
             continue;
         }
         let start = h.value.as_ptr() as usize - base;

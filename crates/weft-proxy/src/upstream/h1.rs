@@ -13,8 +13,8 @@
 
 use crate::http::body::{BoxError, RequestBody};
 use crate::http1::{
-    BodyEncoder, COALESCE, Chunk, Framing, HeadFields, connection_keep_alive, content_length,
-    hop_only, put_fields,
+    BodyEncoder, COALESCE, Chunk, Framing, HeadFields, connection_keep_alive, connection_only,
+    content_length, is_keep_alive, put_fields,
 };
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
@@ -432,8 +432,10 @@ fn parse_head(
                 Some(true) => keep_alive = true,
                 None => {}
             }
-        }
-        if hop_only(&name, h.value) {
+            if connection_only(h.value) {
+                continue;
+            }
+        } else if is_keep_alive(h.name.as_bytes()) {
             continue;
         }
         let start = h.value.as_ptr() as usize - base;
