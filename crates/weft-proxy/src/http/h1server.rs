@@ -875,7 +875,9 @@ pub(super) async fn serve(
     // The requests' timer (route and per-try timeouts...), kept for the connection's life:
     // requests come one at a time, and reusing it spares the timer wheel a registration
     // and a removal per request (see `send_within`).
-    let mut timer = pin!(super::timeout::unarmed_timer(tokio::time::Instant::now()));
+    let mut timer = pin!(super::timeout::RequestTimer::new(
+        tokio::time::Instant::now()
+    ));
     let mut first = true;
     loop {
         let next = poll_fn(|cx| {

@@ -24,7 +24,7 @@ use request::{
     redirect_location, request_hash, requested_upgrade, rewrite_path, upstream_request,
 };
 use retry::{Replay, pick_retry_host};
-use timeout::{Fired, Timeouts};
+use timeout::{Fired, RequestTimer, Timeouts};
 
 use crate::access_log::LogRecord;
 use crate::config::cluster::UpstreamProtocol;
@@ -191,7 +191,7 @@ impl HttpManager {
             crate::runtime::boxed_in_place(move || async move {
                 c.activity.begin();
                 // HTTP/2 streams run concurrently: a timer each, registered only if used.
-                let timer = std::pin::pin!(timeout::unarmed_timer(c.epoch));
+                let timer = std::pin::pin!(RequestTimer::new(c.epoch));
                 let resp = c
                     .manager
                     .handle(req.map(DownstreamBody::Hyper), &c.ds, timer)
@@ -234,11 +234,11 @@ impl HttpManager {
     /// Handles one request; never fails (errors become local replies). `timer` is where the
     /// request's limits are timed: a connection serving one request at a time lends the same
     /// timer to each (see [`send_within`]); its deadline on entry does not matter.
-    pub async fn handle(
+    async fn handle(
         &self,
         mut req: Request<DownstreamBody>,
         ds: &Downstream,
-        timer: Pin<&mut tokio::time::Sleep>,
+        timer: Pin<&mut RequestTimer>,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         self.stats.rq_total.inc();
@@ -532,7 +532,7 @@ impl HttpManager {
         mut mutations: Mutations<'r>,
         ds: &Downstream,
         rq: RequestCx,
-        mut timer: Pin<&mut tokio::time::Sleep>,
+        mut timer: Pin<&mut RequestTimer>,
     ) -> Response<ResponseBody> {
         let RequestCx {
             request_id,
@@ -1306,8 +1306,8 @@ struct ConnShared {
     manager: Arc<HttpManager>,
     ds: Downstream,
     activity: ConnActivity,
-    /// When the connection started (for [`timeout::unarmed_timer`], without a clock read
-    /// per request).
+    /// When the connection started (for [`RequestTimer::new`], without a clock read per
+    /// request).
     epoch: tokio::time::Instant,
 }
 
@@ -1420,7 +1420,7 @@ async fn send_within<F, T>(
     timeouts: &Timeouts,
     done: &BodyDone,
     attempt_start: tokio::time::Instant,
-    mut timer: Pin<&mut tokio::time::Sleep>,
+    mut timer: Pin<&mut RequestTimer>,
 ) -> Result<T, Fired>
 where
     F: std::future::Future<Output = T>,
@@ -1444,13 +1444,7 @@ where
                 _ = done.wait(), if body_pending => continue,
             }
         };
-        // A timer still armed for no later than this limit is left alone: when it fires,
-        // the re-plan below moves it on (a reset costs ~100 instructions, even when tokio
-        // only extends the registered deadline). One that fired already, or is set to fall
-        // after this limit, is moved now.
-        if timer.deadline() > at || timer.is_elapsed() {
-            timer.as_mut().reset(at);
-        }
+        timer.as_mut().aim(at);
         tokio::select! {
             // The response first when both are ready (and no random start per poll).
             biased;
