@@ -222,17 +222,19 @@ impl Timeouts {
         grpc: bool,
         stream_start: Instant,
     ) -> Timeouts {
-        let sd = f.stream_duration.as_deref().copied().unwrap_or_default();
+        // Built in one go from borrowed config (no copy of the route's stream settings, no
+        // default-then-overwrite): computed per request.
+        let sd = f.stream_duration.as_deref();
+        let grpc_header_max = sd.and_then(|s| s.grpc_header_max);
         // Only routes with a gRPC timeout setting read the header (a lookup per request).
-        let header_timeout =
-            if (grpc && f.max_grpc_timeout.is_some()) || sd.grpc_header_max.is_some() {
-                grpc_timeout(headers)
-            } else {
-                None
-            };
-        let mut t = Timeouts::default();
+        let header_timeout = if (grpc && f.max_grpc_timeout.is_some()) || grpc_header_max.is_some()
+        {
+            grpc_timeout(headers)
+        } else {
+            None
+        };
         let mut rewrite_grpc_timeout = false;
-        t.global = match (&f.stream_duration, f.max_grpc_timeout) {
+        let global = match (sd, f.max_grpc_timeout) {
             (Some(_), _) => None,
             (None, Some(max)) if grpc => {
                 rewrite_grpc_timeout = true;
@@ -249,38 +251,42 @@ impl Timeouts {
             }
             (None, _) => f.timeout,
         };
-        t.per_try = retry.and_then(|r| r.per_try_timeout);
-        t.per_try_idle = retry.and_then(|r| r.per_try_idle_timeout);
-        if let (Some(g), Some(p)) = (t.global, t.per_try)
+        let mut per_try = retry.and_then(|r| r.per_try_timeout);
+        if let (Some(g), Some(p)) = (global, per_try)
             && g < p
         {
-            t.per_try = None;
+            per_try = None;
         }
-        t.expected = t.per_try.or(t.global);
-        t.rewrite_grpc_timeout = rewrite_grpc_timeout && t.expected.is_some();
-        t.stream_idle = match f.idle_timeout {
-            Some(d) => nonzero(Some(d)),
-            None => hcm.stream_idle_timeout,
-        };
+        let expected = per_try.or(global);
         // The connection manager's max stream duration, replaced by the route's.
-        let limit = match (header_timeout, sd.grpc_header_max) {
+        let limit = match (header_timeout, grpc_header_max) {
             (Some(h), Some(max)) => {
                 let mut d = if !max.is_zero() && h > max { max } else { h };
                 if !d.is_zero()
-                    && let Some(off) = sd.grpc_header_offset
+                    && let Some(off) = sd.and_then(|s| s.grpc_header_offset)
                 {
                     d = d.saturating_sub(off);
                 }
                 nonzero(Some(d))
             }
-            _ => match sd.max {
+            _ => match sd.and_then(|s| s.max) {
                 Some(d) => nonzero(Some(d)),
                 None => hcm.max_stream_duration,
             },
         };
-        t.duration = limit.map(|d| stream_start + d);
-        t.request = hcm.request_timeout.map(|d| stream_start + d);
-        t
+        Timeouts {
+            global,
+            per_try,
+            per_try_idle: retry.and_then(|r| r.per_try_idle_timeout),
+            stream_idle: match f.idle_timeout {
+                Some(d) => nonzero(Some(d)),
+                None => hcm.stream_idle_timeout,
+            },
+            duration: limit.map(|d| stream_start + d),
+            request: hcm.request_timeout.map(|d| stream_start + d),
+            expected,
+            rewrite_grpc_timeout: rewrite_grpc_timeout && expected.is_some(),
+        }
     }
 
     /// When the route timeout fires: its duration after the request fully arrived (Envoy
@@ -329,20 +335,19 @@ impl Timeouts {
         global_deadline: Option<Instant>,
         now: Instant,
     ) -> Option<crate::http::body::BodyTimers> {
-        let deadline = [
-            (global_deadline, Fired::Global),
-            (self.duration, Fired::Duration),
-        ]
-        .into_iter()
-        .filter_map(|(at, kind)| at.map(|at| (at, kind.flag())))
-        .min_by_key(|(at, _)| *at);
-        let idle = [
-            (self.per_try_idle, Fired::PerTryIdle),
-            (self.stream_idle, Fired::StreamIdle),
-        ]
-        .into_iter()
-        .filter_map(|(d, kind)| d.map(|d| (d, kind.flag())))
-        .min_by_key(|(d, _)| *d);
+        // The earlier of each pair; on a tie the first named (per request: plain matches).
+        let deadline = match (global_deadline, self.duration) {
+            (Some(g), Some(d)) if d < g => Some((d, Fired::Duration.flag())),
+            (Some(g), _) => Some((g, Fired::Global.flag())),
+            (None, Some(d)) => Some((d, Fired::Duration.flag())),
+            (None, None) => None,
+        };
+        let idle = match (self.per_try_idle, self.stream_idle) {
+            (Some(p), Some(s)) if s < p => Some((s, Fired::StreamIdle.flag())),
+            (Some(p), _) => Some((p, Fired::PerTryIdle.flag())),
+            (None, Some(s)) => Some((s, Fired::StreamIdle.flag())),
+            (None, None) => None,
+        };
         crate::http::body::BodyTimers::new(deadline, idle, now)
     }
 }
