@@ -375,7 +375,7 @@ impl HttpManager {
     fn mirror(
         &self,
         m: &MirrorPolicy,
-        req: &Request<RequestBody>,
+        head: &http::request::Parts,
         shared: Option<&Arc<SharedBody>>,
         timeout: Option<std::time::Duration>,
     ) {
@@ -395,14 +395,14 @@ impl HttpManager {
         let http2 = match cluster.config.protocol {
             UpstreamProtocol::Http1 => false,
             UpstreamProtocol::Http2 => true,
-            UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
+            UpstreamProtocol::UseDownstream => head.version == Version::HTTP_2,
         };
-        let host = req
-            .uri()
+        let host = head
+            .uri
             .authority()
             .map(|a| a.as_str().to_owned())
             .or_else(|| {
-                req.headers()
+                head.headers
                     .get(header::HOST)
                     .and_then(|h| h.to_str().ok())
                     .map(str::to_owned)
@@ -415,10 +415,10 @@ impl HttpManager {
         };
         let body = shared.map_or_else(RequestBody::empty, |s| s.follower());
         let mut copy = Request::new(body);
-        *copy.method_mut() = req.method().clone();
-        *copy.headers_mut() = req.headers().clone();
-        let pq = req
-            .uri()
+        *copy.method_mut() = head.method.clone();
+        *copy.headers_mut() = head.headers.clone();
+        let pq = head
+            .uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
@@ -700,7 +700,11 @@ impl HttpManager {
         } else {
             Vec::new()
         };
-        let (head, body) = upstream_req.into_parts();
+        // The head stays here for every attempt. HTTP/1.1 attempts borrow it (they only
+        // encode it), so a retry rebuilds nothing and the ~220-byte head is not moved down
+        // the attempt. HTTP/2 and upgrades (hyper's client) take an owned request: the head
+        // moves into the only attempt when no retry can follow, else each gets a copy.
+        let (mut head, body) = upstream_req.into_parts();
         let (first_body, shared) = match &pending_body {
             Some(done) if retry.is_some() || !mirrors.is_empty() => {
                 let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
@@ -709,21 +713,20 @@ impl HttpManager {
             Some(done) => (body.with_done(done.clone()), None),
             None => (body, None),
         };
-        let first = Request::from_parts(head, first_body);
         for m in mirrors {
-            self.mirror(m, &first, shared.as_ref(), timeouts.global);
+            self.mirror(m, &head, shared.as_ref(), timeouts.global);
         }
-        let replay = retry.map(|_| Replay::of(&first, shared.as_ref()));
-        let mut pending = Some(first);
+        let replay = retry.map(|_| Replay::of(shared.as_ref()));
+        let mut pending = Some(first_body);
         let mut endpoint = endpoint;
         let mut tried: Vec<SocketAddr> = Vec::new();
         let mut retries = 0;
         let mut _retry_slot = None;
         let mut downstream_upgrade = downstream_upgrade;
         loop {
-            let Some(mut req) = pending
+            let Some(body) = pending
                 .take()
-                .or_else(|| replay.as_ref().and_then(Replay::build))
+                .or_else(|| replay.as_ref().and_then(Replay::body))
             else {
                 break self.local(
                     internal_error(),
@@ -738,7 +741,7 @@ impl HttpManager {
                 tried.push(endpoint.addr);
             }
             if mutations.vh.attempt_count_upstream {
-                req.headers_mut()
+                head.headers
                     .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
             }
             let Some(rq_slot) = breaker.request() else {
@@ -751,20 +754,30 @@ impl HttpManager {
             // A retry comes after a back-off: its own reading.
             let sent_at = first_sent_at.take().unwrap_or_else(Instant::now);
             // Pinned where it is built and lent to `send_within`: moving this future (it holds
-            // the request) into `send_within` and pinning it there copied it twice.
+            // the body) into `send_within` and pinning it there copied it twice.
             let result = {
                 let send = std::pin::pin!(async {
                     if upgrade.is_some() {
                         // Rare: boxed so it does not size the common path's future.
+                        let req = Request::from_parts(take_head(&mut head), body);
                         Box::pin(endpoint.send_upgrade(req, opts, stats))
                             .await
                             .map(|r| r.map(UpstreamBody::Hyper))
-                            .map_err(|error| SendError {
-                                error,
-                                request: None,
-                            })
+                            .map_err(|error| SendError { error, body: None })
+                    } else if http2 {
+                        let head = match retry {
+                            Some(_) => copy_head(&mut head, retries == 0),
+                            None => take_head(&mut head),
+                        };
+                        endpoint
+                            .send(Request::from_parts(head, body), opts, stats)
+                            .await
                     } else {
-                        endpoint.send(req, opts, stats).await
+                        // No retry can follow without a policy: the exchange may reuse the
+                        // head's header map for the response's.
+                        endpoint
+                            .send_h1(&mut head, body, retry.is_none(), opts, stats)
+                            .await
                     }
                 });
                 send_within(send, &timeouts, done, sent_at.into(), timer.as_mut()).await
@@ -806,7 +819,7 @@ impl HttpManager {
             };
             let retry_limit = retry.map_or(0, |r| r.num_retries);
             if retriable && retries < retry_limit && !global_expired() {
-                let unsent = matches!(&result, Ok(Err(e)) if e.request.is_some());
+                let unsent = matches!(&result, Ok(Err(e)) if e.body.is_some());
                 let replayable = replay.as_ref().is_some_and(Replay::replayable);
                 // Retries in flight are bounded per cluster (max_retries or a budget).
                 _retry_slot = None;
@@ -821,7 +834,7 @@ impl HttpManager {
                 if let Some(slot) = slot {
                     _retry_slot = Some(slot);
                     let back = match result {
-                        Ok(Err(e)) => e.request,
+                        Ok(Err(e)) => e.body,
                         _ => None,
                     };
                     drop(in_flight);
@@ -1360,6 +1373,25 @@ struct Tunnel {
 
 fn path_and_query(req: &Request<DownstreamBody>) -> &str {
     req.uri().path_and_query().map_or("/", |p| p.as_str())
+}
+
+/// Moves the request head out for an attempt that needs an owned request (the only one).
+fn take_head(head: &mut http::request::Parts) -> http::request::Parts {
+    std::mem::replace(head, Request::new(()).into_parts().0)
+}
+
+/// A copy of the request head for an HTTP/2 attempt that a retry may follow; the first
+/// attempt also takes the extensions (they are not `Clone`; retries go without, as before).
+fn copy_head(head: &mut http::request::Parts, first: bool) -> http::request::Parts {
+    let mut copy = Request::new(()).into_parts().0;
+    copy.method = head.method.clone();
+    copy.uri = head.uri.clone();
+    copy.version = head.version;
+    copy.headers = head.headers.clone();
+    if first {
+        copy.extensions = std::mem::take(&mut head.extensions);
+    }
+    copy
 }
 
 /// A circuit breaker is open: Envoy's 503 `UO`.

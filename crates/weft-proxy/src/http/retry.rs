@@ -1,30 +1,22 @@
-//! Retry plumbing: replaying bodyless requests and choosing the next host.
+//! Retry plumbing: replaying request bodies and choosing the next host.
 
 use crate::config::route::RetryPolicy;
 use crate::http::body::{BodyLease, RequestBody, SharedBody};
 use crate::upstream::{Cluster, Endpoint, PickContext};
-use http::{Method, Request, Uri, Version};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// What a retry needs to send a request again: its head, and its body when it has one
-/// (kept in a bounded buffer; past the bound the request is not replayable).
+/// What a retry needs to send a request's body again, when it has one (kept in a bounded
+/// buffer; past the bound the request is not replayable). The head needs no copy here: it
+/// stays with `HttpManager::forward`, which HTTP/1.1 attempts only borrow.
 pub(super) struct Replay {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: http::HeaderMap,
     /// A leader's lease: the body stays readable (for mirrors too) while a retry may come.
     body: Option<BodyLease>,
 }
 
 impl Replay {
-    pub(super) fn of(req: &Request<RequestBody>, body: Option<&Arc<SharedBody>>) -> Replay {
+    pub(super) fn of(body: Option<&Arc<SharedBody>>) -> Replay {
         Replay {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
-            headers: req.headers().clone(),
             body: body.map(SharedBody::owner),
         }
     }
@@ -34,21 +26,15 @@ impl Replay {
         self.body.as_ref().is_none_or(|b| b.body().replayable())
     }
 
-    /// The request for another attempt, `None` when its body cannot be replayed whole.
-    pub(super) fn build(&self) -> Option<Request<RequestBody>> {
+    /// The body for another attempt, `None` when it cannot be replayed whole.
+    pub(super) fn body(&self) -> Option<RequestBody> {
         if !self.replayable() {
             return None;
         }
-        let body = match &self.body {
+        Some(match &self.body {
             Some(b) => b.body().attempt(),
             None => RequestBody::empty(),
-        };
-        let mut req = Request::new(body);
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers.clone();
-        Some(req)
+        })
     }
 }
 

@@ -20,7 +20,8 @@ use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::request::Parts;
+use http::{Method, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::gauge::Gauge;
 use std::io;
@@ -175,7 +176,7 @@ impl Home {
 /// Streams the request body after the head, framed by `Content-Length` or chunked.
 #[derive(Debug)]
 struct Writer {
-    req: Request<RequestBody>,
+    body: RequestBody,
     enc: BodyEncoder,
     /// A frame was taken from the body: the request can no longer be sent again.
     polled: bool,
@@ -190,7 +191,7 @@ impl Writer {
             if !self.enc.ended
                 && self.enc.data.is_empty()
                 && conn.wbuf.len() < COALESCE
-                && let Poll::Ready(frame) = Pin::new(self.req.body_mut()).poll_frame(cx)
+                && let Poll::Ready(frame) = Pin::new(&mut self.body).poll_frame(cx)
             {
                 let frame = match frame {
                     None => None,
@@ -205,7 +206,7 @@ impl Writer {
                         Some(f)
                     }
                 };
-                let at_end = self.req.body().is_end_stream();
+                let at_end = self.body.is_end_stream();
                 self.enc
                     .take(frame, at_end, &mut conn.wbuf)
                     .map_err(proto)?;
@@ -236,18 +237,17 @@ impl Writer {
 }
 
 /// Encodes the request head into `wbuf`; returns whether the body goes chunked.
-fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
+fn encode_head(wbuf: &mut Vec<u8>, head: &Parts, body: &RequestBody) -> bool {
     wbuf.reserve(crate::http1::FIRST_WRITE);
-    wbuf.extend_from_slice(req.method().as_str().as_bytes());
+    wbuf.extend_from_slice(head.method.as_str().as_bytes());
     wbuf.push(b' ');
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let target = head.uri.path_and_query().map_or("/", |p| p.as_str());
     wbuf.extend_from_slice(target.as_bytes());
     wbuf.extend_from_slice(b" HTTP/1.1\r\n");
-    put_fields(wbuf, req.headers());
+    put_fields(wbuf, &head.headers);
     // Framing as hyper's client chose it: the client's Content-Length when it sent one (the
     // downstream codec has checked it), the body's exact size when known, else chunked.
-    let body = req.body();
-    let chunked = if body.is_end_stream() || req.headers().contains_key(header::CONTENT_LENGTH) {
+    let chunked = if body.is_end_stream() || head.headers.contains_key(header::CONTENT_LENGTH) {
         false
     } else if let Some(n) = body.size_hint().exact() {
         crate::http1::put_content_length(wbuf, n);
@@ -263,30 +263,35 @@ fn encode_head(wbuf: &mut Vec<u8>, req: &Request<RequestBody>) -> bool {
 /// A failed exchange before response headers.
 pub(super) struct Failed {
     pub(super) error: H1Error,
-    /// The request, when the connection died before answering and no body frame was taken
-    /// (safe to send again on another connection).
-    pub(super) request: Option<Request<RequestBody>>,
+    /// The body, when the connection died before answering and no body frame was taken
+    /// (safe to send again on another connection; the head never left the caller).
+    pub(super) body: Option<RequestBody>,
 }
 
-/// Sends `req` on `conn` and returns the response head with a body that streams the rest.
-/// `reused`: the connection has served before (a failure before any response byte may just
-/// mean the upstream closed it while idle).
+/// Sends the request (`head` and `body`) on `conn` and returns the response head with a body
+/// that streams the rest. The head is only encoded, so it stays with the caller for a retry;
+/// `lend_headers`: no retry can follow, so once the response head arrives the request's
+/// header map is emptied and reused for the response's (no allocation). `reused`: the
+/// connection has served before (a failure before any response byte may just mean the
+/// upstream closed it while idle).
 pub(super) async fn exchange(
     mut conn: Box<Conn>,
-    req: Request<RequestBody>,
+    head: &mut Parts,
+    body: RequestBody,
+    lend_headers: bool,
     home: Home,
     reused: bool,
 ) -> Result<Response<H1Body>, Failed> {
     conn.served += 1;
     conn.wbuf.clear();
     conn.wpos = 0;
-    let chunked = encode_head(&mut conn.wbuf, &req);
-    let head_only = req.method() == Method::HEAD;
-    let is_connect = req.method() == Method::CONNECT;
+    let chunked = encode_head(&mut conn.wbuf, head, &body);
+    let head_only = head.method == Method::HEAD;
+    let is_connect = head.method == Method::CONNECT;
     let mut enc = BodyEncoder::new(chunked, true, None);
-    enc.ended = req.body().is_end_stream();
+    enc.ended = body.is_end_stream();
     let mut writer = Some(Writer {
-        req,
+        body,
         enc,
         polled: false,
     });
@@ -294,11 +299,11 @@ pub(super) async fn exchange(
     let mut write_failed = false;
     let mut got_bytes = false;
     let fail = |error: H1Error, writer: Option<Writer>, got_bytes: bool| {
-        let request = match writer {
-            Some(w) if reused && !got_bytes && !w.polled => Some(w.req),
+        let body = match writer {
+            Some(w) if reused && !got_bytes && !w.polled => Some(w.body),
             _ => None,
         };
-        Failed { error, request }
+        Failed { error, body }
     };
     let head = std::future::poll_fn(|cx| {
         loop {
@@ -311,9 +316,9 @@ pub(super) async fn exchange(
                 }
             }
             if !conn.rbuf.is_empty() {
-                // Once a response head is here the request can no longer be sent again: its
-                // header map is emptied and reused for the response's (no allocation).
-                let spare = writer.as_mut().map(|w| w.req.headers_mut());
+                // Once a response head is here the request can no longer be sent again on
+                // another connection.
+                let spare = lend_headers.then_some(&mut head.headers);
                 match parse_head(&mut conn, head_only, spare)? {
                     Some(Parsed::Informational) => continue,
                     Some(Parsed::Final(resp)) => return Poll::Ready(Ok(resp)),

@@ -5,14 +5,17 @@
 //! the idle list only when its response body ended cleanly and the request was written
 //! whole. A pooled connection the upstream closed while idle is noticed at checkout (from
 //! tokio's cached readiness), and a request whose reused connection dies before any
-//! response byte is sent again on a fresh one when no body frame was taken yet. HTTP/2 and
-//! upgrades go through hyper's client, its connection in a task of its own.
+//! response byte is sent again on a fresh one when no body frame was taken yet. HTTP/1.1
+//! borrows the caller's request head (it is only encoded), so a retry needs no copy of it.
+//! HTTP/2 and upgrades go through hyper's client, its connection in a task of its own, and
+//! take an owned request.
 
 use crate::http::body::{BoxError, RequestBody};
 use crate::stats::ClusterStats;
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::{Breaker, Slot};
 use crate::upstream::h1::{self, Conn, H1Body, H1Error, Home};
+use http::request::Parts;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
@@ -109,26 +112,24 @@ impl UpstreamError {
     }
 }
 
-/// A failed send: the error, and the request when it was never written.
+/// A failed send: the error, and the request body when the request was never written (the
+/// head stays with the caller, or is a copy of the caller's).
 #[derive(Debug)]
 pub struct SendError {
     pub error: UpstreamError,
-    pub request: Option<Request<RequestBody>>,
+    pub body: Option<RequestBody>,
 }
 
 impl SendError {
-    fn unsent(error: UpstreamError, request: Request<RequestBody>) -> SendError {
+    fn unsent(error: UpstreamError, body: RequestBody) -> SendError {
         SendError {
             error,
-            request: Some(request),
+            body: Some(body),
         }
     }
 
     fn lost(error: UpstreamError) -> SendError {
-        SendError {
-            error,
-            request: None,
-        }
+        SendError { error, body: None }
     }
 }
 
@@ -222,13 +223,12 @@ where
 }
 
 impl Endpoint {
-    /// Sends `req` to this endpoint on a pooled or new connection and returns the response
-    /// head; an HTTP/1.1 connection returns to the pool by itself when the body has ended
-    /// cleanly. When the request was never written (the connection could not be made), it
-    /// comes back with the error so a retry can send it elsewhere.
+    /// Sends `req` to this endpoint (HTTP/2 when `opts.http2`, else HTTP/1.1) and returns the
+    /// response head. When the request was never written, its body comes back with the
+    /// error. For callers that keep no head of their own (mirrors); see [`Endpoint::send_h1`].
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<RequestBody>,
+        req: Request<RequestBody>,
         opts: ConnectOptions<'_>,
         stats: &ClusterStats,
     ) -> Result<Response<UpstreamBody>, SendError> {
@@ -238,6 +238,24 @@ impl Endpoint {
                 .await
                 .map(|r| r.map(UpstreamBody::Hyper));
         }
+        let (mut head, body) = req.into_parts();
+        self.send_h1(&mut head, body, true, opts, stats).await
+    }
+
+    /// Sends a request over HTTP/1.1 on a pooled or new connection and returns the response
+    /// head; the connection returns to the pool by itself when the body has ended cleanly.
+    /// `head` is only encoded: it stays with the caller for a retry (`lend_headers`: none
+    /// can follow, so its header map may be emptied and reused for the response's). When the
+    /// request was never written (the connection could not be made), the body comes back
+    /// with the error so a retry can send it elsewhere.
+    pub async fn send_h1(
+        self: &Arc<Self>,
+        head: &mut Parts,
+        mut body: RequestBody,
+        lend_headers: bool,
+        opts: ConnectOptions<'_>,
+        stats: &ClusterStats,
+    ) -> Result<Response<UpstreamBody>, SendError> {
         // Set while this request waits for a connection (`max_pending_requests`).
         let mut pending = None;
         let slot = loop {
@@ -247,15 +265,14 @@ impl Endpoint {
                 if opts.idle_timeout.is_some_and(|t| since.elapsed() >= t) || !conn.idle_usable() {
                     continue;
                 }
-                match h1::exchange(conn, req, self.home(opts), true).await {
+                match h1::exchange(conn, head, body, lend_headers, self.home(opts), true).await {
                     Ok(resp) => return Ok(resp.map(UpstreamBody::H1)),
                     // It died before answering and nothing of the body was taken: safe to
                     // send on another connection.
                     Err(h1::Failed {
-                        request: Some(back),
-                        ..
+                        body: Some(back), ..
                     }) => {
-                        req = back;
+                        body = back;
                         continue;
                     }
                     Err(f) => return Err(SendError::lost(f.error.into())),
@@ -268,7 +285,7 @@ impl Endpoint {
             if pending.is_none() {
                 match opts.breaker.pending() {
                     Some(p) => pending = Some(p),
-                    None => return Err(SendError::unsent(UpstreamError::Overflow, req)),
+                    None => return Err(SendError::unsent(UpstreamError::Overflow, body)),
                 }
             }
             // Registered before looking again, so a connection freed meanwhile still wakes
@@ -287,7 +304,7 @@ impl Endpoint {
         drop(pending);
         // Boxed: connecting is the rare case, and its state would otherwise enlarge every
         // request's future.
-        Box::pin(self.send_on_new_h1(req, opts, stats, slot)).await
+        Box::pin(self.send_on_new_h1(head, body, lend_headers, opts, stats, slot)).await
     }
 
     fn home(self: &Arc<Self>, opts: ConnectOptions<'_>) -> Home {
@@ -297,20 +314,23 @@ impl Endpoint {
         }
     }
 
-    /// Opens a new HTTP/1.1 connection (its circuit-breaker `slot` taken) and sends `req`.
+    /// Opens a new HTTP/1.1 connection (its circuit-breaker `slot` taken) and sends the
+    /// request.
     async fn send_on_new_h1(
         self: &Arc<Self>,
-        req: Request<RequestBody>,
+        head: &mut Parts,
+        body: RequestBody,
+        lend_headers: bool,
         opts: ConnectOptions<'_>,
         stats: &ClusterStats,
         slot: Slot,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let stream = match connect(self, opts, stats).await {
             Ok(s) => s,
-            Err(e) => return Err(SendError::unsent(e, req)),
+            Err(e) => return Err(SendError::unsent(e, body)),
         };
         let conn = Conn::new(stream, slot, &stats.cx_active);
-        match h1::exchange(conn, req, self.home(opts), false).await {
+        match h1::exchange(conn, head, body, lend_headers, self.home(opts), false).await {
             Ok(resp) => Ok(resp.map(UpstreamBody::H1)),
             Err(f) => Err(SendError::lost(f.error.into())),
         }
@@ -356,7 +376,7 @@ impl Endpoint {
             if !reusable {
                 let Some(slot) = opts.breaker.connection() else {
                     stats.cx_overflow.inc();
-                    return Err(SendError::unsent(UpstreamError::Overflow, req));
+                    return Err(SendError::unsent(UpstreamError::Overflow, req.into_body()));
                 };
                 // Boxed for the same reason as `send_on_new_h1`.
                 let connected = Box::pin(async {
@@ -368,13 +388,13 @@ impl Endpoint {
                 .await;
                 let (sender, conn) = match connected {
                     Ok(h) => h,
-                    Err(e) => return Err(SendError::unsent(e, req)),
+                    Err(e) => return Err(SendError::unsent(e, req.into_body())),
                 };
                 spawn_connection(conn, stats, slot);
                 *guard = Some((sender, 0));
             }
             let Some((sender, streams)) = guard.as_mut() else {
-                return Err(SendError::unsent(UpstreamError::Overflow, req));
+                return Err(SendError::unsent(UpstreamError::Overflow, req.into_body()));
             };
             *streams += 1;
             let sender = sender.clone();
@@ -389,7 +409,10 @@ impl Endpoint {
             sender
         };
         if let Err(e) = sender.ready().await {
-            return Err(SendError::unsent(UpstreamError::Reset(Box::new(e)), req));
+            return Err(SendError::unsent(
+                UpstreamError::Reset(Box::new(e)),
+                req.into_body(),
+            ));
         }
         sender
             .send_request(req)
