@@ -21,7 +21,7 @@ use end::{InFlight, LogTail, UpstreamEnd};
 use idle::ConnActivity;
 use request::{
     host_rewrite, is_external, normalize_request_path, pick_weighted, protocol_name,
-    redirect_location, request_hash, requested_upgrade, rewrite_path, upstream_request,
+    redirect_location, request_hash, requested_upgrade, rewrite_path, upstream_head,
 };
 use retry::{Replay, pick_retry_host};
 use timeout::{Fired, RequestTimer, Timeouts};
@@ -625,45 +625,39 @@ impl HttpManager {
             };
         let downstream_upgrade = upgrade.as_ref().map(|_| DownstreamUpgrade::of(&mut req));
         let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
-        let mut upstream_req =
-            match upstream_request(req, &authority, http2, upgrade.is_some(), counter.clone()) {
-                Ok(r) => r,
-                Err(reply) => {
-                    return self.local(reply, grpc, Some(&mutations), request_id, log, started);
-                }
-            };
+        // The head stays here for every attempt. HTTP/1.1 attempts borrow it (they only
+        // encode it), so a retry rebuilds nothing and the ~220-byte head is not moved down
+        // the attempt. HTTP/2 and upgrades (hyper's client) take an owned request: the head
+        // moves into the only attempt when no retry can follow, else each gets a copy.
+        let (mut head, body) = req.into_parts();
+        let ended = body.is_end_stream();
+        if let Err(reply) = upstream_head(&mut head, ended, &authority, http2, upgrade.is_some()) {
+            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+        }
+        let body = RequestBody::new(body, counter.clone(), None);
         let retry = match (&upgrade, f.retry.as_deref()) {
             (Some(_), _) => None,
             (None, Some(r)) => Some(r),
             (None, None) => mutations.vh.retry.as_ref(),
         }
-        .filter(|p| p.request_allowed(upstream_req.headers()));
+        .filter(|p| p.request_allowed(&head.headers));
         let started_at = tokio::time::Instant::from_std(started);
-        let timeouts = Timeouts::compute(
-            f,
-            retry,
-            &self.config,
-            upstream_req.headers(),
-            grpc,
-            started_at,
-        );
+        let timeouts = Timeouts::compute(f, retry, &self.config, &head.headers, grpc, started_at);
         if let (Some(t), false) = (timeouts.expected, self.config.suppress_envoy_headers) {
             // Tells the upstream how long we will wait, as Envoy's router does.
             let v = match &f.timeout_ms_header {
                 Some(v) if f.timeout == Some(t) => v.clone(),
                 _ => HeaderValue::from(t.as_millis() as u64),
             };
-            upstream_req
-                .headers_mut()
-                .insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
+            head.headers.insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
         }
         if let (Some(t), true) = (timeouts.expected, timeouts.rewrite_grpc_timeout)
             && let Ok(v) = HeaderValue::from_str(&format!("{}m", t.as_millis()))
         {
-            upstream_req.headers_mut().insert("grpc-timeout", v);
+            head.headers.insert("grpc-timeout", v);
         }
         if let Some(kind) = &upgrade {
-            let h = upstream_req.headers_mut();
+            let h = &mut head.headers;
             h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             h.insert(header::UPGRADE, kind.clone());
         }
@@ -683,8 +677,7 @@ impl HttpManager {
         // Nothing waits between the filters and the first attempt: one clock reading
         // stands for when a bodyless request ended, when the body's flag was made, and when
         // the first attempt was sent.
-        let pending_body = (!upstream_req.body().is_end_stream())
-            .then(|| Arc::new(BodyDone::new(filtered_at.into())));
+        let pending_body = (!ended).then(|| Arc::new(BodyDone::new(filtered_at.into())));
         let ended_flag;
         let done: &BodyDone = match &pending_body {
             Some(d) => d,
@@ -700,11 +693,6 @@ impl HttpManager {
         } else {
             Vec::new()
         };
-        // The head stays here for every attempt. HTTP/1.1 attempts borrow it (they only
-        // encode it), so a retry rebuilds nothing and the ~220-byte head is not moved down
-        // the attempt. HTTP/2 and upgrades (hyper's client) take an owned request: the head
-        // moves into the only attempt when no retry can follow, else each gets a copy.
-        let (mut head, body) = upstream_req.into_parts();
         let (first_body, shared) = match &pending_body {
             Some(done) if retry.is_some() || !mirrors.is_empty() => {
                 let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
@@ -737,9 +725,6 @@ impl HttpManager {
                     started,
                 );
             };
-            if retry.is_some() {
-                tried.push(endpoint.addr);
-            }
             if mutations.vh.attempt_count_upstream {
                 head.headers
                     .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
@@ -842,6 +827,8 @@ impl HttpManager {
                     retries += 1;
                     pending = back;
                     if let Some(policy) = retry {
+                        // Recorded only once a retry comes (an allocation per request before).
+                        tried.push(endpoint.addr);
                         tokio::time::sleep(policy.back_off(retries)).await;
                         endpoint =
                             pick_retry_host(&cluster, &pick, &tried, policy).unwrap_or(endpoint);

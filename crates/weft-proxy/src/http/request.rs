@@ -8,17 +8,13 @@ use crate::config::route::{
     WeightedTarget, strip_port,
 };
 use crate::flags::ResponseFlags;
-use crate::http::body::RequestBody;
 use crate::http::headers;
 use crate::http::respond::LocalReply;
 use crate::upstream::Endpoint;
 use crate::upstream::lb::hash64;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
-use http_body::Body as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 /// The `Upgrade` header when an HTTP/1.1 request asks to switch protocols.
 pub(super) fn requested_upgrade(req: &Request<DownstreamBody>) -> Option<HeaderValue> {
@@ -224,17 +220,17 @@ pub(super) fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-/// Builds the upstream request: origin-form with `Host` for HTTP/1.1, absolute form with
-/// `:authority` (and no `Host`) for HTTP/2. `upgrade`: the request asks to switch
-/// protocols.
-pub(super) fn upstream_request(
-    req: Request<DownstreamBody>,
+/// Turns the downstream request head into the upstream one, in place (it is not moved):
+/// origin-form with `Host` for HTTP/1.1, absolute form with `:authority` (and no `Host`)
+/// for HTTP/2. `body_ended`: the request has no body (left to come); `upgrade`: the
+/// request asks to switch protocols.
+pub(super) fn upstream_head(
+    parts: &mut http::request::Parts,
+    body_ended: bool,
     authority: &str,
     http2: bool,
     upgrade: bool,
-    counter: Option<Arc<AtomicU64>>,
-) -> Result<Request<RequestBody>, LocalReply> {
-    let (mut parts, body) = req.into_parts();
+) -> Result<(), LocalReply> {
     let pq = parts
         .uri
         .path_and_query()
@@ -278,7 +274,7 @@ pub(super) fn upstream_request(
         // `http_skip_adding_content_length_to_upgrade`).
         if !upgrade
             && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH)
-            && body.is_end_stream()
+            && body_ended
             && !parts.headers.contains_key(header::CONTENT_LENGTH)
             && !parts.headers.contains_key(header::TRANSFER_ENCODING)
         {
@@ -287,10 +283,7 @@ pub(super) fn upstream_request(
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
     }
-    Ok(Request::from_parts(
-        parts,
-        RequestBody::new(body, counter, None),
-    ))
+    Ok(())
 }
 
 /// Envoy's redirect URL construction.

@@ -4,8 +4,11 @@ use crate::config::matcher::HeaderMatcher;
 use crate::config::util::duration;
 use crate::error::{At, ConfigError};
 use envoy_types::pb::envoy::config::route::v3 as pb;
+use http::header::HeaderName;
 use http::{HeaderMap, StatusCode};
 use std::time::Duration;
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// Envoy's `RetryPolicy`, for the conditions weft implements.
 ///
@@ -59,11 +62,14 @@ impl RetryPolicy {
                     .retriable_headers
                     .iter()
                     .any(|m| m.matches(joined(headers, &m.name).as_deref())))
-            || headers
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
-                .is_some_and(|g| on.grpc.get(g).copied().unwrap_or(false))
+            // Looked up only when a gRPC code is retriable, by a ready-made name (a `&str`
+            // name is parsed on every lookup: ~140 instructions per request).
+            || (on.grpc.contains(&true)
+                && headers
+                    .get(&GRPC_STATUS)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .is_some_and(|g| on.grpc.get(g).copied().unwrap_or(false)))
     }
 
     /// Whether this request may be retried at all (`retriable_request_headers`).
