@@ -1254,7 +1254,7 @@ impl HttpManager {
         let mut log = LogRecord {
             start: Some(SystemTime::now()),
             method: Some(req.method().clone()),
-            path: req.uri().path_and_query().map(|p| p.as_str().to_owned()),
+            path: req.uri().path_and_query().cloned(),
             authority: Some(authority.to_owned()),
             scheme: Some(ds.scheme),
             protocol: Some(protocol_name(req.version())),
