@@ -649,6 +649,47 @@ async fn retry_conditions_count_attempts_like_envoy() {
 }
 
 #[tokio::test]
+async fn retries_to_an_http2_upstream_send_the_whole_request_each_time() {
+    // HTTP/2 attempts get their own copy of the head (hyper's client takes it); the last one
+    // must still carry everything the first did, with its own attempt number.
+    let b = EchoServer::start("b").await;
+    b.fail_next(2, 503);
+    let mut cluster = static_cluster("b", &[b.addr]);
+    cluster["typed_extension_protocol_options"] = json!({"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }});
+    let proxy = start(&bootstrap(
+        vec![http_listener(
+            "in",
+            retry_routes("b", json!({"retry_on": "5xx"})),
+            json!({}),
+        )],
+        vec![cluster],
+    ))
+    .await;
+    let mut c = client(&proxy).await;
+    let r = c
+        .get("h", "/some/path?q=1", &[("x-keep", "me")])
+        .await
+        .expect("reply");
+    assert_eq!(
+        (
+            r.status.as_u16(),
+            b.requests(),
+            r.header("x-envoy-attempt-count")
+        ),
+        (200, 3, "3")
+    );
+    let seen = r.json();
+    assert_eq!(seen["version"], json!("HTTP/2.0"));
+    assert_eq!(seen["path"], json!("/some/path?q=1"));
+    assert_eq!(seen["headers"][":authority"], json!("h"));
+    assert_eq!(seen["headers"]["x-keep"], json!("me"));
+    assert_eq!(seen["headers"]["x-envoy-attempt-count"], json!("3"));
+}
+
+#[tokio::test]
 async fn retries_after_resets_refusals_and_then_success() {
     let reset = FaultyServer::start(Misbehaviour::ResetBeforeHeaders).await;
     let refused = weft_testkit::refused_addr().await;
