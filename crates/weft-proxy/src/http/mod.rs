@@ -934,16 +934,24 @@ impl HttpManager {
                 }
                 // One reading for the upstream time and the body's timers.
                 let now = Instant::now();
-                let upstream = Upstream {
-                    in_flight,
-                    upstream_time: now.saturating_duration_since(sent_at),
-                    counter,
-                    timers: timeouts.body_timers(
+                // The timers act only when the body has to wait for the upstream: a body
+                // that came whole with its head (most small responses) never does, and
+                // needs none (~150 instructions: their plan and an allocation).
+                let timers = if resp.body().arrived_whole() {
+                    None
+                } else {
+                    timeouts.body_timers(
                         timeouts
                             .global
                             .map(|t| done.ended_at().unwrap_or(now.into()) + t),
                         now.into(),
-                    ),
+                    )
+                };
+                let upstream = Upstream {
+                    in_flight,
+                    upstream_time: now.saturating_duration_since(sent_at),
+                    counter,
+                    timers,
                     attempts: retries + 1,
                 };
                 return self.proxied(resp, upstream, mutations, request_id, log, started);

@@ -501,6 +501,19 @@ pub struct H1Body {
 }
 
 impl H1Body {
+    /// Whether the rest of the body is in the read buffer: a length-framed body is then
+    /// cut from it in one frame, without waiting.
+    pub(super) fn arrived_whole(&self) -> bool {
+        match self.framing {
+            Framing::Done => true,
+            Framing::Length(left) => self
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.rbuf.len() as u64 >= left),
+            _ => false,
+        }
+    }
+
     /// The response ended: the connection goes back to the pool if nothing is amiss (the
     /// request written whole, no bytes beyond the response), else it closes.
     fn finish(&mut self) {

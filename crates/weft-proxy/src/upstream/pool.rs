@@ -468,3 +468,13 @@ impl Body for UpstreamBody {
         }
     }
 }
+
+impl UpstreamBody {
+    /// Whether the rest of the body has already arrived (polling it never waits).
+    pub fn arrived_whole(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(b) => b.is_end_stream(),
+            UpstreamBody::H1(b) => b.arrived_whole(),
+        }
+    }
+}
