@@ -289,7 +289,7 @@ impl HeadFields {
     }
 
     /// The name of the head's next field (`raw` as received), validated and lowercased.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn name(
         &mut self,
         raw: &[u8],
@@ -354,14 +354,20 @@ pub(crate) fn fields_into_map(
     Ok(head)
 }
 
-/// Whether a `Connection` value only says `keep-alive` or `close`: the parser has read it,
-/// and the line need not enter the message's map. Such lines, and `Keep-Alive` lines
-/// ([`is_keep_alive`]), would be stripped as hop-by-hop before the message goes on (as
-/// Envoy strips them before routing); a `Connection` naming other headers stays, so that
-/// those are stripped too.
-pub(crate) fn connection_only(value: &[u8]) -> bool {
+/// What a `Connection` value says when it only says `keep-alive` (`Some(true)`) or `close`
+/// (`Some(false)`): such a line has been read once this tells, and need not enter the
+/// message's map. It, and `Keep-Alive` lines ([`is_keep_alive`]), would be stripped as
+/// hop-by-hop before the message goes on (as Envoy strips them before routing); a
+/// `Connection` naming other headers stays, so that those are stripped too.
+pub(crate) fn connection_only(value: &[u8]) -> Option<bool> {
     let v = value.trim_ascii();
-    v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")
+    if v.eq_ignore_ascii_case(b"keep-alive") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case(b"close") {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Whether a raw field name is `Keep-Alive` (a length check first: cheap for the rest).

@@ -532,15 +532,17 @@ fn parse_head(
                 return Err(Refused::Unsupported);
             }
         } else if name == header::CONNECTION {
-            match connection_keep_alive(h.value) {
+            // The usual line (only `keep-alive` or `close`) is read here and left out.
+            let says = connection_only(h.value);
+            match says.or_else(|| connection_keep_alive(h.value)) {
                 Some(false) => close = true,
                 Some(true) => keep_alive = true,
                 None => {}
             }
-            connection_upgrade |= has_token(h.value, b"upgrade");
-            if connection_only(h.value) {
+            if says.is_some() {
                 continue;
             }
+            connection_upgrade |= has_token(h.value, b"upgrade");
         } else if name == header::EXPECT {
             expect_continue = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name == header::UPGRADE {

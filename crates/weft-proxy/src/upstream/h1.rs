@@ -431,13 +431,15 @@ fn parse_head(
             te_lines += 1;
             te_chunked = h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
         } else if name == header::CONNECTION {
-            // `close` on any `Connection` line wins over `keep-alive` on another.
-            match connection_keep_alive(h.value) {
+            // `close` on any `Connection` line wins over `keep-alive` on another. The usual
+            // line (only `keep-alive` or `close`) is read here and left out.
+            let says = connection_only(h.value);
+            match says.or_else(|| connection_keep_alive(h.value)) {
                 Some(false) => close = true,
                 Some(true) => keep_alive = true,
                 None => {}
             }
-            if connection_only(h.value) {
+            if says.is_some() {
                 continue;
             }
         } else if is_keep_alive(h.name.as_bytes()) {
