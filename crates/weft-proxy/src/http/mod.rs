@@ -234,136 +234,143 @@ impl HttpManager {
     /// Handles one request; never fails (errors become local replies). `timer` is where the
     /// request's limits are timed: a connection serving one request at a time lends the same
     /// timer to each (see [`send_within`]); its deadline on entry does not matter.
-    async fn handle(
+    fn handle(
         &self,
         mut req: Request<DownstreamBody>,
         ds: &Downstream,
         timer: Pin<&mut RequestTimer>,
-    ) -> Response<ResponseBody> {
-        let started = Instant::now();
-        self.stats.rq_total.inc();
-        let cfg = &*self.config;
-        let authority = self.normalize_authority(&mut req, ds.local.port());
-        // Read before hop-by-hop headers go: an upgrade is requested through them.
-        let upgrade = requested_upgrade(&req);
-        if cfg.normalize_path || cfg.merge_slashes {
-            normalize_request_path(&mut req, cfg.normalize_path, cfg.merge_slashes);
-        }
-        let request_id = self.forwarding_headers(&mut req, ds);
-        // Boxed: the record (~450 bytes) is moved along with the request through
-        // `forward` and the attempt, and most listeners have no access log.
-        let mut log =
-            (!cfg.access_logs.is_empty()).then(|| Box::new(self.start_log(&req, &authority, ds)));
-        let grpc = respond::is_grpc(req.headers());
+    ) -> impl Future<Output = Response<ResponseBody>> {
+        // A block, not an `async fn`: an async fn moves its arguments into its body's
+        // locals on first poll (a copy of the request); a block uses its captures
+        // where they are.
+        async move {
+            let started = Instant::now();
+            self.stats.rq_total.inc();
+            let cfg = &*self.config;
+            let authority = self.normalize_authority(&mut req, ds.local.port());
+            // Read before hop-by-hop headers go: an upgrade is requested through them.
+            let upgrade = requested_upgrade(&req);
+            if cfg.normalize_path || cfg.merge_slashes {
+                normalize_request_path(&mut req, cfg.normalize_path, cfg.merge_slashes);
+            }
+            let request_id = self.forwarding_headers(&mut req, ds);
+            // Boxed: the record (~450 bytes) is moved along with the request through
+            // `forward` and the attempt, and most listeners have no access log.
+            let mut log = (!cfg.access_logs.is_empty())
+                .then(|| Box::new(self.start_log(&req, &authority, ds)));
+            let grpc = respond::is_grpc(req.headers());
 
-        let table = self.routes.load_full();
-        let view = crate::config::route::RequestView {
-            method: req.method(),
-            authority: &authority,
-            path_and_query: req.uri().path_and_query().map_or("/", |p| p.as_str()),
-            scheme: ds.scheme,
-            headers: req.headers(),
-        };
-        let Some((vh, route)) = table.route(&view) else {
-            // The HTTP filters run before the router, with their own configs when no route.
-            if let Some((reply, extra)) = self
-                .http_filters(&mut req, [None, None, None], None, &mut log)
-                .await
+            let table = self.routes.load_full();
+            let view = crate::config::route::RequestView {
+                method: req.method(),
+                authority: &authority,
+                path_and_query: req.uri().path_and_query().map_or("/", |p| p.as_str()),
+                scheme: ds.scheme,
+                headers: req.headers(),
+            };
+            let Some((vh, route)) = table.route(&view) else {
+                // The HTTP filters run before the router, with their own configs when no route.
+                if let Some((reply, extra)) = self
+                    .http_filters(&mut req, [None, None, None], None, &mut log)
+                    .await
+                {
+                    let mut resp = self.local(reply, grpc, None, request_id, log, started);
+                    if let Some(extra) = extra {
+                        extra.apply(resp.headers_mut(), &HeaderContext::default());
+                    }
+                    return resp;
+                }
+                let reply = LocalReply::new(
+                    StatusCode::NOT_FOUND,
+                    ResponseFlags::NO_ROUTE_FOUND,
+                    "route_not_found",
+                    "",
+                );
+                return self.local(reply, grpc, None, request_id, log, started);
+            };
+            if let Some(log) = log.as_mut() {
+                log.route_name = (!route.name.is_empty()).then(|| Arc::from(route.name.as_str()));
+            }
+            let mutations = Mutations {
+                target: None,
+                route,
+                vh,
+                table: &table,
+                cx: HeaderContext {
+                    downstream_remote: Some(ds.remote),
+                    downstream_local: Some(ds.local),
+                    upstream_host: None,
+                    protocol: Some(protocol_name(req.version())),
+                    request_headers: None,
+                },
+            };
+            // Envoy's route entry settles the weighted cluster before filters run, so the fault
+            // filter's `upstream_cluster` sees the chosen one.
+            let chosen = match &route.action {
+                RouteAction::Forward(f) => Some(match &f.clusters {
+                    ClusterSelect::Single(name) => (name.clone(), None),
+                    ClusterSelect::Weighted { targets, total } => {
+                        let t = pick_weighted(targets, *total);
+                        (t.name.clone(), Some(t))
+                    }
+                    ClusterSelect::Header(h) => {
+                        match req.headers().get(h).and_then(|v| v.to_str().ok()) {
+                            Some(name) => (Arc::from(name), None),
+                            None => (Arc::from(""), None),
+                        }
+                    }
+                }),
+                _ => None,
+            };
+            let levels = [
+                Some(&route.filters),
+                Some(&vh.filters),
+                Some(&table.filters),
+            ];
+            let cluster = chosen.as_ref().map(|(name, _)| &**name);
+            if let Some((reply, extra)) =
+                self.http_filters(&mut req, levels, cluster, &mut log).await
             {
-                let mut resp = self.local(reply, grpc, None, request_id, log, started);
+                let mut resp = self.local(reply, grpc, Some(&mutations), request_id, log, started);
                 if let Some(extra) = extra {
-                    extra.apply(resp.headers_mut(), &HeaderContext::default());
+                    extra.apply(resp.headers_mut(), &mutations.cx);
                 }
                 return resp;
             }
-            let reply = LocalReply::new(
-                StatusCode::NOT_FOUND,
-                ResponseFlags::NO_ROUTE_FOUND,
-                "route_not_found",
-                "",
-            );
-            return self.local(reply, grpc, None, request_id, log, started);
-        };
-        if let Some(log) = log.as_mut() {
-            log.route_name = (!route.name.is_empty()).then(|| Arc::from(route.name.as_str()));
-        }
-        let mutations = Mutations {
-            target: None,
-            route,
-            vh,
-            table: &table,
-            cx: HeaderContext {
-                downstream_remote: Some(ds.remote),
-                downstream_local: Some(ds.local),
-                upstream_host: None,
-                protocol: Some(protocol_name(req.version())),
-                request_headers: None,
-            },
-        };
-        // Envoy's route entry settles the weighted cluster before filters run, so the fault
-        // filter's `upstream_cluster` sees the chosen one.
-        let chosen = match &route.action {
-            RouteAction::Forward(f) => Some(match &f.clusters {
-                ClusterSelect::Single(name) => (name.clone(), None),
-                ClusterSelect::Weighted { targets, total } => {
-                    let t = pick_weighted(targets, *total);
-                    (t.name.clone(), Some(t))
+            match &route.action {
+                RouteAction::Direct(d) => {
+                    let reply =
+                        LocalReply::new(d.status, ResponseFlags::default(), "direct_response", "")
+                            .with_body(d.body.clone());
+                    self.local(reply, false, Some(&mutations), request_id, log, started)
                 }
-                ClusterSelect::Header(h) => {
-                    match req.headers().get(h).and_then(|v| v.to_str().ok()) {
-                        Some(name) => (Arc::from(name), None),
-                        None => (Arc::from(""), None),
-                    }
+                RouteAction::Redirect(r) => {
+                    let location =
+                        redirect_location(r, route, ds.scheme, &authority, path_and_query(&req));
+                    let reply = LocalReply::new(r.status, ResponseFlags::default(), "redirect", "")
+                        .with_location(location);
+                    self.local(reply, false, Some(&mutations), request_id, log, started)
                 }
-            }),
-            _ => None,
-        };
-        let levels = [
-            Some(&route.filters),
-            Some(&vh.filters),
-            Some(&table.filters),
-        ];
-        let cluster = chosen.as_ref().map(|(name, _)| &**name);
-        if let Some((reply, extra)) = self.http_filters(&mut req, levels, cluster, &mut log).await {
-            let mut resp = self.local(reply, grpc, Some(&mutations), request_id, log, started);
-            if let Some(extra) = extra {
-                extra.apply(resp.headers_mut(), &mutations.cx);
-            }
-            return resp;
-        }
-        match &route.action {
-            RouteAction::Direct(d) => {
-                let reply =
-                    LocalReply::new(d.status, ResponseFlags::default(), "direct_response", "")
-                        .with_body(d.body.clone());
-                self.local(reply, false, Some(&mutations), request_id, log, started)
-            }
-            RouteAction::Redirect(r) => {
-                let location =
-                    redirect_location(r, route, ds.scheme, &authority, path_and_query(&req));
-                let reply = LocalReply::new(r.status, ResponseFlags::default(), "redirect", "")
-                    .with_location(location);
-                self.local(reply, false, Some(&mutations), request_id, log, started)
-            }
-            RouteAction::Forward(f) => {
-                // Only a fault filter can have waited (its delay) since `started`: without
-                // one, the request goes on in the wake-up it started in, and that reading
-                // serves for the time it went on too (one clock read per request saved).
-                let filtered_at = match cfg.fault {
-                    Some(_) => Instant::now(),
-                    None => started,
-                };
-                let rq = RequestCx {
-                    request_id,
-                    grpc,
-                    log,
-                    started,
-                    filtered_at,
-                    upgrade,
-                };
-                let chosen = chosen.unwrap_or_else(|| (Arc::from(""), None));
-                self.forward(req, authority, f, chosen, mutations, ds, rq, timer)
-                    .await
+                RouteAction::Forward(f) => {
+                    // Only a fault filter can have waited (its delay) since `started`: without
+                    // one, the request goes on in the wake-up it started in, and that reading
+                    // serves for the time it went on too (one clock read per request saved).
+                    let filtered_at = match cfg.fault {
+                        Some(_) => Instant::now(),
+                        None => started,
+                    };
+                    let rq = RequestCx {
+                        request_id,
+                        grpc,
+                        log,
+                        started,
+                        filtered_at,
+                        upgrade,
+                    };
+                    let chosen = chosen.unwrap_or_else(|| (Arc::from(""), None));
+                    self.forward(req, authority, f, chosen, mutations, ds, rq, timer)
+                        .await
+                }
             }
         }
     }
@@ -523,7 +530,7 @@ impl HttpManager {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn forward<'r>(
+    fn forward<'r>(
         &self,
         mut req: Request<DownstreamBody>,
         authority: String,
@@ -533,353 +540,367 @@ impl HttpManager {
         ds: &Downstream,
         rq: RequestCx,
         mut timer: Pin<&mut RequestTimer>,
-    ) -> Response<ResponseBody> {
-        let RequestCx {
-            request_id,
-            grpc,
-            mut log,
-            started,
-            filtered_at,
-            upgrade,
-        } = rq;
-        if let Some(kind) = &upgrade {
-            let kind = kind.to_str().unwrap_or("").to_ascii_lowercase();
-            let allowed = f
-                .upgrades
-                .iter()
-                .find(|(t, _)| *t == kind)
-                .map_or_else(|| self.config.upgrades.contains(&kind), |(_, on)| *on);
-            if !allowed {
+    ) -> impl Future<Output = Response<ResponseBody>> {
+        // A block, not an `async fn`: an async fn moves its arguments into its body's
+        // locals on first poll (a copy of the request); a block uses its captures
+        // where they are.
+        async move {
+            let RequestCx {
+                request_id,
+                grpc,
+                mut log,
+                started,
+                filtered_at,
+                upgrade,
+            } = rq;
+            if let Some(kind) = &upgrade {
+                let kind = kind.to_str().unwrap_or("").to_ascii_lowercase();
+                let allowed = f
+                    .upgrades
+                    .iter()
+                    .find(|(t, _)| *t == kind)
+                    .map_or_else(|| self.config.upgrades.contains(&kind), |(_, on)| *on);
+                if !allowed {
+                    let reply = LocalReply::new(
+                        StatusCode::FORBIDDEN,
+                        ResponseFlags::default(),
+                        "upgrade_failed",
+                        "",
+                    );
+                    return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+                }
+            }
+            mutations.target = target;
+            if let Some(log) = log.as_mut() {
+                log.upstream_cluster = Some(cluster_name.clone());
+            }
+            let Some(cluster) = self.clusters.get(&cluster_name) else {
                 let reply = LocalReply::new(
-                    StatusCode::FORBIDDEN,
-                    ResponseFlags::default(),
-                    "upgrade_failed",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlags::NO_CLUSTER_FOUND,
+                    "cluster_not_found",
                     "",
                 );
                 return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            };
+
+            // Request edits: most specific level first, so the route table level wins (Envoy's
+            // default `most_specific_header_mutations_wins: false`).
+            mutations.apply_request(req.headers_mut());
+            rewrite_path(&mut req, f, mutations.route);
+
+            let pick = PickContext {
+                hash: request_hash(&f.hash_policy, &req, ds.remote),
+                original_dst: Some(ds.original_dst),
+                original_dst_header: cluster
+                    .config
+                    .original_dst
+                    .http_header
+                    .as_ref()
+                    .and_then(|h| req.headers().get(h))
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok()),
+            };
+            let Some(endpoint) = cluster.pick(&pick) else {
+                cluster.stats.no_healthy_upstream.inc();
+                let reply = LocalReply::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ResponseFlags::NO_HEALTHY_UPSTREAM,
+                    "no_healthy_upstream",
+                    "no healthy upstream",
+                );
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
+            };
+            if let Some(log) = log.as_mut() {
+                log.upstream_host = Some(endpoint.addr);
             }
-        }
-        mutations.target = target;
-        if let Some(log) = log.as_mut() {
-            log.upstream_cluster = Some(cluster_name.clone());
-        }
-        let Some(cluster) = self.clusters.get(&cluster_name) else {
-            let reply = LocalReply::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::NO_CLUSTER_FOUND,
-                "cluster_not_found",
-                "",
-            );
-            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
-        };
+            mutations.cx.upstream_host = Some(endpoint.addr);
 
-        // Request edits: most specific level first, so the route table level wins (Envoy's
-        // default `most_specific_header_mutations_wins: false`).
-        mutations.apply_request(req.headers_mut());
-        rewrite_path(&mut req, f, mutations.route);
-
-        let pick = PickContext {
-            hash: request_hash(&f.hash_policy, &req, ds.remote),
-            original_dst: Some(ds.original_dst),
-            original_dst_header: cluster
-                .config
-                .original_dst
-                .http_header
-                .as_ref()
-                .and_then(|h| req.headers().get(h))
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok()),
-        };
-        let Some(endpoint) = cluster.pick(&pick) else {
-            cluster.stats.no_healthy_upstream.inc();
-            let reply = LocalReply::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ResponseFlags::NO_HEALTHY_UPSTREAM,
-                "no_healthy_upstream",
-                "no healthy upstream",
-            );
-            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
-        };
-        if let Some(log) = log.as_mut() {
-            log.upstream_host = Some(endpoint.addr);
-        }
-        mutations.cx.upstream_host = Some(endpoint.addr);
-
-        let authority = match host_rewrite(&mutations, f, &req, &endpoint) {
-            Some(new) => {
-                if !self.config.suppress_envoy_headers
-                    && let Ok(v) = HeaderValue::from_str(&authority)
-                {
-                    req.headers_mut().insert(&X_ENVOY_ORIGINAL_HOST, v);
+            let authority = match host_rewrite(&mutations, f, &req, &endpoint) {
+                Some(new) => {
+                    if !self.config.suppress_envoy_headers
+                        && let Ok(v) = HeaderValue::from_str(&authority)
+                    {
+                        req.headers_mut().insert(&X_ENVOY_ORIGINAL_HOST, v);
+                    }
+                    new
                 }
-                new
+                None => authority,
+            };
+            // Upgrades (WebSocket...) go over HTTP/1.1 whatever the cluster's protocol.
+            let http2 = upgrade.is_none()
+                && match cluster.config.protocol {
+                    UpstreamProtocol::Http1 => false,
+                    UpstreamProtocol::Http2 => true,
+                    UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
+                };
+            let downstream_upgrade = upgrade.as_ref().map(|_| DownstreamUpgrade::of(&mut req));
+            let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
+            // The head stays here for every attempt. HTTP/1.1 attempts borrow it (they only
+            // encode it), so a retry rebuilds nothing and the ~220-byte head is not moved down
+            // the attempt. HTTP/2 and upgrades (hyper's client) take an owned request: the head
+            // moves into the only attempt when no retry can follow, else each gets a copy.
+            let (mut head, body) = req.into_parts();
+            let ended = body.is_end_stream();
+            if let Err(reply) =
+                upstream_head(&mut head, ended, &authority, http2, upgrade.is_some())
+            {
+                return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
-            None => authority,
-        };
-        // Upgrades (WebSocket...) go over HTTP/1.1 whatever the cluster's protocol.
-        let http2 = upgrade.is_none()
-            && match cluster.config.protocol {
-                UpstreamProtocol::Http1 => false,
-                UpstreamProtocol::Http2 => true,
-                UpstreamProtocol::UseDownstream => req.version() == Version::HTTP_2,
-            };
-        let downstream_upgrade = upgrade.as_ref().map(|_| DownstreamUpgrade::of(&mut req));
-        let counter = log.as_ref().map(|_| Arc::new(AtomicU64::new(0)));
-        // The head stays here for every attempt. HTTP/1.1 attempts borrow it (they only
-        // encode it), so a retry rebuilds nothing and the ~220-byte head is not moved down
-        // the attempt. HTTP/2 and upgrades (hyper's client) take an owned request: the head
-        // moves into the only attempt when no retry can follow, else each gets a copy.
-        let (mut head, body) = req.into_parts();
-        let ended = body.is_end_stream();
-        if let Err(reply) = upstream_head(&mut head, ended, &authority, http2, upgrade.is_some()) {
-            return self.local(reply, grpc, Some(&mutations), request_id, log, started);
-        }
-        let body = RequestBody::new(body, counter.clone(), None);
-        let retry = match (&upgrade, f.retry.as_deref()) {
-            (Some(_), _) => None,
-            (None, Some(r)) => Some(r),
-            (None, None) => mutations.vh.retry.as_ref(),
-        }
-        .filter(|p| p.request_allowed(&head.headers));
-        let started_at = tokio::time::Instant::from_std(started);
-        let timeouts = Timeouts::compute(f, retry, &self.config, &head.headers, grpc, started_at);
-        if let (Some(t), false) = (timeouts.expected, self.config.suppress_envoy_headers) {
-            // Tells the upstream how long we will wait, as Envoy's router does.
-            let v = match &f.timeout_ms_header {
-                Some(v) if f.timeout == Some(t) => v.clone(),
-                _ => HeaderValue::from(t.as_millis() as u64),
-            };
-            head.headers.insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
-        }
-        if let (Some(t), true) = (timeouts.expected, timeouts.rewrite_grpc_timeout)
-            && let Ok(v) = HeaderValue::from_str(&format!("{}m", t.as_millis()))
-        {
-            head.headers.insert("grpc-timeout", v);
-        }
-        if let Some(kind) = &upgrade {
-            let h = &mut head.headers;
-            h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            h.insert(header::UPGRADE, kind.clone());
-        }
+            let body = RequestBody::new(body, counter.clone(), None);
+            let retry = match (&upgrade, f.retry.as_deref()) {
+                (Some(_), _) => None,
+                (None, Some(r)) => Some(r),
+                (None, None) => mutations.vh.retry.as_ref(),
+            }
+            .filter(|p| p.request_allowed(&head.headers));
+            let started_at = tokio::time::Instant::from_std(started);
+            let timeouts =
+                Timeouts::compute(f, retry, &self.config, &head.headers, grpc, started_at);
+            if let (Some(t), false) = (timeouts.expected, self.config.suppress_envoy_headers) {
+                // Tells the upstream how long we will wait, as Envoy's router does.
+                let v = match &f.timeout_ms_header {
+                    Some(v) if f.timeout == Some(t) => v.clone(),
+                    _ => HeaderValue::from(t.as_millis() as u64),
+                };
+                head.headers.insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
+            }
+            if let (Some(t), true) = (timeouts.expected, timeouts.rewrite_grpc_timeout)
+                && let Ok(v) = HeaderValue::from_str(&format!("{}m", t.as_millis()))
+            {
+                head.headers.insert("grpc-timeout", v);
+            }
+            if let Some(kind) = &upgrade {
+                let h = &mut head.headers;
+                h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                h.insert(header::UPGRADE, kind.clone());
+            }
 
-        let stats = &cluster.stats;
-        let breaker = &cluster.breakers[usize::from(f.high_priority)];
-        let opts = ConnectOptions {
-            http2,
-            connect_timeout: cluster.config.connect_timeout,
-            breaker,
-            max_requests_per_connection: cluster.config.max_requests_per_connection,
-            idle_timeout: cluster.config.idle_timeout,
-        };
-        // Bodies are read through a shared buffer when a retry may need them again.
-        // A bodyless request's flag is set from the start and shared with no body: it lives
-        // here, not behind an `Arc` (an allocation per request saved).
-        // Nothing waits between the filters and the first attempt: one clock reading
-        // stands for when a bodyless request ended, when the body's flag was made, and when
-        // the first attempt was sent.
-        let pending_body = (!ended).then(|| Arc::new(BodyDone::new(filtered_at.into())));
-        let ended_flag;
-        let done: &BodyDone = match &pending_body {
-            Some(d) => d,
-            None => {
-                ended_flag = BodyDone::ended(filtered_at.into());
-                &ended_flag
+            let stats = &cluster.stats;
+            let breaker = &cluster.breakers[usize::from(f.high_priority)];
+            let opts = ConnectOptions {
+                http2,
+                connect_timeout: cluster.config.connect_timeout,
+                breaker,
+                max_requests_per_connection: cluster.config.max_requests_per_connection,
+                idle_timeout: cluster.config.idle_timeout,
+            };
+            // Bodies are read through a shared buffer when a retry may need them again.
+            // A bodyless request's flag is set from the start and shared with no body: it lives
+            // here, not behind an `Arc` (an allocation per request saved).
+            // Nothing waits between the filters and the first attempt: one clock reading
+            // stands for when a bodyless request ended, when the body's flag was made, and when
+            // the first attempt was sent.
+            let pending_body = (!ended).then(|| Arc::new(BodyDone::new(filtered_at.into())));
+            let ended_flag;
+            let done: &BodyDone = match &pending_body {
+                Some(d) => d,
+                None => {
+                    ended_flag = BodyDone::ended(filtered_at.into());
+                    &ended_flag
+                }
+            };
+            let mut first_sent_at = Some(filtered_at);
+            // Mirrors: decided once per request, before the first attempt.
+            let mirrors: Vec<&MirrorPolicy> = if upgrade.is_none() {
+                f.mirrors.iter().filter(|m| m.fraction.roll()).collect()
+            } else {
+                Vec::new()
+            };
+            let (first_body, shared) = match &pending_body {
+                Some(done) if retry.is_some() || !mirrors.is_empty() => {
+                    let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
+                    (shared.attempt(), Some(shared))
+                }
+                Some(done) => (body.with_done(done.clone()), None),
+                None => (body, None),
+            };
+            for m in mirrors {
+                self.mirror(m, &head, shared.as_ref(), timeouts.global);
             }
-        };
-        let mut first_sent_at = Some(filtered_at);
-        // Mirrors: decided once per request, before the first attempt.
-        let mirrors: Vec<&MirrorPolicy> = if upgrade.is_none() {
-            f.mirrors.iter().filter(|m| m.fraction.roll()).collect()
-        } else {
-            Vec::new()
-        };
-        let (first_body, shared) = match &pending_body {
-            Some(done) if retry.is_some() || !mirrors.is_empty() => {
-                let shared = body.into_shared(done.clone(), RETRY_BUFFER_LIMIT);
-                (shared.attempt(), Some(shared))
-            }
-            Some(done) => (body.with_done(done.clone()), None),
-            None => (body, None),
-        };
-        for m in mirrors {
-            self.mirror(m, &head, shared.as_ref(), timeouts.global);
-        }
-        let replay = retry.map(|_| Replay::of(shared.as_ref()));
-        let mut pending = Some(first_body);
-        let mut endpoint = endpoint;
-        let mut tried: Vec<SocketAddr> = Vec::new();
-        let mut retries = 0;
-        let mut _retry_slot = None;
-        let mut downstream_upgrade = downstream_upgrade;
-        loop {
-            let Some(body) = pending
-                .take()
-                .or_else(|| replay.as_ref().and_then(Replay::body))
-            else {
-                break self.local(
-                    internal_error(),
-                    grpc,
-                    Some(&mutations),
+            let replay = retry.map(|_| Replay::of(shared.as_ref()));
+            let mut pending = Some(first_body);
+            let mut endpoint = endpoint;
+            let mut tried: Vec<SocketAddr> = Vec::new();
+            let mut retries = 0;
+            let mut _retry_slot = None;
+            let mut downstream_upgrade = downstream_upgrade;
+            loop {
+                let Some(body) = pending
+                    .take()
+                    .or_else(|| replay.as_ref().and_then(Replay::body))
+                else {
+                    break self.local(
+                        internal_error(),
+                        grpc,
+                        Some(&mutations),
+                        request_id,
+                        log,
+                        started,
+                    );
+                };
+                if mutations.vh.attempt_count_upstream {
+                    head.headers
+                        .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
+                }
+                let Some(rq_slot) = breaker.request() else {
+                    stats.pending_overflow.inc();
+                    stats.record_status(503);
+                    break self.local(overflow(), grpc, Some(&mutations), request_id, log, started);
+                };
+                stats.rq_total.inc();
+                let in_flight = InFlight::begin(endpoint.clone(), cluster.clone(), rq_slot);
+                // A retry comes after a back-off: its own reading.
+                let sent_at = first_sent_at.take().unwrap_or_else(Instant::now);
+                // Pinned where it is built and lent to `send_within`: moving this future (it holds
+                // the body) into `send_within` and pinning it there copied it twice.
+                let result = {
+                    let send = std::pin::pin!(async {
+                        if upgrade.is_some() {
+                            // Rare: boxed so it does not size the common path's future.
+                            let req = Request::from_parts(take_head(&mut head), body);
+                            Box::pin(endpoint.send_upgrade(req, opts, stats))
+                                .await
+                                .map(|r| r.map(UpstreamBody::Hyper))
+                                .map_err(|error| SendError { error, body: None })
+                        } else if http2 {
+                            let head = match retry {
+                                Some(_) => copy_head(&mut head, retries == 0),
+                                None => take_head(&mut head),
+                            };
+                            endpoint
+                                .send(Request::from_parts(head, body), opts, stats)
+                                .await
+                        } else {
+                            // No retry can follow without a policy: the exchange may reuse the
+                            // head's header map for the response's.
+                            endpoint
+                                .send_h1(&mut head, body, retry.is_none(), opts, stats)
+                                .await
+                        }
+                    });
+                    send_within(send, &timeouts, done, sent_at.into(), timer.as_mut()).await
+                };
+                match &result {
+                    Ok(Ok(resp)) => {
+                        cluster.report(&endpoint, Outcome::Http(resp.status().as_u16()))
+                    }
+                    Ok(Err(e)) if !e.error.is_overflow() && !e.error.is_downstream_body_error() => {
+                        cluster.report(
+                            &endpoint,
+                            Outcome::LocalFailure {
+                                timeout: matches!(e.error, UpstreamError::ConnectTimeout),
+                            },
+                        )
+                    }
+                    Err(Fired::Global | Fired::PerTry | Fired::PerTryIdle) => {
+                        cluster.report(&endpoint, Outcome::LocalFailure { timeout: true })
+                    }
+                    _ => {}
+                }
+                let retriable = match (&result, retry) {
+                    (_, None) => false,
+                    (Ok(Ok(resp)), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
+                    (Ok(Err(e)), _)
+                        if e.error.is_overflow() || e.error.is_downstream_body_error() =>
+                    {
+                        false
+                    }
+                    (Ok(Err(e)), Some(p)) => {
+                        p.retriable_failure(e.error.is_connect_failure(), false)
+                    }
+                    (Err(fired), Some(p)) => fired.per_try() && p.retriable_failure(false, true),
+                };
+                if let Err(fired) = &result
+                    && fired.per_try()
+                {
+                    stats.per_try_timeout.inc();
+                }
+                // Read the clock only when a retry is on the table.
+                let global_expired = || {
+                    timeouts
+                        .global_deadline(done)
+                        .is_some_and(|d| tokio::time::Instant::now() >= d)
+                };
+                let retry_limit = retry.map_or(0, |r| r.num_retries);
+                if retriable && retries < retry_limit && !global_expired() {
+                    let unsent = matches!(&result, Ok(Err(e)) if e.body.is_some());
+                    let replayable = replay.as_ref().is_some_and(Replay::replayable);
+                    // Retries in flight are bounded per cluster (max_retries or a budget).
+                    _retry_slot = None;
+                    let slot = if unsent || replayable {
+                        breaker.retry()
+                    } else {
+                        None
+                    };
+                    if slot.is_none() && (unsent || replayable) {
+                        stats.retry_overflow.inc();
+                    }
+                    if let Some(slot) = slot {
+                        _retry_slot = Some(slot);
+                        let back = match result {
+                            Ok(Err(e)) => e.body,
+                            _ => None,
+                        };
+                        drop(in_flight);
+                        stats.rq_retry.inc();
+                        retries += 1;
+                        pending = back;
+                        if let Some(policy) = retry {
+                            // Recorded only once a retry comes (an allocation per request before).
+                            tried.push(endpoint.addr);
+                            tokio::time::sleep(policy.back_off(retries)).await;
+                            endpoint = pick_retry_host(&cluster, &pick, &tried, policy)
+                                .unwrap_or(endpoint);
+                        }
+                        if let Some(log) = log.as_mut() {
+                            log.upstream_host = Some(endpoint.addr);
+                        }
+                        continue;
+                    }
+                    // No retry (the body outgrew the replay buffer, or the retry circuit breaker
+                    // is open): the client gets what this attempt got.
+                    if !(unsent || replayable) {
+                        stats.body_too_large_for_retry.inc();
+                    }
+                    let attempt = Attempt {
+                        in_flight,
+                        sent_at,
+                        retriable: false,
+                        retries,
+                        downstream_upgrade: downstream_upgrade.take(),
+                    };
+                    break self.finish_attempt(
+                        result, attempt, &timeouts, done, counter, &mutations, request_id, log,
+                        started, grpc,
+                    );
+                }
+                if retriable {
+                    stats.retry_limit_exceeded.inc();
+                    if let Some(log) = log.as_mut() {
+                        log.flags
+                            .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+                    }
+                }
+                break self.finish_attempt(
+                    result,
+                    Attempt {
+                        in_flight,
+                        sent_at,
+                        retriable,
+                        retries,
+                        downstream_upgrade: downstream_upgrade.take(),
+                    },
+                    &timeouts,
+                    done,
+                    counter,
+                    &mutations,
                     request_id,
                     log,
                     started,
-                );
-            };
-            if mutations.vh.attempt_count_upstream {
-                head.headers
-                    .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
-            }
-            let Some(rq_slot) = breaker.request() else {
-                stats.pending_overflow.inc();
-                stats.record_status(503);
-                break self.local(overflow(), grpc, Some(&mutations), request_id, log, started);
-            };
-            stats.rq_total.inc();
-            let in_flight = InFlight::begin(endpoint.clone(), cluster.clone(), rq_slot);
-            // A retry comes after a back-off: its own reading.
-            let sent_at = first_sent_at.take().unwrap_or_else(Instant::now);
-            // Pinned where it is built and lent to `send_within`: moving this future (it holds
-            // the body) into `send_within` and pinning it there copied it twice.
-            let result = {
-                let send = std::pin::pin!(async {
-                    if upgrade.is_some() {
-                        // Rare: boxed so it does not size the common path's future.
-                        let req = Request::from_parts(take_head(&mut head), body);
-                        Box::pin(endpoint.send_upgrade(req, opts, stats))
-                            .await
-                            .map(|r| r.map(UpstreamBody::Hyper))
-                            .map_err(|error| SendError { error, body: None })
-                    } else if http2 {
-                        let head = match retry {
-                            Some(_) => copy_head(&mut head, retries == 0),
-                            None => take_head(&mut head),
-                        };
-                        endpoint
-                            .send(Request::from_parts(head, body), opts, stats)
-                            .await
-                    } else {
-                        // No retry can follow without a policy: the exchange may reuse the
-                        // head's header map for the response's.
-                        endpoint
-                            .send_h1(&mut head, body, retry.is_none(), opts, stats)
-                            .await
-                    }
-                });
-                send_within(send, &timeouts, done, sent_at.into(), timer.as_mut()).await
-            };
-            match &result {
-                Ok(Ok(resp)) => cluster.report(&endpoint, Outcome::Http(resp.status().as_u16())),
-                Ok(Err(e)) if !e.error.is_overflow() && !e.error.is_downstream_body_error() => {
-                    cluster.report(
-                        &endpoint,
-                        Outcome::LocalFailure {
-                            timeout: matches!(e.error, UpstreamError::ConnectTimeout),
-                        },
-                    )
-                }
-                Err(Fired::Global | Fired::PerTry | Fired::PerTryIdle) => {
-                    cluster.report(&endpoint, Outcome::LocalFailure { timeout: true })
-                }
-                _ => {}
-            }
-            let retriable = match (&result, retry) {
-                (_, None) => false,
-                (Ok(Ok(resp)), Some(p)) => p.retriable_response(resp.status(), resp.headers()),
-                (Ok(Err(e)), _) if e.error.is_overflow() || e.error.is_downstream_body_error() => {
-                    false
-                }
-                (Ok(Err(e)), Some(p)) => p.retriable_failure(e.error.is_connect_failure(), false),
-                (Err(fired), Some(p)) => fired.per_try() && p.retriable_failure(false, true),
-            };
-            if let Err(fired) = &result
-                && fired.per_try()
-            {
-                stats.per_try_timeout.inc();
-            }
-            // Read the clock only when a retry is on the table.
-            let global_expired = || {
-                timeouts
-                    .global_deadline(done)
-                    .is_some_and(|d| tokio::time::Instant::now() >= d)
-            };
-            let retry_limit = retry.map_or(0, |r| r.num_retries);
-            if retriable && retries < retry_limit && !global_expired() {
-                let unsent = matches!(&result, Ok(Err(e)) if e.body.is_some());
-                let replayable = replay.as_ref().is_some_and(Replay::replayable);
-                // Retries in flight are bounded per cluster (max_retries or a budget).
-                _retry_slot = None;
-                let slot = if unsent || replayable {
-                    breaker.retry()
-                } else {
-                    None
-                };
-                if slot.is_none() && (unsent || replayable) {
-                    stats.retry_overflow.inc();
-                }
-                if let Some(slot) = slot {
-                    _retry_slot = Some(slot);
-                    let back = match result {
-                        Ok(Err(e)) => e.body,
-                        _ => None,
-                    };
-                    drop(in_flight);
-                    stats.rq_retry.inc();
-                    retries += 1;
-                    pending = back;
-                    if let Some(policy) = retry {
-                        // Recorded only once a retry comes (an allocation per request before).
-                        tried.push(endpoint.addr);
-                        tokio::time::sleep(policy.back_off(retries)).await;
-                        endpoint =
-                            pick_retry_host(&cluster, &pick, &tried, policy).unwrap_or(endpoint);
-                    }
-                    if let Some(log) = log.as_mut() {
-                        log.upstream_host = Some(endpoint.addr);
-                    }
-                    continue;
-                }
-                // No retry (the body outgrew the replay buffer, or the retry circuit breaker
-                // is open): the client gets what this attempt got.
-                if !(unsent || replayable) {
-                    stats.body_too_large_for_retry.inc();
-                }
-                let attempt = Attempt {
-                    in_flight,
-                    sent_at,
-                    retriable: false,
-                    retries,
-                    downstream_upgrade: downstream_upgrade.take(),
-                };
-                break self.finish_attempt(
-                    result, attempt, &timeouts, done, counter, &mutations, request_id, log,
-                    started, grpc,
+                    grpc,
                 );
             }
-            if retriable {
-                stats.retry_limit_exceeded.inc();
-                if let Some(log) = log.as_mut() {
-                    log.flags
-                        .insert(ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
-                }
-            }
-            break self.finish_attempt(
-                result,
-                Attempt {
-                    in_flight,
-                    sent_at,
-                    retriable,
-                    retries,
-                    downstream_upgrade: downstream_upgrade.take(),
-                },
-                &timeouts,
-                done,
-                counter,
-                &mutations,
-                request_id,
-                log,
-                started,
-                grpc,
-            );
         }
     }
 
