@@ -234,6 +234,8 @@ impl HttpManager {
     /// Handles one request; never fails (errors become local replies). `timer` is where the
     /// request's limits are timed: a connection serving one request at a time lends the same
     /// timer to each (see [`send_within`]); its deadline on entry does not matter.
+    // Not `async fn` on purpose (see the comment in the body): measured, 150 Ir per request.
+    #[allow(clippy::manual_async_fn)]
     fn handle(
         &self,
         mut req: Request<DownstreamBody>,
@@ -529,7 +531,8 @@ impl HttpManager {
         None
     }
 
-    #[allow(clippy::too_many_arguments)]
+    // Not `async fn` on purpose, as `handle`.
+    #[allow(clippy::too_many_arguments, clippy::manual_async_fn)]
     fn forward<'r>(
         &self,
         mut req: Request<DownstreamBody>,
