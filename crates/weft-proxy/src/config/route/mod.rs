@@ -245,7 +245,9 @@ pub struct DirectResponse {
 /// (longest first), then `*`.
 #[derive(Debug, Default)]
 struct DomainIndex {
-    exact: HashMap<String, usize>,
+    /// Looked up once per request (Istio's virtual hosts name their domains exactly):
+    /// foldhash rather than SipHash, as for the cluster map.
+    exact: HashMap<String, usize, foldhash::fast::RandomState>,
     suffixes: Vec<(String, usize)>,
     prefixes: Vec<(String, usize)>,
     any: Option<usize>,
