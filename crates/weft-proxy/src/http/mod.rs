@@ -643,10 +643,14 @@ impl HttpManager {
             // encode it), so a retry rebuilds nothing and the ~220-byte head is not moved down
             // the attempt. HTTP/2 and upgrades (hyper's client) take an owned request: the head
             // moves into the only attempt when no retry can follow, else each gets a copy.
-            let (mut head, body) = req.into_parts();
+            let (head, body) = req.into_parts();
+            let mut head = KeptHead {
+                parts: head,
+                recycle: false,
+            };
             let ended = body.is_end_stream();
             if let Err(reply) =
-                upstream_head(&mut head, ended, &authority, http2, upgrade.is_some())
+                upstream_head(&mut head.parts, ended, &authority, http2, upgrade.is_some())
             {
                 return self.local(reply, grpc, Some(&mutations), request_id, log, started);
             }
@@ -656,25 +660,36 @@ impl HttpManager {
                 (None, Some(r)) => Some(r),
                 (None, None) => mutations.vh.retry.as_ref(),
             }
-            .filter(|p| p.request_allowed(&head.headers));
+            .filter(|p| p.request_allowed(&head.parts.headers));
+            // With a retry policy each response head needs a header map of its own (the
+            // request's stays for a retry): the request's is kept for a later one.
+            head.recycle = retry.is_some();
             let started_at = tokio::time::Instant::from_std(started);
-            let timeouts =
-                Timeouts::compute(f, retry, &self.config, &head.headers, grpc, started_at);
+            let timeouts = Timeouts::compute(
+                f,
+                retry,
+                &self.config,
+                &head.parts.headers,
+                grpc,
+                started_at,
+            );
             if let (Some(t), false) = (timeouts.expected, self.config.suppress_envoy_headers) {
                 // Tells the upstream how long we will wait, as Envoy's router does.
                 let v = match &f.timeout_ms_header {
                     Some(v) if f.timeout == Some(t) => v.clone(),
                     _ => HeaderValue::from(t.as_millis() as u64),
                 };
-                head.headers.insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
+                head.parts
+                    .headers
+                    .insert(&X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, v);
             }
             if let (Some(t), true) = (timeouts.expected, timeouts.rewrite_grpc_timeout)
                 && let Ok(v) = HeaderValue::from_str(&format!("{}m", t.as_millis()))
             {
-                head.headers.insert("grpc-timeout", v);
+                head.parts.headers.insert("grpc-timeout", v);
             }
             if let Some(kind) = &upgrade {
-                let h = &mut head.headers;
+                let h = &mut head.parts.headers;
                 h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
                 h.insert(header::UPGRADE, kind.clone());
             }
@@ -719,7 +734,7 @@ impl HttpManager {
                 None => (body, None),
             };
             for m in mirrors {
-                self.mirror(m, &head, shared.as_ref(), timeouts.global);
+                self.mirror(m, &head.parts, shared.as_ref(), timeouts.global);
             }
             let replay = retry.map(|_| Replay::of(shared.as_ref()));
             let mut pending = Some(first_body);
@@ -743,7 +758,8 @@ impl HttpManager {
                     );
                 };
                 if mutations.vh.attempt_count_upstream {
-                    head.headers
+                    head.parts
+                        .headers
                         .insert(&X_ENVOY_ATTEMPT_COUNT, HeaderValue::from(retries + 1));
                 }
                 let Some(rq_slot) = breaker.request() else {
@@ -761,15 +777,15 @@ impl HttpManager {
                     let send = std::pin::pin!(async {
                         if upgrade.is_some() {
                             // Rare: boxed so it does not size the common path's future.
-                            let req = Request::from_parts(take_head(&mut head), body);
+                            let req = Request::from_parts(take_head(&mut head.parts), body);
                             Box::pin(endpoint.send_upgrade(req, opts, stats))
                                 .await
                                 .map(|r| r.map(UpstreamBody::Hyper))
                                 .map_err(|error| SendError { error, body: None })
                         } else if http2 {
                             let head = match retry {
-                                Some(_) => copy_head(&mut head, retries == 0),
-                                None => take_head(&mut head),
+                                Some(_) => copy_head(&mut head.parts, retries == 0),
+                                None => take_head(&mut head.parts),
                             };
                             endpoint
                                 .send(Request::from_parts(head, body), opts, stats)
@@ -778,7 +794,7 @@ impl HttpManager {
                             // No retry can follow without a policy: the exchange may reuse the
                             // head's header map for the response's.
                             endpoint
-                                .send_h1(&mut head, body, retry.is_none(), opts, stats)
+                                .send_h1(&mut head.parts, body, retry.is_none(), opts, stats)
                                 .await
                         }
                     });
@@ -1392,6 +1408,22 @@ struct Tunnel {
 
 fn path_and_query(req: &Request<DownstreamBody>) -> &str {
     req.uri().path_and_query().map_or("/", |p| p.as_str())
+}
+
+/// The upstream request head `forward` keeps; with `recycle` its header map is kept for a
+/// later response head on this thread when the request is done (a `Drop`, so the response
+/// is returned where it is built).
+struct KeptHead {
+    parts: http::request::Parts,
+    recycle: bool,
+}
+
+impl Drop for KeptHead {
+    fn drop(&mut self) {
+        if self.recycle {
+            crate::upstream::h1::recycle_headers(std::mem::take(&mut self.parts.headers));
+        }
+    }
 }
 
 /// Moves the request head out for an attempt that needs an owned request (the only one).

@@ -40,6 +40,33 @@ const MAX_HEADERS: usize = 100;
 const MIN_READ: usize = 8 * 1024;
 const MAX_READ: usize = 256 * 1024;
 
+/// A request header map up to this capacity is kept for a later response head.
+const SPARE_HEADERS_MAX: usize = 32;
+
+thread_local! {
+    /// A request head's header map, emptied, for the next response head parsed on this
+    /// thread that cannot reuse its own request's (a retry policy keeps that for a retry):
+    /// without it every such response allocated a map (2 allocations, ~300 instructions).
+    static SPARE_HEADERS: std::cell::Cell<Option<HeaderMap>> = const { std::cell::Cell::new(None) };
+}
+
+/// Keeps `map` (emptied) for a later response head on this thread (one at most; a large
+/// map is dropped).
+pub(crate) fn recycle_headers(mut map: HeaderMap) {
+    if map.capacity() == 0 || map.capacity() > SPARE_HEADERS_MAX {
+        return;
+    }
+    map.clear();
+    SPARE_HEADERS.set(Some(map));
+}
+
+/// The kept map, or a new one. Out of line: inlined, it changed how the response path
+/// around it was inlined (+120 instructions per request without a retry policy).
+#[inline(never)]
+fn spare_headers() -> HeaderMap {
+    SPARE_HEADERS.take().unwrap_or_default()
+}
+
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum H1Error {
@@ -477,7 +504,7 @@ fn parse_head(
                 }
             }
         };
-    let mut map = spare.map(std::mem::take).unwrap_or_default();
+    let mut map = spare.map_or_else(spare_headers, std::mem::take);
     map.clear();
     // Room for what the proxy adds downstream (server, x-envoy-upstream-service-time, ...).
     crate::http1::fields_into_map(&mut conn.rbuf, len, &mut conn.scratch, &mut map, 4)
