@@ -262,7 +262,13 @@ impl Endpoint {
             if let Some((mut conn, since)) = self.pool.pop_idle_h1() {
                 // Past the cluster's idle_timeout a pooled connection is closed, not reused;
                 // so is one the upstream closed while it sat idle.
-                if opts.idle_timeout.is_some_and(|t| since.elapsed() >= t) || !conn.idle_usable() {
+                // (Compared as instants: an addition is cheaper than `elapsed`'s subtraction.)
+                let expired = opts.idle_timeout.is_some_and(|t| {
+                    since
+                        .checked_add(t)
+                        .is_some_and(|end| std::time::Instant::now() >= end)
+                });
+                if expired || !conn.idle_usable() {
                     continue;
                 }
                 match h1::exchange(conn, head, body, lend_headers, self.home(opts), true).await {
