@@ -795,6 +795,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn ipv4_addresses_render_as_display_does() {
@@ -811,7 +812,6 @@ mod tests {
             }
         }
     }
-    use std::time::Duration;
 
     #[test]
     fn timestamps_format_like_envoy() {
