@@ -354,20 +354,28 @@ pub(crate) fn fields_into_map(
     Ok(head)
 }
 
-/// What a `Connection` value says when it only says `keep-alive` (`Some(true)`) or `close`
-/// (`Some(false)`): such a line has been read once this tells, and need not enter the
+/// Reads a `Connection` line into `keep_alive` / `close` (`close` on any line wins over
+/// `keep-alive` on another, as the callers combine them). Returns whether the line only
+/// said `keep-alive` or `close`: such a line has then been read whole and need not enter the
 /// message's map. It, and `Keep-Alive` lines ([`is_keep_alive`]), would be stripped as
 /// hop-by-hop before the message goes on (as Envoy strips them before routing); a
 /// `Connection` naming other headers stays, so that those are stripped too.
-pub(crate) fn connection_only(value: &[u8]) -> Option<bool> {
+#[inline]
+pub(crate) fn read_connection(value: &[u8], keep_alive: &mut bool, close: &mut bool) -> bool {
     let v = value.trim_ascii();
-    if v.eq_ignore_ascii_case(b"keep-alive") {
+    let only = if v.eq_ignore_ascii_case(b"keep-alive") {
         Some(true)
     } else if v.eq_ignore_ascii_case(b"close") {
         Some(false)
     } else {
         None
+    };
+    match only.or_else(|| connection_keep_alive(value)) {
+        Some(false) => *close = true,
+        Some(true) => *keep_alive = true,
+        None => {}
     }
+    only.is_some()
 }
 
 /// Whether a raw field name is `Keep-Alive` (a length check first: cheap for the rest).

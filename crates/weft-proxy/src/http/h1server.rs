@@ -21,9 +21,9 @@ use super::idle::ConnActivity;
 use super::{Downstream, HttpManager};
 use crate::config::listener::Codec;
 use crate::http1::{
-    BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, connection_only,
-    content_length, decode_chunked, ends_chunked, fields_into_map, has_token, is_keep_alive,
-    put_content_length, put_field, settle_chunked,
+    BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, content_length,
+    decode_chunked, ends_chunked, fields_into_map, has_token, is_keep_alive, put_content_length,
+    put_field, read_connection, settle_chunked,
 };
 use crate::proxy::Drain;
 use bytes::{Buf, Bytes, BytesMut};
@@ -533,13 +533,7 @@ fn parse_head(
             }
         } else if name == header::CONNECTION {
             // The usual line (only `keep-alive` or `close`) is read here and left out.
-            let says = connection_only(h.value);
-            match says.or_else(|| connection_keep_alive(h.value)) {
-                Some(false) => close = true,
-                Some(true) => keep_alive = true,
-                None => {}
-            }
-            if says.is_some() {
+            if read_connection(h.value, &mut keep_alive, &mut close) {
                 continue;
             }
             connection_upgrade |= has_token(h.value, b"upgrade");

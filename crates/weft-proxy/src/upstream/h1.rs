@@ -13,8 +13,8 @@
 
 use crate::http::body::{BoxError, RequestBody};
 use crate::http1::{
-    BodyEncoder, COALESCE, Chunk, Framing, HeadFields, connection_keep_alive, connection_only,
-    content_length, is_keep_alive, put_fields,
+    BodyEncoder, COALESCE, Chunk, Framing, HeadFields, content_length, is_keep_alive, put_fields,
+    read_connection,
 };
 use crate::upstream::Endpoint;
 use crate::upstream::breaker::Slot;
@@ -458,15 +458,8 @@ fn parse_head(
             te_lines += 1;
             te_chunked = h.value.trim_ascii().eq_ignore_ascii_case(b"chunked");
         } else if name == header::CONNECTION {
-            // `close` on any `Connection` line wins over `keep-alive` on another. The usual
-            // line (only `keep-alive` or `close`) is read here and left out.
-            let says = connection_only(h.value);
-            match says.or_else(|| connection_keep_alive(h.value)) {
-                Some(false) => close = true,
-                Some(true) => keep_alive = true,
-                None => {}
-            }
-            if says.is_some() {
+            // The usual line (only `keep-alive` or `close`) is read here and left out.
+            if read_connection(h.value, &mut keep_alive, &mut close) {
                 continue;
             }
         } else if is_keep_alive(h.name.as_bytes()) {
