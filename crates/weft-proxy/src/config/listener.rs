@@ -134,6 +134,20 @@ pub struct HttpConnectionManagerConfig {
     pub request_timeout: Option<Duration>,
     /// `common_http_protocol_options.max_stream_duration`, used when the route sets none.
     pub max_stream_duration: Option<Duration>,
+    /// `http_protocol_options` (HTTP/1.1 downstream).
+    pub http1: Http1Options,
+}
+
+/// The downstream HTTP/1 codec's `http_protocol_options` weft honours.
+#[derive(Debug, Clone, Default)]
+pub struct Http1Options {
+    /// `accept_http_10`: serve HTTP/1.0 requests (Envoy's default answers them
+    /// `426 Upgrade Required`, as Istio does unless `PILOT_HTTP10` is set).
+    pub accept_http_10: bool,
+    /// `default_host_for_http_10`: the `Host` given to an HTTP/1.0 request without one.
+    pub default_host_for_http_10: Option<http::HeaderValue>,
+    /// `allow_custom_methods`: any method token, not only those Envoy's codec knows.
+    pub allow_custom_methods: bool,
 }
 
 /// A converted `TcpProxy`.
@@ -378,7 +392,22 @@ fn hcm_config(
         d => d,
     };
     let opts = h.common_http_protocol_options.as_ref();
+    let http1 = match &h.http_protocol_options {
+        None => Http1Options::default(),
+        Some(o) => Http1Options {
+            accept_http_10: o.accept_http_10,
+            default_host_for_http_10: (!o.default_host_for_http_10.is_empty())
+                .then(|| http::HeaderValue::from_str(&o.default_host_for_http_10))
+                .transpose()
+                .map_err(|_| {
+                    ConfigError::new("invalid header value")
+                        .at("http_protocol_options.default_host_for_http_10")
+                })?,
+            allow_custom_methods: o.allow_custom_methods,
+        },
+    };
     Ok(HttpConnectionManagerConfig {
+        http1,
         fault: filters.fault,
         ratelimit: filters.ratelimit,
         ratelimit_first: filters.ratelimit_first,

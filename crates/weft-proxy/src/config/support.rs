@@ -128,6 +128,7 @@ pub static SUPPORT: Support = Support(&[
             "max_request_headers_kb",
             "upgrade_configs",
             "common_http_protocol_options",
+            "http_protocol_options",
             "normalize_path",
             "merge_slashes",
             "stream_idle_timeout",
@@ -629,7 +630,16 @@ pub static SUPPORT: Support = Support(&[
     ),
     // Only the choice of protocol is honoured; tuning knobs are reported.
     ("envoy.config.core.v3.Http2ProtocolOptions", &[]),
-    ("envoy.config.core.v3.Http1ProtocolOptions", &[]),
+    // Downstream (the connection manager's `http_protocol_options`), the three below are
+    // honoured; upstream (a cluster's), they mean nothing, as in Envoy.
+    (
+        "envoy.config.core.v3.Http1ProtocolOptions",
+        &[
+            "accept_http_10",
+            "default_host_for_http_10",
+            "allow_custom_methods",
+        ],
+    ),
     (
         "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         &[

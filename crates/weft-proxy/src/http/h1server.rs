@@ -19,7 +19,7 @@ use super::body::BoxError;
 use super::gate::WakeGate;
 use super::idle::ConnActivity;
 use super::{Downstream, HttpManager};
-use crate::config::listener::Codec;
+use crate::config::listener::{Codec, Http1Options};
 use crate::http1::{
     BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, content_length,
     decode_chunked, ends_chunked, fields_into_map, has_token, is_keep_alive, put_content_length,
@@ -470,25 +470,125 @@ enum Refused {
     Bad,
     /// A transfer coding other than chunked.
     Unsupported,
+    /// A protocol version other than HTTP/1.1 (HTTP/1.0 too unless `accept_http_10`).
+    UpgradeRequired,
+}
+
+/// The methods Envoy's HTTP/1 codec knows; others get 400 unless `allow_custom_methods`.
+const KNOWN_METHODS: [&str; 34] = [
+    "ACL",
+    "BIND",
+    "CHECKOUT",
+    "CONNECT",
+    "COPY",
+    "DELETE",
+    "GET",
+    "HEAD",
+    "LINK",
+    "LOCK",
+    "MERGE",
+    "MKACTIVITY",
+    "MKCALENDAR",
+    "MKCOL",
+    "MOVE",
+    "MSEARCH",
+    "NOTIFY",
+    "OPTIONS",
+    "PATCH",
+    "POST",
+    "PROPFIND",
+    "PROPPATCH",
+    "PURGE",
+    "PUT",
+    "REBIND",
+    "REPORT",
+    "SEARCH",
+    "SOURCE",
+    "SUBSCRIBE",
+    "TRACE",
+    "UNBIND",
+    "UNLINK",
+    "UNLOCK",
+    "UNSUBSCRIBE",
+];
+
+/// Whether Envoy's codec takes `m` (a token, as httparse checked): a known method, or any
+/// with `allow_custom_methods`.
+fn method_allowed(m: &str, custom: bool) -> bool {
+    custom || KNOWN_METHODS.contains(&m)
+}
+
+/// Envoy's request-target rules (RFC 9112 §3.2): origin-form, or absolute-form with an
+/// `http`/`https` scheme; `*` for OPTIONS only; authority-form for CONNECT only; never a
+/// fragment (RFC 9110 §4.2.4: a client does not send one).
+fn target_allowed(method: &Method, target: &str) -> bool {
+    if target.contains('#') {
+        return false;
+    }
+    let absolute = |scheme: &str| {
+        target
+            .get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    };
+    if *method == Method::CONNECT {
+        !target.starts_with('/') && target != "*" && !absolute("http://") && !absolute("https://")
+    } else if target == "*" {
+        *method == Method::OPTIONS
+    } else {
+        target.starts_with('/') || absolute("http://") || absolute("https://")
+    }
+}
+
+/// Why a head httparse could not read was refused: a request line that names a version
+/// other than HTTP/1.x (`HTTP/2.0`, `HTTP/1.2`), or none at all (HTTP/0.9), gets Envoy's
+/// `426 Upgrade Required` unless HTTP/1.0 is accepted; anything else is malformed.
+#[cold]
+fn refused_line(rbuf: &[u8], http1: &Http1Options) -> Refused {
+    let Some(end) = rbuf.iter().position(|&b| b == b'\n') else {
+        return Refused::Bad;
+    };
+    let words: Vec<&[u8]> = rbuf[..end]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let other_version = match words[..] {
+        [_, _] => true,
+        [_, _, v] => {
+            v.len() == 8
+                && v.starts_with(b"HTTP/")
+                && v[5].is_ascii_digit()
+                && v[6] == b'.'
+                && v[7].is_ascii_digit()
+                && !matches!(&v[5..], b"1.1" | b"1.0")
+        }
+        _ => false,
+    };
+    if other_version && !http1.accept_http_10 {
+        Refused::UpgradeRequired
+    } else {
+        Refused::Bad
+    }
 }
 
 /// Parses a request head from `rbuf` if it is all there.
 fn parse_head(
     rbuf: &mut BytesMut,
     max_head: usize,
+    http1: &Http1Options,
     scratch: &mut HeadFields,
     spare: &mut HeaderMap,
 ) -> Result<Option<Head>, Refused> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut []);
-    let status = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut parsed,
-        rbuf,
-        &mut headers,
-    ) {
+    // Envoy's codec takes runs of spaces between the request line's parts (RFC 9112 §3
+    // allows a recipient to).
+    let status = match httparse::ParserConfig::default()
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .parse_request_with_uninit_headers(&mut parsed, rbuf, &mut headers)
+    {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return Err(Refused::TooLarge),
-        Err(_) => return Err(Refused::Bad),
+        Err(_) => return Err(refused_line(rbuf, http1)),
     };
     let len = match status {
         httparse::Status::Complete(len) if len > max_head => return Err(Refused::TooLarge),
@@ -499,14 +599,21 @@ fn parse_head(
     let method = match parsed.method.unwrap_or("") {
         "GET" => Method::GET,
         "POST" => Method::POST,
-        m => Method::from_bytes(m.as_bytes()).map_err(|_| Refused::Bad)?,
+        m if method_allowed(m, http1.allow_custom_methods) => {
+            Method::from_bytes(m.as_bytes()).map_err(|_| Refused::Bad)?
+        }
+        _ => return Err(Refused::Bad),
     };
     let version = match parsed.version {
         Some(1) => Version::HTTP_11,
-        _ => Version::HTTP_10,
+        _ if http1.accept_http_10 => Version::HTTP_10,
+        _ => return Err(Refused::UpgradeRequired),
     };
     let base = rbuf.as_ptr() as usize;
     let path = parsed.path.unwrap_or("");
+    if !target_allowed(&method, path) {
+        return Err(Refused::Bad);
+    }
     let path_range = (path.as_ptr() as usize - base, path.len());
     let mut keep_alive = version == Version::HTTP_11;
     // `close` on any `Connection` line wins over `keep-alive` on another.
@@ -586,9 +693,15 @@ fn parse_head(
     let uri = Uri::from_maybe_shared(head.slice(path_range.0..path_range.0 + path_range.1))
         .map_err(|_| Refused::Bad)?;
     // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused, as Envoy does, unless its
-    // target names the authority (absolute-form).
-    if hosts == 0 && version == Version::HTTP_11 && uri.authority().is_none() {
-        return Err(Refused::Bad);
+    // target names the authority (absolute-form). HTTP/1.0 ones (when accepted) get
+    // `default_host_for_http_10`, else are refused too, as in Envoy.
+    if hosts == 0 && uri.authority().is_none() {
+        match &http1.default_host_for_http_10 {
+            Some(host) if version == Version::HTTP_10 => {
+                map.insert(header::HOST, host.clone());
+            }
+            _ => return Err(Refused::Bad),
+        }
     }
     let mut req = Request::new(());
     *req.method_mut() = method;
@@ -774,18 +887,25 @@ impl Conn {
 
     /// Answers a refused head and closes.
     async fn refuse(&mut self, why: Refused) {
-        let status = match why {
-            Refused::TooLarge => "431 Request Header Fields Too Large",
-            Refused::Bad => "400 Bad Request",
-            Refused::Unsupported => "501 Not Implemented",
+        let (status, body) = match why {
+            Refused::TooLarge => ("431 Request Header Fields Too Large", ""),
+            Refused::Bad => ("400 Bad Request", ""),
+            Refused::Unsupported => ("501 Not Implemented", ""),
+            // Envoy's reply, body included: a client learns what to do.
+            Refused::UpgradeRequired => ("426 Upgrade Required", "Upgrade Required"),
         };
         self.wbuf.clear();
         let _ = write!(
             self.wbuf,
-            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n"
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n",
+            body.len()
         );
+        if !body.is_empty() {
+            self.wbuf.extend_from_slice(b"content-type: text/plain\r\n");
+        }
         put_date(&mut self.wbuf);
         self.wbuf.extend_from_slice(b"\r\n");
+        self.wbuf.extend_from_slice(body.as_bytes());
         if self.write_all(&mut Bytes::new()).await.is_ok() {
             // The rest of the refused head may still be arriving.
             self.linger_close().await;
@@ -890,6 +1010,7 @@ pub(super) async fn serve(
                         match parse_head(
                             &mut conn.rd.rbuf,
                             max_head,
+                            &manager.config.http1,
                             &mut conn.scratch,
                             &mut conn.spare,
                         ) {

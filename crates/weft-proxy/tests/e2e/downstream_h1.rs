@@ -20,6 +20,21 @@ async fn proxy_to(addr: SocketAddr) -> ProxyHandle {
     .await
 }
 
+/// A proxy routing everything to `addr` whose connection manager has these
+/// `http_protocol_options`.
+async fn proxy_with_http1_options(addr: SocketAddr, options: serde_json::Value) -> ProxyHandle {
+    let routes = any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c"} }]));
+    start(&bootstrap(
+        vec![http_listener(
+            "in",
+            routes,
+            json!({ "http_protocol_options": options }),
+        )],
+        vec![static_cluster("c", &[addr])],
+    ))
+    .await
+}
+
 /// A proxy routing only `/known*` to `addr` (anything else: 404 without reading the body).
 async fn proxy_to_known(addr: SocketAddr) -> ProxyHandle {
     let routes = any_host(json!([{ "match": {"prefix": "/known"}, "route": {"cluster": "c"} }]));
@@ -140,7 +155,7 @@ async fn expect_continue_gets_100_before_the_client_sends_its_body() {
 #[tokio::test]
 async fn http10_keep_alive_carries_a_second_request() {
     let b = EchoServer::start("e").await;
-    let proxy = proxy_to(b.addr).await;
+    let proxy = proxy_with_http1_options(b.addr, json!({ "accept_http_10": true })).await;
     let mut s = connect(&proxy).await;
     s.write_all(b"GET /one HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
         .await
@@ -485,12 +500,12 @@ async fn ambiguous_request_framing_is_refused_and_never_forwarded() {
             ),
             "400",
         ),
-        // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing (Envoy refuses
-        // HTTP/1.0 altogether: 426).
+        // HTTP/1.0 is refused before its framing is read (Envoy's default, 426);
+        // `http10_is_refused_unless_accepted` has chunked HTTP/1.0 accepted (then 400).
         (
             "chunked on HTTP/1.0",
             "POST /up HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
-            "400",
+            "426",
         ),
         // Codings weft does not decode would reach the upstream undeclared: 501, as Envoy.
         (
@@ -531,13 +546,8 @@ async fn ambiguous_request_framing_is_refused_and_never_forwarded() {
             "GET /up HTTP/1.1\r\nHost: h\r\nX-A: b\rc\r\n\r\n".into(),
             "400",
         ),
-        // Envoy accepts extra spaces in the request line; RFC 9112 §3 lets a server
-        // refuse them.
-        (
-            "two spaces",
-            "GET  /up HTTP/1.1\r\nHost: h\r\n\r\n".into(),
-            "400",
-        ),
+        // Envoy also takes a trailing space (and tabs) in the request line; RFC 9112 §3
+        // lets a server refuse them. (Runs of spaces it takes as Envoy does: below.)
         (
             "a trailing space",
             "GET /up HTTP/1.1 \r\nHost: h\r\n\r\n".into(),
@@ -610,6 +620,13 @@ async fn tolerated_request_shapes_are_forwarded_as_envoy_forwards_them() {
         (
             "bare LF line ends",
             "GET /up HTTP/1.1\nHost: h\nX: y\n\n".into(),
+            ("GET /up HTTP/1.1", ""),
+        ),
+        // RFC 9112 §3 lets a recipient split the request line on runs of spaces, as
+        // Envoy does.
+        (
+            "runs of spaces in the request line",
+            "GET  /up   HTTP/1.1\r\nHost: h\r\n\r\n".into(),
             ("GET /up HTTP/1.1", ""),
         ),
         (
@@ -734,4 +751,124 @@ async fn bytes_after_a_body_are_the_next_request_never_more_body() {
         up.seen(),
         vec![("POST /up HTTP/1.1".to_owned(), "hello".to_owned())]
     );
+}
+
+#[tokio::test]
+async fn http10_is_refused_unless_accepted() {
+    let b = EchoServer::start("e").await;
+    // Envoy's default (and Istio's, unless PILOT_HTTP10): 426 with its body, then close.
+    let proxy = proxy_to(b.addr).await;
+    let mut s = connect(&proxy).await;
+    s.write_all(b"GET /old HTTP/1.0\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    let out = read_to_close(&mut s).await;
+    assert!(
+        out.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("\r\n\r\nUpgrade Required"), "{out}");
+    // Other versions than HTTP/1.x, and HTTP/0.9's bare request line, likewise.
+    for raw in [
+        "GET /v HTTP/2.0\r\nHost: h\r\n\r\n",
+        "GET /v HTTP/1.2\r\nHost: h\r\n\r\n",
+        "GET /v\r\n\r\n",
+    ] {
+        let mut s = connect(&proxy).await;
+        s.write_all(raw.as_bytes()).await.expect("write");
+        let out = read_to_close(&mut s).await;
+        assert!(out.starts_with("HTTP/1.1 426 "), "{raw:?}: {out}");
+    }
+    // A version that is no HTTP version at all is malformed.
+    let mut s = connect(&proxy).await;
+    s.write_all(b"GET /v HTTP/11\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_to_close(&mut s).await.starts_with("HTTP/1.1 400 "));
+    assert_eq!(b.requests(), 0);
+
+    // accept_http_10 with a default host: a request without Host gets it.
+    let proxy = proxy_with_http1_options(
+        b.addr,
+        json!({ "accept_http_10": true, "default_host_for_http_10": "fallback.local" }),
+    )
+    .await;
+    let mut s = connect(&proxy).await;
+    s.write_all(b"GET /old HTTP/1.0\r\n\r\n")
+        .await
+        .expect("write");
+    let out = read_to_close(&mut s).await;
+    assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
+    assert!(out.contains("\"host\":\"fallback.local\""), "{out}");
+    // Its framing rules still hold: Transfer-Encoding is not HTTP/1.0's (RFC 9112 §6.1).
+    let mut s = connect(&proxy).await;
+    s.write_all(b"POST /up HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_to_close(&mut s).await.starts_with("HTTP/1.1 400 "));
+    assert_eq!(b.requests(), 1);
+
+    // accept_http_10 without a default host: no Host is a bad request, as in Envoy.
+    let proxy = proxy_with_http1_options(b.addr, json!({ "accept_http_10": true })).await;
+    let mut s = connect(&proxy).await;
+    s.write_all(b"GET /old HTTP/1.0\r\n\r\n")
+        .await
+        .expect("write");
+    assert!(read_to_close(&mut s).await.starts_with("HTTP/1.1 400 "));
+    assert_eq!(b.requests(), 1);
+}
+
+#[tokio::test]
+async fn targets_and_methods_envoy_refuses_get_400_and_connect_finds_no_route() {
+    let b = EchoServer::start("e").await;
+    let proxy = proxy_to(b.addr).await;
+    let addr = proxy.listener_addr("in").expect("bound");
+    let status = |raw: &'static str| async move {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(raw.as_bytes()).await.expect("write");
+        let out = read_until(&mut s, "\r\n\r\n").await;
+        out.split(' ').nth(1).unwrap_or("").to_owned()
+    };
+    for raw in [
+        // A fragment is never sent (RFC 9110 §4.2.4).
+        "GET /up#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /up?q=1#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+        // Neither origin-form nor http(s) absolute-form.
+        "GET up HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET h:80 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET ftp://h/up HTTP/1.1\r\nHost: h\r\n\r\n",
+        // `*` is OPTIONS's; a path is not CONNECT's.
+        "GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT /up HTTP/1.1\r\nHost: h\r\n\r\n",
+        // Methods outside Envoy's list, and lowercase ones.
+        "FOO /up HTTP/1.1\r\nHost: h\r\n\r\n",
+        "get /up HTTP/1.1\r\nHost: h\r\n\r\n",
+    ] {
+        assert_eq!(status(raw).await, "400", "{raw:?}");
+    }
+    // CONNECT only matches a `connect_matcher` route: none here, so 404 (Envoy's `NR`).
+    assert_eq!(
+        status("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n").await,
+        "404"
+    );
+    assert_eq!(b.requests(), 0);
+    // What Envoy takes does reach the upstream: a WebDAV method, runs of spaces in the
+    // request line, an http absolute-form target.
+    for raw in [
+        "PROPFIND /dav HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET  /spaced  HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET HTTP://h/abs HTTP/1.1\r\n\r\n",
+    ] {
+        assert_eq!(status(raw).await, "200", "{raw:?}");
+    }
+    assert_eq!(b.requests(), 3);
+
+    // allow_custom_methods: any method token.
+    let proxy = proxy_with_http1_options(b.addr, json!({ "allow_custom_methods": true })).await;
+    let mut s = connect(&proxy).await;
+    s.write_all(b"FOO-BAR /custom HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .expect("write");
+    let out = read_until(&mut s, "\"path\":\"/custom\"").await;
+    assert!(out.contains("\"method\":\"FOO-BAR\""), "{out}");
 }

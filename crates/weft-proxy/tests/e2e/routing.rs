@@ -858,7 +858,10 @@ async fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> String {
 async fn http1_connection_semantics_and_header_limits() {
     let b = backends(&["a"]).await;
     let routes = json!([route(json!({"prefix": "/"}), "a")]);
-    let hcm = json!({"max_request_headers_kb": 8});
+    let hcm = json!({
+        "max_request_headers_kb": 8,
+        "http_protocol_options": { "accept_http_10": true },
+    });
     let proxy = start(&bootstrap(
         vec![http_listener("in", any_host(routes), hcm)],
         vec![static_cluster("a", &[b[0].addr])],

@@ -397,6 +397,12 @@ impl RouteTable {
 
     /// The virtual host and first matching route for a request.
     pub fn route(&self, req: &RequestView<'_>) -> Option<(&VirtualHost, &Route)> {
+        // A CONNECT request has no path: in Envoy only a `connect_matcher` route matches it
+        // (path matchers never do), and weft refuses `connect_matcher` at load. So CONNECT
+        // finds no route (404, `NR`) rather than reaching a backend as if it were a GET.
+        if *req.method == Method::CONNECT {
+            return None;
+        }
         let vh = self.virtual_host(req.authority)?;
         vh.index
             .find(&vh.routes, req.path(), |r| r.matcher.matches(req))
