@@ -32,8 +32,9 @@ use std::task::{Context, Poll, Waker, ready};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
-/// Envoy's default `max_response_headers_kb` (60 KiB): a longer head is a protocol error.
-const MAX_HEAD: usize = 60 * 1024;
+/// The longest response head Envoy 1.40 reads by default (80 KiB, measured against it: a
+/// longer head is a protocol error, `502`).
+const MAX_HEAD: usize = 80 * 1024;
 /// Envoy's default `max_headers_count`.
 const MAX_HEADERS: usize = 100;
 /// First read size; a read that fills the buffer doubles the next, up to [`MAX_READ`].
@@ -405,11 +406,11 @@ fn parse_head(
 ) -> Result<Option<Parsed>, H1Error> {
     let mut headers = [MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS];
     let mut res = httparse::Response::new(&mut []);
-    let status = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut res,
-        &conn.rbuf,
-        &mut headers,
-    ) {
+    // Runs of spaces in the status line are read as one, as Envoy's codec does.
+    let status = match httparse::ParserConfig::default()
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .parse_response_with_uninit_headers(&mut res, &conn.rbuf, &mut headers)
+    {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return Err(proto("too many headers")),
         Err(_) => return Err(proto("malformed response head")),

