@@ -1208,6 +1208,10 @@ async fn send_body(
     // Bodyless responses (HEAD, 204, ...) drop their body unread, as hyper does.
     enc.ended = out == Out::None;
     let mut wpos = 0;
+    // The body failed (upstream reset, malformed chunk, timer): what is buffered — the head
+    // at least, as Envoy has sent it by then — still goes out, unterminated, then the
+    // connection closes. The client sees a response cut short, not an empty reply.
+    let mut failed = false;
     poll_fn(|cx| {
         loop {
             if !enc.ended
@@ -1218,7 +1222,11 @@ async fn send_body(
                 let frame = match frame {
                     None => None,
                     Some(Ok(f)) => Some(f),
-                    Some(Err(_)) => return Poll::Ready(false),
+                    Some(Err(_)) => {
+                        failed = true;
+                        enc.ended = true;
+                        continue;
+                    }
                 };
                 // A body that breaks its Content-Length: only closing tells the client.
                 if enc
@@ -1249,7 +1257,7 @@ async fn send_body(
                     Poll::Pending => {}
                 }
             } else if enc.ended {
-                return Poll::Ready(true);
+                return Poll::Ready(!failed);
             }
             reclaim(conn, lent, read_clean);
             if lent.is_none()

@@ -200,6 +200,8 @@ fn odd_responses(head: &str, _: usize) -> (Vec<u8>, After) {
         "/space-before-colon" => b"HTTP/1.1 200 OK\r\nX-A : b\r\nContent-Length: 0\r\n\r\n".to_vec(),
         "/garbage" => b"garbage\r\n\r\n".to_vec(),
         "/early-hints" => b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+        // Headers, then a chunk size that is none: Envoy has sent the head already.
+        "/bad-chunk" => b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n".to_vec(),
         "/cookies" => b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok".to_vec(),
         "/101-headers" => {
             let mut r = b"HTTP/1.1 200 OK\r\n".to_vec();
@@ -251,6 +253,7 @@ async fn envoy_and_weft_read_upstream_responses_the_same() {
         "/garbage",
         "/early-hints",
         "/cookies",
+        "/bad-chunk",
         "/101-headers",
         "/head-61k",
         "/head-81k",
