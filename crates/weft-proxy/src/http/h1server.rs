@@ -19,7 +19,9 @@ use super::body::BoxError;
 use super::gate::WakeGate;
 use super::idle::ConnActivity;
 use super::{Downstream, HttpManager};
+use crate::access_log::LogRecord;
 use crate::config::listener::{Codec, Http1Options};
+use crate::flags::ResponseFlags;
 use crate::http1::{
     BodyEncoder, COALESCE, Framing, HeadFields, connection_keep_alive, content_length,
     decode_chunked, ends_chunked, fields_into_map, has_token, is_keep_alive, put_content_length,
@@ -474,6 +476,44 @@ enum Refused {
     UpgradeRequired,
 }
 
+impl Refused {
+    /// The status line's code and reason, and the body.
+    fn reply(&self) -> (&'static str, &'static str) {
+        match self {
+            Refused::TooLarge => ("431 Request Header Fields Too Large", ""),
+            Refused::Bad => ("400 Bad Request", ""),
+            Refused::Unsupported => ("501 Not Implemented", ""),
+            // Envoy's reply, body included: a client learns what to do.
+            Refused::UpgradeRequired => ("426 Upgrade Required", "Upgrade Required"),
+        }
+    }
+
+    /// Counts the refused request and logs it as Envoy does a codec error: flag `DPE`,
+    /// no method, path or authority (`"- - HTTP/1.1" 426 DPE`), the bytes of the reply.
+    #[cold]
+    fn record(&self, manager: &HttpManager, ds: &Downstream) {
+        manager.stats.rq_total.inc();
+        let logs = &manager.config.access_logs;
+        if logs.is_empty() {
+            return;
+        }
+        let (status, body) = self.reply();
+        logs.log(&LogRecord {
+            start: Some(std::time::SystemTime::now()),
+            scheme: Some(ds.scheme),
+            protocol: Some("HTTP/1.1"),
+            response_code: status[..3].parse().unwrap_or(400),
+            flags: ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+            details: "http1.codec_error",
+            bytes_sent: body.len() as u64,
+            downstream_local: Some(ds.local),
+            downstream_remote: Some(ds.remote),
+            server_name: ds.server_name.clone(),
+            ..Default::default()
+        });
+    }
+}
+
 /// The methods Envoy's HTTP/1 codec knows; others get 400 unless `allow_custom_methods`.
 const KNOWN_METHODS: [&str; 34] = [
     "ACL",
@@ -887,13 +927,7 @@ impl Conn {
 
     /// Answers a refused head and closes.
     async fn refuse(&mut self, why: Refused) {
-        let (status, body) = match why {
-            Refused::TooLarge => ("431 Request Header Fields Too Large", ""),
-            Refused::Bad => ("400 Bad Request", ""),
-            Refused::Unsupported => ("501 Not Implemented", ""),
-            // Envoy's reply, body included: a client learns what to do.
-            Refused::UpgradeRequired => ("426 Upgrade Required", "Upgrade Required"),
-        };
+        let (status, body) = why.reply();
         self.wbuf.clear();
         let _ = write!(
             self.wbuf,
@@ -1036,7 +1070,10 @@ pub(super) async fn serve(
         first = false;
         let head = match next {
             Next::Request(head) => head,
-            Next::Refused(why) => return conn.refuse(why).await,
+            Next::Refused(why) => {
+                why.record(&manager, &ds);
+                return conn.refuse(why).await;
+            }
             Next::Close => return,
             Next::Http2 => {
                 let prefix = conn.rd.rbuf.split().freeze();

@@ -872,3 +872,66 @@ async fn targets_and_methods_envoy_refuses_get_400_and_connect_finds_no_route() 
     let out = read_until(&mut s, "\"path\":\"/custom\"").await;
     assert!(out.contains("\"method\":\"FOO-BAR\""), "{out}");
 }
+
+#[tokio::test]
+async fn refused_heads_are_logged_and_counted_as_envoy_logs_codec_errors() {
+    let b = EchoServer::start("e").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let routes = any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c"} }]));
+    let hcm = json!({ "access_log": [{ "name": "log", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": log,
+        "log_format": { "text_format_source": { "inline_string":
+            "\"%REQ(:METHOD)% %REQ(:PATH)% %PROTOCOL%\" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_SENT% %RESPONSE_CODE_DETAILS%\n" } }
+    }}]});
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, hcm)],
+        vec![static_cluster("c", &[b.addr])],
+    ))
+    .await;
+    let raws: [&[u8]; 4] = [
+        b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /old HTTP/1.0\r\nHost: h\r\n\r\n",
+        b"FOO /m HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /f#x HTTP/1.1\r\nHost: h\r\n\r\n",
+    ];
+    for raw in raws {
+        let mut s = connect(&proxy).await;
+        s.write_all(raw).await.expect("write");
+        read_until(&mut s, "\r\n\r\n").await;
+    }
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    weft_testkit::assert_eventually!(read().lines().count() == 4, "4 lines: {}", read());
+    let lines: Vec<String> = read().lines().map(str::to_owned).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("\"GET /ok HTTP/1.1\" 200 - ")),
+        "{lines:?}"
+    );
+    for want in [
+        "\"- - HTTP/1.1\" 426 DPE 16 http1.codec_error",
+        "\"- - HTTP/1.1\" 400 DPE 0 http1.codec_error",
+    ] {
+        assert!(lines.iter().any(|l| l == want), "{want} in {lines:?}");
+    }
+    assert_eq!(
+        lines.iter().filter(|l| l.contains(" DPE ")).count(),
+        3,
+        "{lines:?}"
+    );
+    // Counted as requests, as Envoy counts them.
+    let mut admin = weft_testkit::HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin");
+    let stats = admin
+        .get("admin", "/stats", &[])
+        .await
+        .expect("stats")
+        .text();
+    assert!(
+        stats.lines().any(|l| l.ends_with("downstream_rq_total: 4")),
+        "{stats}"
+    );
+}
