@@ -92,7 +92,12 @@ pub struct LogRecord {
     pub upstream_cluster: Option<Arc<str>>,
     pub upstream_local: Option<SocketAddr>,
     pub downstream_local: Option<SocketAddr>,
+    /// The peer (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`).
     pub downstream_remote: Option<SocketAddr>,
+    /// The client as `x-forwarded-for` names it, when the connection manager trusts that
+    /// header over the peer (`use_remote_address: false`, as Envoy): then
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%` is this address with port 0.
+    pub downstream_xff: Option<std::net::IpAddr>,
     pub server_name: Option<String>,
     pub route_name: Option<Arc<str>>,
     /// Values of the headers the plan names, in plan order: the request's, then from
@@ -102,6 +107,15 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
+    /// `%DOWNSTREAM_REMOTE_ADDRESS%`: the client `x-forwarded-for` names (port 0, as
+    /// Envoy prints it) when trusted, else the peer.
+    fn client(&self) -> Option<SocketAddr> {
+        match self.downstream_xff {
+            Some(ip) => Some(SocketAddr::new(ip, 0)),
+            None => self.downstream_remote,
+        }
+    }
+
     fn req_header(&self, i: usize) -> Option<&HeaderValue> {
         self.captured[..self.resp_at].get(i)?.as_ref()
     }
@@ -157,6 +171,8 @@ enum Op {
     DownstreamLocalAddress,
     DownstreamRemoteAddress,
     DownstreamRemoteAddressWithoutPort,
+    DownstreamDirectRemoteAddress,
+    DownstreamDirectRemoteAddressWithoutPort,
     DownstreamLocalAddressWithoutPort,
     RequestedServerName,
     RouteName,
@@ -390,12 +406,11 @@ impl AccessLogs {
             "UPSTREAM_CLUSTER" | "UPSTREAM_CLUSTER_RAW" => Op::UpstreamCluster,
             "UPSTREAM_LOCAL_ADDRESS" => Op::UpstreamLocalAddress,
             "DOWNSTREAM_LOCAL_ADDRESS" => Op::DownstreamLocalAddress,
-            "DOWNSTREAM_REMOTE_ADDRESS" | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS" => {
-                Op::DownstreamRemoteAddress
-            }
-            "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT"
-            | "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
-                Op::DownstreamRemoteAddressWithoutPort
+            "DOWNSTREAM_REMOTE_ADDRESS" => Op::DownstreamRemoteAddress,
+            "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Op::DownstreamRemoteAddressWithoutPort,
+            "DOWNSTREAM_DIRECT_REMOTE_ADDRESS" => Op::DownstreamDirectRemoteAddress,
+            "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT" => {
+                Op::DownstreamDirectRemoteAddressWithoutPort
             }
             "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => Op::DownstreamLocalAddressWithoutPort,
             "REQUESTED_SERVER_NAME" => Op::RequestedServerName,
@@ -557,8 +572,10 @@ fn put_op(op: &Op, r: &LogRecord, out: &mut Vec<u8>) -> Option<ValueType> {
         Op::UpstreamCluster => str_(out, r.upstream_cluster.as_deref()),
         Op::UpstreamLocalAddress => addr(out, r.upstream_local, true),
         Op::DownstreamLocalAddress => addr(out, r.downstream_local, true),
-        Op::DownstreamRemoteAddress => addr(out, r.downstream_remote, true),
-        Op::DownstreamRemoteAddressWithoutPort => addr(out, r.downstream_remote, false),
+        Op::DownstreamRemoteAddress => addr(out, r.client(), true),
+        Op::DownstreamRemoteAddressWithoutPort => addr(out, r.client(), false),
+        Op::DownstreamDirectRemoteAddress => addr(out, r.downstream_remote, true),
+        Op::DownstreamDirectRemoteAddressWithoutPort => addr(out, r.downstream_remote, false),
         Op::DownstreamLocalAddressWithoutPort => addr(out, r.downstream_local, false),
         Op::RequestedServerName => str_(out, r.server_name.as_deref()),
         Op::RouteName => str_(out, r.route_name.as_deref()),

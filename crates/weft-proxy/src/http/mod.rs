@@ -1152,6 +1152,7 @@ impl HttpManager {
             log: log.map(|mut log| {
                 log.response_code = parts.status.as_u16();
                 log.details = "via_upstream";
+                log.upstream_local = incoming.local_addr();
                 self.config
                     .access_logs
                     .capture_response(&mut log, &parts.headers);
@@ -1308,6 +1309,17 @@ impl HttpManager {
             protocol: Some(protocol_name(req.version())),
             downstream_local: Some(ds.local),
             downstream_remote: Some(ds.remote),
+            // Envoy's trusted client address without `use_remote_address`: the last
+            // `x-forwarded-for` entry (no trusted hops configured).
+            downstream_xff: if self.config.use_remote_address {
+                None
+            } else {
+                req.headers()
+                    .get(&X_FORWARDED_FOR)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit(',').next())
+                    .and_then(|ip| ip.trim().parse().ok())
+            },
             server_name: ds.server_name.clone(),
             ..Default::default()
         };

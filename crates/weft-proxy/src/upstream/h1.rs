@@ -26,6 +26,7 @@ use http_body::{Body, Frame, SizeHint};
 use prometheus_client::metrics::gauge::Gauge;
 use std::io;
 use std::mem::MaybeUninit;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
@@ -108,6 +109,8 @@ pub struct Conn {
     scratch: HeadFields,
     /// Requests this connection has carried.
     pub(super) served: u32,
+    /// Our end of it (`%UPSTREAM_LOCAL_ADDRESS%`), read once at connect.
+    local: Option<SocketAddr>,
     slot: Slot,
     _active: ActiveCx,
 }
@@ -116,7 +119,9 @@ impl Conn {
     /// Wraps a freshly connected stream; counts it in `active` until dropped.
     pub(super) fn new(io: TcpStream, slot: Slot, active: &Gauge) -> Box<Conn> {
         active.inc();
+        let local = io.local_addr().ok();
         Box::new(Conn {
+            local,
             io,
             rbuf: BytesMut::new(),
             read_size: MIN_READ,
@@ -369,6 +374,7 @@ pub(super) async fn exchange(
         w.enc.ended && w.enc.data.is_empty() && conn.wpos >= conn.wbuf.len() && !write_failed
     });
     let mut body = H1Body {
+        local: conn.local,
         conn: Some(conn),
         framing,
         writer: if written || write_failed {
@@ -517,6 +523,9 @@ fn parse_head(
 #[derive(Debug)]
 pub struct H1Body {
     conn: Option<Box<Conn>>,
+    /// The connection's local address (kept: a bodyless response gives the connection
+    /// back at once).
+    local: Option<SocketAddr>,
     framing: Framing,
     writer: Option<Box<Writer>>,
     reusable: bool,
@@ -535,6 +544,11 @@ impl H1Body {
                 .is_some_and(|c| c.rbuf.len() as u64 >= left),
             _ => false,
         }
+    }
+
+    /// Our end of the connection that carried the response.
+    pub(super) fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
     }
 
     /// The response ended: the connection goes back to the pool if nothing is amiss (the

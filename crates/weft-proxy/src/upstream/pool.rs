@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -481,6 +482,14 @@ impl UpstreamBody {
         match self {
             UpstreamBody::Hyper(b) => b.is_end_stream(),
             UpstreamBody::H1(b) => b.arrived_whole(),
+        }
+    }
+
+    /// Our end of the upstream connection (HTTP/1.1; hyper's HTTP/2 client does not say).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            UpstreamBody::Hyper(_) => None,
+            UpstreamBody::H1(b) => b.local_addr(),
         }
     }
 }

@@ -132,7 +132,8 @@ async fn access_logs_write_istio_text_and_json() {
     let hcm = json!({"access_log": [
         {"name": "text", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": text_path}},
         {"name": "json", "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog", "path": json_path,
-            "log_format": {"json_format": {"code": "%RESPONSE_CODE%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "flags": "%RESPONSE_FLAGS%", "cluster": "%UPSTREAM_CLUSTER%", "id": "%REQ(X-REQUEST-ID)%"}}}},
+            "log_format": {"json_format": {"code": "%RESPONSE_CODE%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%", "flags": "%RESPONSE_FLAGS%", "cluster": "%UPSTREAM_CLUSTER%", "id": "%REQ(X-REQUEST-ID)%",
+                "remote": "%DOWNSTREAM_REMOTE_ADDRESS%", "direct": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%"}}}},
     ]});
     let routes = any_host(
         json!([{"match": {"prefix": "/ok"}, "route": {"cluster": "a"}, "name": "ok-route"}]),
@@ -152,9 +153,18 @@ async fn access_logs_write_istio_text_and_json() {
     )
     .await
     .expect("reply");
-    c.get("h.example", "/missing", &[("x-request-id", "rid-2")])
-        .await
-        .expect("reply");
+    // Without use_remote_address Envoy trusts x-forwarded-for: its last entry is the
+    // client (`%DOWNSTREAM_REMOTE_ADDRESS%`, port 0); the peer stays the direct one.
+    c.get(
+        "h.example",
+        "/missing",
+        &[
+            ("x-request-id", "rid-2"),
+            ("x-forwarded-for", "10.1.2.3, 9.9.9.9"),
+        ],
+    )
+    .await
+    .expect("reply");
     let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
     assert_eventually!(
         read(&text_path).lines().count() == 2,
@@ -174,16 +184,32 @@ async fn access_logs_write_istio_text_and_json() {
         "{first}"
     );
     assert!(first.ends_with(" ok-route"), "{first}");
+    // %UPSTREAM_LOCAL_ADDRESS%: our end of the upstream connection.
+    let upstream_local = first
+        .split(&format!("\"{}\" a ", b.addr))
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("");
+    assert!(upstream_local.starts_with("127.0.0.1:"), "{first}");
     let second = text.lines().nth(1).unwrap_or("");
     assert!(
         second.contains("\"GET /missing HTTP/1.1\" 404 NR route_not_found"),
         "{second}"
     );
+    assert!(second.contains(" 9.9.9.9:0 "), "{second}");
     assert_eventually!(read(&json_path).lines().count() == 2, "two json lines");
-    let lines: Vec<serde_json::Value> = read(&json_path)
+    let mut lines: Vec<serde_json::Value> = read(&json_path)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
+    assert_eq!(lines[1]["remote"], "9.9.9.9:0");
+    let direct = lines[1]["direct"].as_str().unwrap_or("").to_owned();
+    assert!(direct.starts_with("127.0.0.1:"), "{direct}");
+    assert_eq!(lines[0]["remote"], lines[0]["direct"]);
+    for l in &mut lines {
+        l.as_object_mut()
+            .map(|o| (o.remove("remote"), o.remove("direct")));
+    }
     assert_eq!(
         lines[0],
         json!({"code": 200, "path": "/ok?x=1", "flags": "-", "cluster": "a", "id": "rid-1"})
