@@ -1042,6 +1042,9 @@ impl HttpManager {
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
+                if let Some(log) = log.as_mut() {
+                    log.transport_failure = e.transport_failure();
+                }
                 LocalReply::new(status, flag, e.details(), &body)
             }
         };

@@ -96,8 +96,26 @@ impl UpstreamError {
         }
     }
 
+    /// Envoy's `%UPSTREAM_TRANSPORT_FAILURE_REASON%` for a failed connect: the socket
+    /// error, spaces as underscores (`delayed_connect_error:_Connection_refused`).
+    pub fn transport_failure(&self) -> Option<String> {
+        let UpstreamError::Connect(e) = self else {
+            return None;
+        };
+        let text = std::io::Error::from_raw_os_error(e.raw_os_error()?).to_string();
+        // std appends " (os error N)"; Envoy prints strerror alone.
+        let text = text.split(" (os error").next().unwrap_or(&text);
+        Some(format!("delayed_connect_error:_{}", text.replace(' ', "_")))
+    }
+
     /// Envoy's `%RESPONSE_CODE_DETAILS%` for this failure.
     pub fn details(&self) -> &'static str {
+        if let UpstreamError::Connect(e) = self
+            && e.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            // Envoy appends the transport failure to the reset reason.
+            return "upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused}";
+        }
         match self.reset_reason() {
             "connection timeout" => "upstream_reset_before_response_started{connection_timeout}",
             "remote connection failure" => {

@@ -1922,3 +1922,36 @@ async fn a_mirror_gets_the_whole_body_of_a_retried_request() {
     let copy = shadow.last_request().expect("the copy");
     assert_eq!(copy["body_len"], len, "the copy got the whole body");
 }
+
+#[tokio::test]
+async fn a_refused_connect_is_logged_with_envoys_transport_failure_reason() {
+    // A port nobody listens on: bound, then closed.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let hcm = json!({"access_log": [{"name": "log", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        "path": log,
+        "log_format": {"text_format_source": {"inline_string":
+            "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% \"%UPSTREAM_TRANSPORT_FAILURE_REASON%\"\n"}}
+    }}]});
+    let routes = any_host(json!([{"match": {"prefix": "/"}, "route": {"cluster": "dead"}}]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, hcm)],
+        vec![static_cluster("dead", &[dead])],
+    ))
+    .await;
+    let mut c = HttpClient::h1(proxy.listener_addr("in").expect("bound"))
+        .await
+        .expect("connect");
+    let r = c.get("h", "/", &[]).await.expect("reply");
+    assert_eq!(r.status, 503);
+    assert_eventually!(read_log(&log).len() == 1, "one log line");
+    assert_eq!(
+        read_log(&log)[0],
+        "503 UF upstream_reset_before_response_started{remote_connection_failure|delayed_connect_error:_Connection_refused} \"delayed_connect_error:_Connection_refused\""
+    );
+}
