@@ -922,14 +922,7 @@ async fn refused_heads_are_logged_and_counted_as_envoy_logs_codec_errors() {
         "{lines:?}"
     );
     // Counted as requests, as Envoy counts them.
-    let mut admin = weft_testkit::HttpClient::h1(proxy.admin_addr().expect("admin"))
-        .await
-        .expect("admin");
-    let stats = admin
-        .get("admin", "/stats", &[])
-        .await
-        .expect("stats")
-        .text();
+    let stats = crate::stats_text(&proxy).await;
     assert!(
         stats.lines().any(|l| l.ends_with("downstream_rq_total: 4")),
         "{stats}"

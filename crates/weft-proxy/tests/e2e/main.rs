@@ -71,7 +71,17 @@ pub fn bootstrap(listeners: Vec<Value>, clusters: Vec<Value>) -> Value {
     })
 }
 
-/// Parses and starts a proxy.
+/// The proxy's admin `/stats` text.
+pub async fn stats_text(proxy: &ProxyHandle) -> String {
+    weft_testkit::HttpClient::h1(proxy.admin_addr().expect("admin"))
+        .await
+        .expect("admin connect")
+        .get("admin", "/stats", &[])
+        .await
+        .expect("stats")
+        .text()
+}
+
 /// Reads until the peer closes the connection (bounded by 5 s).
 pub async fn read_to_close(s: &mut tokio::net::TcpStream) -> String {
     use tokio::io::AsyncReadExt as _;
@@ -83,6 +93,7 @@ pub async fn read_to_close(s: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Parses and starts a proxy.
 pub async fn start(bootstrap: &Value) -> ProxyHandle {
     let config = ProxyConfig::parse(&bootstrap.to_string(), Format::Json).expect("valid bootstrap");
     weft_proxy::start(config).await.expect("proxy starts")

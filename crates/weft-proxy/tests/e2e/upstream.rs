@@ -526,13 +526,7 @@ async fn retries_move_to_other_hosts_on_failures() {
         (503, "failing"),
         "the last attempt's response is returned"
     );
-    let stats = HttpClient::h1(proxy.admin_addr().expect("admin"))
-        .await
-        .expect("admin")
-        .get("a", "/stats", &[])
-        .await
-        .expect("stats")
-        .text();
+    let stats = crate::stats_text(&proxy).await;
     assert!(
         stats.contains("cluster.only-failing.upstream_rq_retry: 2"),
         "{stats}"
