@@ -24,6 +24,12 @@ struct ClusterCodeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerCodeLabel {
+    listener: String,
+    response_code_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct XdsLabel {
     r#type: String,
     result: String,
@@ -56,6 +62,7 @@ pub struct Stats {
     downstream_cx_total: Family<ListenerLabel, Counter>,
     downstream_cx_active: Family<ListenerLabel, Gauge>,
     downstream_rq_total: Family<ListenerLabel, Counter>,
+    downstream_rq: Family<ListenerCodeLabel, Counter>,
     listener_counters: Vec<(&'static str, Family<ListenerLabel, Counter>)>,
     fault_active: Family<ListenerLabel, Gauge>,
     cluster_counters: Vec<(&'static str, Family<ClusterLabel, Counter>)>,
@@ -184,6 +191,8 @@ pub struct ListenerStats {
     pub cx_total: Counter,
     pub cx_active: Gauge,
     pub rq_total: Counter,
+    /// Responses sent downstream by status class (`downstream_rq_1xx` ... `5xx`).
+    pub rq_class: [Counter; 5],
     pub fault_delays: Counter,
     pub fault_aborts: Counter,
     pub fault_overflow: Counter,
@@ -215,6 +224,7 @@ impl Stats {
             downstream_cx_total: Family::default(),
             downstream_cx_active: Family::default(),
             downstream_rq_total: Family::default(),
+            downstream_rq: Family::default(),
             listener_counters: LISTENER_COUNTERS
                 .iter()
                 .map(|(n, _)| (*n, Family::default()))
@@ -307,6 +317,11 @@ impl Stats {
             "Downstream requests",
             s.downstream_rq_total.clone(),
         );
+        registry.register(
+            "downstream_rq_by_class",
+            "Downstream responses by status class",
+            s.downstream_rq.clone(),
+        );
         *s.registry.lock().unwrap_or_else(|e| e.into_inner()) = registry;
         s
     }
@@ -361,6 +376,12 @@ impl Stats {
             cx_total: self.downstream_cx_total.get_or_create_owned(&l),
             cx_active: self.downstream_cx_active.get_or_create_owned(&l),
             rq_total: self.downstream_rq_total.get_or_create_owned(&l),
+            rq_class: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|c| {
+                self.downstream_rq.get_or_create_owned(&ListenerCodeLabel {
+                    listener: listener.to_owned(),
+                    response_code_class: c.to_owned(),
+                })
+            }),
             fault_delays: self.listener_counter(0, &l),
             fault_aborts: self.listener_counter(1, &l),
             fault_overflow: self.listener_counter(2, &l),
@@ -449,6 +470,13 @@ impl ClusterStats {
 }
 
 impl ListenerStats {
+    /// Counts a response sent downstream by status class.
+    pub fn record_status(&self, status: u16) {
+        if let Some(c) = self.rq_class.get(usize::from(status / 100).wrapping_sub(1)) {
+            c.inc();
+        }
+    }
+
     /// Envoy-style `listener.<name>.<stat>: value` lines.
     pub fn envoy_lines(&self, listener: &str, out: &mut String) {
         use std::fmt::Write as _;
@@ -456,6 +484,9 @@ impl ListenerStats {
         let _ = writeln!(out, "{p}.downstream_cx_active: {}", self.cx_active.get());
         let _ = writeln!(out, "{p}.downstream_cx_total: {}", self.cx_total.get());
         let _ = writeln!(out, "{p}.downstream_rq_total: {}", self.rq_total.get());
+        for (i, c) in self.rq_class.iter().enumerate() {
+            let _ = writeln!(out, "{p}.downstream_rq_{}xx: {}", i + 1, c.get());
+        }
         for (name, c) in [
             ("fault.delays_injected", &self.fault_delays),
             ("fault.aborts_injected", &self.fault_aborts),

@@ -492,17 +492,19 @@ impl Refused {
     /// no method, path or authority (`"- - HTTP/1.1" 426 DPE`), the bytes of the reply.
     #[cold]
     fn record(&self, manager: &HttpManager, ds: &Downstream) {
+        let (status, body) = self.reply();
+        let code = status[..3].parse().unwrap_or(400);
         manager.stats.rq_total.inc();
+        manager.stats.record_status(code);
         let logs = &manager.config.access_logs;
         if logs.is_empty() {
             return;
         }
-        let (status, body) = self.reply();
         logs.log(&LogRecord {
             start: Some(std::time::SystemTime::now()),
             scheme: Some(ds.scheme),
             protocol: Some("HTTP/1.1"),
-            response_code: status[..3].parse().unwrap_or(400),
+            response_code: code,
             flags: ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             details: "http1.codec_error",
             bytes_sent: body.len() as u64,
@@ -1155,6 +1157,7 @@ pub(super) async fn serve(
             .await
         };
         let Some(resp) = resp else { return };
+        manager.stats.record_status(resp.status().as_u16());
         let (parts, body) = resp.into_parts();
         reclaim(&mut conn, &mut lent, &mut read_clean);
         if let Some(h) = &lent {

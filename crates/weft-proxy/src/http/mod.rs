@@ -196,6 +196,7 @@ impl HttpManager {
                     .manager
                     .handle(req.map(DownstreamBody::Hyper), &c.ds, timer)
                     .await;
+                c.manager.stats.record_status(resp.status().as_u16());
                 c.activity.end();
                 Ok::<_, Infallible>(resp)
             })
