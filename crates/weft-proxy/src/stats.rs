@@ -176,12 +176,17 @@ pub struct ClusterStats {
     pub hc_success: Counter,
 }
 
+/// Counts a response in its status class (`1xx`..`5xx`; other codes are not counted).
+fn count_class(classes: &[Counter; 5], status: u16) {
+    if let Some(c) = classes.get(usize::from(status / 100).wrapping_sub(1)) {
+        c.inc();
+    }
+}
+
 impl ClusterStats {
     /// Counts a response by status class.
     pub fn record_status(&self, status: u16) {
-        if let Some(c) = self.rq_class.get(usize::from(status / 100).wrapping_sub(1)) {
-            c.inc();
-        }
+        count_class(&self.rq_class, status);
     }
 }
 
@@ -472,9 +477,7 @@ impl ClusterStats {
 impl ListenerStats {
     /// Counts a response sent downstream by status class.
     pub fn record_status(&self, status: u16) {
-        if let Some(c) = self.rq_class.get(usize::from(status / 100).wrapping_sub(1)) {
-            c.inc();
-        }
+        count_class(&self.rq_class, status);
     }
 
     /// Envoy-style `listener.<name>.<stat>: value` lines.

@@ -477,14 +477,14 @@ enum Refused {
 }
 
 impl Refused {
-    /// The status line's code and reason, and the body.
-    fn reply(&self) -> (&'static str, &'static str) {
+    /// The status, and the body.
+    fn reply(&self) -> (StatusCode, &'static str) {
         match self {
-            Refused::TooLarge => ("431 Request Header Fields Too Large", ""),
-            Refused::Bad => ("400 Bad Request", ""),
-            Refused::Unsupported => ("501 Not Implemented", ""),
+            Refused::TooLarge => (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, ""),
+            Refused::Bad => (StatusCode::BAD_REQUEST, ""),
+            Refused::Unsupported => (StatusCode::NOT_IMPLEMENTED, ""),
             // Envoy's reply, body included: a client learns what to do.
-            Refused::UpgradeRequired => ("426 Upgrade Required", "Upgrade Required"),
+            Refused::UpgradeRequired => (StatusCode::UPGRADE_REQUIRED, "Upgrade Required"),
         }
     }
 
@@ -493,9 +493,8 @@ impl Refused {
     #[cold]
     fn record(&self, manager: &HttpManager, ds: &Downstream) {
         let (status, body) = self.reply();
-        let code = status[..3].parse().unwrap_or(400);
         manager.stats.rq_total.inc();
-        manager.stats.record_status(code);
+        manager.stats.record_status(status.as_u16());
         let logs = &manager.config.access_logs;
         if logs.is_empty() {
             return;
@@ -504,7 +503,7 @@ impl Refused {
             start: Some(std::time::SystemTime::now()),
             scheme: Some(ds.scheme),
             protocol: Some("HTTP/1.1"),
-            response_code: code,
+            response_code: status.as_u16(),
             flags: ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
             details: "http1.codec_error",
             bytes_sent: body.len() as u64,
