@@ -196,6 +196,36 @@ fn invalid_bootstraps_are_rejected_naming_the_field() {
     );
 }
 
+/// The bootstraps `scripts/pgo-build.sh` trains the distribution build on are valid and use
+/// only what weft implements: a profile taken on ignored settings would optimise for code
+/// users never run.
+#[test]
+fn pgo_training_bootstraps_are_valid_and_fully_implemented() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pgo");
+    for name in ["front.yaml", "upstream.yaml"] {
+        let text = std::fs::read_to_string(scripts.join(name)).expect("training bootstrap");
+        let config = dir.path().join(name);
+        std::fs::write(
+            &config,
+            text.replace("PORT_FRONT", "19480")
+                .replace("PORT_UP", "19481"),
+        )
+        .expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["proxy", "--mode", "validate", "-c"])
+            .arg(&config)
+            .output()
+            .expect("run weft");
+        let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {said}");
+        assert!(
+            said.contains("OK") && !said.contains("warning"),
+            "{name}: {said}"
+        );
+    }
+}
+
 /// An upstream on 127.0.0.1:0 that answers the head and one chunk of a body, then stalls.
 fn stalling_upstream() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
