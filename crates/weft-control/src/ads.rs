@@ -48,12 +48,20 @@ fn named(t: &str) -> bool {
 #[derive(Clone)]
 pub struct AdsServer {
     hub: Arc<Hub>,
+    http10: bool,
 }
 
 impl AdsServer {
     /// A server for `hub`'s snapshots.
     pub fn new(hub: Arc<Hub>) -> AdsServer {
-        AdsServer { hub }
+        AdsServer { hub, http10: false }
+    }
+
+    /// Every proxy's HTTP listeners accept HTTP/1.0, whatever its `HTTP10` metadata says
+    /// (Istio's `PILOT_HTTP10`).
+    pub fn accept_http10(mut self, all: bool) -> AdsServer {
+        self.http10 = all;
+        self
     }
 
     /// The tonic service, ready for `Server::add_service`.
@@ -76,9 +84,9 @@ impl AggregatedDiscoveryService for AdsServer {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(16);
-        let hub = self.hub.clone();
+        let (hub, http10) = (self.hub.clone(), self.http10);
         tokio::spawn(async move {
-            if let Err(status) = sotw(hub, request.into_inner(), tx.clone()).await {
+            if let Err(status) = sotw(hub, http10, request.into_inner(), tx.clone()).await {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -90,9 +98,9 @@ impl AggregatedDiscoveryService for AdsServer {
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(16);
-        let hub = self.hub.clone();
+        let (hub, http10) = (self.hub.clone(), self.http10);
         tokio::spawn(async move {
-            if let Err(status) = delta(hub, request.into_inner(), tx.clone()).await {
+            if let Err(status) = delta(hub, http10, request.into_inner(), tx.clone()).await {
                 let _ = tx.send(Err(status)).await;
             }
         });
@@ -379,8 +387,17 @@ fn user_agent(node: &Node) -> String {
     }
 }
 
+/// The proxy a stream's first request names, with the server-wide HTTP/1.0 switch applied.
+fn identity(node: &Node, http10_all: bool) -> Result<ProxyIdentity, Status> {
+    let mut proxy =
+        ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    proxy.http10 |= http10_all;
+    Ok(proxy)
+}
+
 async fn sotw(
     hub: Arc<Hub>,
+    http10: bool,
     mut inbound: Streaming<DiscoveryRequest>,
     tx: Tx<DiscoveryResponse>,
 ) -> Result<(), Status> {
@@ -391,8 +408,7 @@ async fn sotw(
         .node
         .as_ref()
         .ok_or_else(|| Status::invalid_argument(crate::ControlError::NoNode.to_string()))?;
-    let proxy =
-        ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let proxy = identity(node, http10)?;
     let mut snaps = hub.subscribe();
     let mut conn = Conn::new(hub, proxy, "sotw", user_agent(node));
     let mut next = Some(first);
@@ -462,6 +478,7 @@ fn sotw_request(conn: &mut Conn, req: DiscoveryRequest) -> Vec<DiscoveryResponse
 
 async fn delta(
     hub: Arc<Hub>,
+    http10: bool,
     mut inbound: Streaming<DeltaDiscoveryRequest>,
     tx: Tx<DeltaDiscoveryResponse>,
 ) -> Result<(), Status> {
@@ -472,8 +489,7 @@ async fn delta(
         .node
         .as_ref()
         .ok_or_else(|| Status::invalid_argument(crate::ControlError::NoNode.to_string()))?;
-    let proxy =
-        ProxyIdentity::from_node(node).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let proxy = identity(node, http10)?;
     let mut snaps = hub.subscribe();
     let mut conn = Conn::new(hub, proxy, "delta", user_agent(node));
     let mut next = Some(first);

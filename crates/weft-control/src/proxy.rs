@@ -50,6 +50,11 @@ pub struct ProxyIdentity {
     /// namespace sets `127.0.0.1` (Istio's pre-1.10 behaviour) so the proxy's call to its
     /// application is not captured again.
     pub app_ip: Option<String>,
+    /// The proxy's HTTP listeners accept HTTP/1.0 requests (Envoy's
+    /// `http_protocol_options.accept_http_10`) instead of answering 426: Istio's `HTTP10`
+    /// metadata (`ISTIO_META_HTTP10=1` in the proxy's environment or pod
+    /// `proxyMetadata`), or the control plane's `PILOT_HTTP10` for every proxy.
+    pub http10: bool,
 }
 
 /// Metadata key: the workload's labels (a struct of strings).
@@ -66,6 +71,8 @@ pub const META_SERVICE_ACCOUNT: &str = "SERVICE_ACCOUNT";
 pub const META_INSTANCE_IPS: &str = "INSTANCE_IPS";
 /// Metadata key: the cluster id.
 pub const META_CLUSTER_ID: &str = "CLUSTER_ID";
+/// Metadata key: `"1"` lets the proxy's HTTP listeners accept HTTP/1.0 (Istio's key).
+pub const META_HTTP10: &str = "HTTP10";
 /// weft local-mode key: outbound listener address `IP:PORT`.
 pub const META_OUTBOUND_ADDR: &str = "WEFT_OUTBOUND_ADDR";
 /// weft local-mode key: inbound listener address `IP:PORT`.
@@ -166,6 +173,8 @@ impl ProxyIdentity {
             inbound_addr: addr(META_INBOUND_ADDR)?,
             gateway_bind,
             app_ip: string(META_APP_IP),
+            // Istio compares with "1" exactly.
+            http10: string(META_HTTP10).as_deref() == Some("1"),
         })
     }
 
@@ -188,6 +197,7 @@ impl ProxyIdentity {
             inbound_addr: None,
             gateway_bind: BTreeMap::new(),
             app_ip: None,
+            http10: false,
         }
     }
 
@@ -240,6 +250,7 @@ mod tests {
                     (META_SERVICE_ACCOUNT.into(), s("bookinfo-reviews")),
                     (META_INSTANCE_IPS.into(), s("127.0.0.7, 10.1.0.7")),
                     (META_OUTBOUND_ADDR.into(), s("127.0.0.1:25001")),
+                    (META_HTTP10.into(), s("1")),
                 ]
                 .into_iter()
                 .collect(),
@@ -257,6 +268,7 @@ mod tests {
         assert_eq!(p.outbound_addr, Some(("127.0.0.1".into(), 25001)));
         assert!(p.gateway_bind.is_empty());
         assert_eq!(p.app_ip, None);
+        assert!(p.http10);
     }
 
     #[test]
@@ -280,6 +292,7 @@ mod tests {
         assert_eq!(p.gateway_bind[&8080], ("127.0.0.1".to_owned(), 18080));
         assert_eq!(p.gateway_bind[&443], ("127.0.0.2".to_owned(), 8443));
         assert_eq!(p.app_ip.as_deref(), Some("127.0.0.1"));
+        assert!(!p.http10, "no HTTP10 metadata");
         let mut bad = node.clone();
         bad.metadata
             .as_mut()

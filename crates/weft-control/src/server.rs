@@ -19,6 +19,9 @@ pub struct ControlOptions {
     pub xds_addr: SocketAddr,
     /// REST API and debug views, Istio's 15014.
     pub api_addr: SocketAddr,
+    /// Every proxy's HTTP listeners accept HTTP/1.0 (Istio's `PILOT_HTTP10`); otherwise
+    /// only those of proxies with `HTTP10` metadata `"1"`.
+    pub http10: bool,
 }
 
 /// A running control plane (listeners bound, config loaded).
@@ -82,7 +85,9 @@ pub async fn run(
     };
     let xds_server = {
         let mut rx = stop_rx.clone();
-        let svc = AdsServer::new(hub.clone()).into_service();
+        let svc = AdsServer::new(hub.clone())
+            .accept_http10(opts.http10)
+            .into_service();
         tokio::spawn(
             tonic::transport::Server::builder()
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))

@@ -62,6 +62,7 @@ async fn start() -> Plane {
         config_dir: dir.path().to_path_buf(),
         xds_addr: "127.0.0.1:0".parse().expect("addr"),
         api_addr: "127.0.0.1:0".parse().expect("addr"),
+        http10: false,
     };
     tokio::spawn(async move {
         run(

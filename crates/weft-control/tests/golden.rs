@@ -296,6 +296,52 @@ fn local_mode_gateway_bind_and_app_ip() {
     );
 }
 
+/// The `http_protocol_options` of every HTTP connection manager in `res`'s listeners.
+fn hcm_http1_options(res: &ProxyResources) -> Vec<serde_json::Value> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.get("@type").and_then(|t| t.as_str()).is_some_and(|t| {
+                    t.ends_with("http_connection_manager.v3.HttpConnectionManager")
+                }) {
+                    out.push(m.get("http_protocol_options").cloned().unwrap_or_default());
+                }
+                m.values().for_each(|v| walk(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for l in res.listeners.values() {
+        walk(&weft_control::json::to_json(l), &mut out);
+    }
+    out
+}
+
+/// Istio's `HTTP10` metadata: every HTTP listener of that proxy (outbound, the explicit
+/// proxy chain, inbound; a gateway's server ports) accepts HTTP/1.0; other proxies keep
+/// Envoy's default (426).
+#[test]
+fn http10_metadata_sets_accept_http_10_on_every_http_listener() {
+    let out = weft_model::load_paths(&[
+        bookinfo(SERVICES),
+        bookinfo("networking/bookinfo-gateway.yaml"),
+    ]);
+    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
+    let snap = Snapshot::build(1, out.resources, bookinfo_proxies());
+    let accept = serde_json::json!({"accept_http_10": true});
+    for mut proxy in [productpage(), ingress()] {
+        let plain = hcm_http1_options(&generate(&snap, &proxy));
+        assert!(!plain.is_empty(), "{} has HTTP listeners", proxy.id);
+        assert!(plain.iter().all(|o| o.is_null()), "{plain:?}");
+        proxy.http10 = true;
+        let legacy = hcm_http1_options(&generate(&snap, &proxy));
+        assert_eq!(legacy.len(), plain.len());
+        assert!(legacy.iter().all(|o| *o == accept), "{legacy:?}");
+    }
+}
+
 #[test]
 fn destination_rule_traffic_policy() {
     check(

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -80,8 +80,8 @@ fn first_line(stdout: ChildStdout, patience: Duration) -> String {
 }
 
 /// `weft control` on a config dir holding Bookinfo's services and a `details` workload at
-/// `details`; returns the process and its xDS address.
-fn control(dir: &Path, details: SocketAddr) -> (Proc, SocketAddr) {
+/// `details`, with `env` added to its environment; returns the process and its xDS address.
+fn control(dir: &Path, details: SocketAddr, env: &[(&str, &str)]) -> (Proc, SocketAddr) {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).expect("config dir");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
@@ -104,6 +104,7 @@ fn control(dir: &Path, details: SocketAddr) -> (Proc, SocketAddr) {
             .arg("--config-dir")
             .arg(&config)
             .args(["--xds-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -122,7 +123,7 @@ fn control(dir: &Path, details: SocketAddr) -> (Proc, SocketAddr) {
 }
 
 /// Waits for `weft proxy ready admin A status S`; checks readiness and a routed request.
-fn assert_ready_and_routing(mut proxy: Proc, outbound: u16, log: &Path) {
+fn assert_ready_and_routing(proxy: &mut Proc, outbound: u16, log: &Path) {
     let line = first_line(
         proxy.0.stdout.take().expect("stdout"),
         Duration::from_secs(20),
@@ -152,22 +153,19 @@ fn assert_ready_and_routing(mut proxy: Proc, outbound: u16, log: &Path) {
     );
 }
 
-#[test]
-fn proxy_xds_becomes_ready_against_weft_control() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (_control, xds) = control(tmp.path(), backend("details-v1"));
+/// `weft proxy --xds` as the sidecar of workload `name` (`app` label: `name` up to its
+/// `-v1`), with `env` added to its environment; returns it, its outbound port and its log.
+fn sidecar(dir: &Path, xds: SocketAddr, name: &str, env: &[(&str, &str)]) -> (Proc, u16, PathBuf) {
     let outbound = free_port();
-    let log = tmp.path().join("proxy.log");
+    let log = dir.join(format!("{name}.log"));
+    let app = name.trim_end_matches("-v1");
     let proxy = Proc(
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["proxy", "--xds", &xds.to_string()])
-            .args(["--name", "productpage-v1", "--namespace", "default"])
-            .args([
-                "--labels",
-                "app=productpage,version=v1",
-                "--ip",
-                "127.0.0.1",
-            ])
+            .args(["--name", name, "--namespace", "default"])
+            .arg("--labels")
+            .arg(format!("app={app},version=v1"))
+            .args(["--ip", "127.0.0.1"])
             .args([
                 "--admin-addr",
                 "127.0.0.1:0",
@@ -178,18 +176,81 @@ fn proxy_xds_becomes_ready_against_weft_control() {
             .arg(format!("WEFT_OUTBOUND_ADDR=127.0.0.1:{outbound}"))
             .arg("--meta")
             .arg(format!("WEFT_INBOUND_ADDR=127.0.0.1:{}", free_port()))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("weft proxy"),
     );
-    assert_ready_and_routing(proxy, outbound, &log);
+    (proxy, outbound, log)
+}
+
+#[test]
+fn proxy_xds_becomes_ready_against_weft_control() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_control, xds) = control(tmp.path(), backend("details-v1"), &[]);
+    let (mut proxy, outbound, log) = sidecar(tmp.path(), xds, "productpage-v1", &[]);
+    assert_ready_and_routing(&mut proxy, outbound, &log);
+}
+
+/// `GET /details/0 HTTP/1.0` through a sidecar's outbound listener: the raw answer.
+fn http10_get(outbound: u16) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", outbound)) else {
+        return String::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = s.write_all(b"GET /details/0 HTTP/1.0\r\nHost: details:9080\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The status code of a raw HTTP/1.x response.
+fn code(reply: &str) -> &str {
+    reply.split_whitespace().nth(1).unwrap_or_default()
+}
+
+/// Istio refuses HTTP/1.0 with 426 unless the proxy's metadata says `HTTP10=1`
+/// (`ISTIO_META_HTTP10=1` in its environment) or istiod runs with `PILOT_HTTP10=1`: the
+/// switch users of `ab` and old clients reach for. Both go from weft's control plane
+/// through xDS (`accept_http_10`) to the proxy.
+#[test]
+fn http10_is_accepted_where_the_proxy_or_the_control_plane_asks_for_it() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let details = backend("details-v1");
+    let (_control, xds) = control(tmp.path(), details, &[]);
+    let (mut plain, plain_out, plain_log) = sidecar(tmp.path(), xds, "productpage-v1", &[]);
+    let (mut legacy, legacy_out, legacy_log) =
+        sidecar(tmp.path(), xds, "ratings-v1", &[("ISTIO_META_HTTP10", "1")]);
+    assert_ready_and_routing(&mut plain, plain_out, &plain_log);
+    assert_ready_and_routing(&mut legacy, legacy_out, &legacy_log);
+    let refused = http10_get(plain_out);
+    assert!(
+        code(&refused) == "426" && refused.ends_with("Upgrade Required"),
+        "{refused}"
+    );
+    let served = http10_get(legacy_out);
+    assert!(
+        code(&served) == "200" && served.ends_with("details-v1"),
+        "{served}"
+    );
+
+    let all = tmp.path().join("pilot-http10");
+    let (_control, xds) = control(&all, details, &[("PILOT_HTTP10", "1")]);
+    let (mut proxy, outbound, log) = sidecar(&all, xds, "productpage-v1", &[]);
+    assert_ready_and_routing(&mut proxy, outbound, &log);
+    let served = http10_get(outbound);
+    assert!(
+        code(&served) == "200" && served.ends_with("details-v1"),
+        "{served}"
+    );
 }
 
 #[test]
 fn proxy_with_an_envoy_ads_bootstrap_uses_delta_xds() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let (_control, xds) = control(tmp.path(), backend("details-v1"));
+    let (_control, xds) = control(tmp.path(), backend("details-v1"), &[]);
     let outbound = free_port();
     let inbound = free_port();
     let bootstrap = tmp.path().join("bootstrap.yaml");
@@ -230,7 +291,7 @@ static_resources:
     )
     .expect("bootstrap");
     let log = tmp.path().join("proxy.log");
-    let proxy = Proc(
+    let mut proxy = Proc(
         Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(["proxy", "-c"])
             .arg(&bootstrap)
@@ -240,7 +301,7 @@ static_resources:
             .spawn()
             .expect("weft proxy"),
     );
-    assert_ready_and_routing(proxy, outbound, &log);
+    assert_ready_and_routing(&mut proxy, outbound, &log);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(text.contains("xDS stream open (delta)"), "{text}");
 }

@@ -69,6 +69,7 @@ pub(super) fn listeners(ctx: &Ctx, out: &mut ProxyResources) {
                 address: Some(socket_address(&bind_ip, bind_port)),
                 filter_chains: vec![FilterChain {
                     filters: vec![hcm_filter(hcm_rds(
+                        ctx,
                         &format!("outbound_{ip}_{port}"),
                         &route_name,
                     ))],

@@ -939,6 +939,7 @@ pub(super) fn gateway_listeners(ctx: &Ctx, out: &mut ProxyResources) {
                 address: Some(socket_address(&bind, port)),
                 filter_chains: vec![FilterChain {
                     filters: vec![super::listener::hcm_filter(super::listener::hcm_rds(
+                        ctx,
                         &format!("outbound_{bind}_{port}"),
                         &route_name,
                     ))],

@@ -4,7 +4,7 @@ use super::cluster::inbound_ports;
 use super::route::{HTTP_PROXY_ROUTE, mesh_virtual_service, route_config, sidecar_route_configs};
 use super::{Ctx, ProxyResources, ads_config_source, any, duration, socket_address};
 use crate::registry::Protocol;
-use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::core::v3::{Http1ProtocolOptions, TrafficDirection};
 use envoy_types::pb::envoy::config::listener::v3::{
     Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter, listener_filter,
 };
@@ -52,6 +52,7 @@ pub(super) fn sidecar(ctx: &Ctx, out: &mut ProxyResources) {
             ..Default::default()
         }),
         filters: vec![hcm_filter(hcm_rds(
+            ctx,
             &format!("outbound_{out_ip}_{out_port}"),
             HTTP_PROXY_ROUTE,
         ))],
@@ -77,6 +78,7 @@ pub(super) fn sidecar(ctx: &Ctx, out: &mut ProxyResources) {
             "0.0.0.0",
             *port,
             hcm_filter(hcm_rds(
+                ctx,
                 &format!("outbound_0.0.0.0_{port}"),
                 &port.to_string(),
             )),
@@ -205,7 +207,7 @@ fn inbound(ctx: &Ctx, out: &mut ProxyResources) {
             let cluster = ClusterName::inbound(p, "", "").to_string();
             let stat = format!("inbound_0.0.0.0_{p}");
             let filter = if protocols.get(&p).is_some_and(|pr| pr.is_http()) {
-                hcm_filter(hcm_inline(&stat, inbound_route(&cluster)))
+                hcm_filter(hcm_inline(ctx, &stat, inbound_route(&cluster)))
             } else {
                 tcp_filter(
                     &cluster,
@@ -297,25 +299,31 @@ fn tcp_filter(stat_prefix: &str, cluster: tcp_proxy::ClusterSpecifier) -> Filter
 }
 
 /// An HTTP connection manager whose routes come over RDS.
-pub(crate) fn hcm_rds(stat_prefix: &str, route_config_name: &str) -> HttpConnectionManager {
+pub(crate) fn hcm_rds(
+    ctx: &Ctx,
+    stat_prefix: &str,
+    route_config_name: &str,
+) -> HttpConnectionManager {
     HttpConnectionManager {
         route_specifier: Some(http_connection_manager::RouteSpecifier::Rds(Rds {
             config_source: Some(ads_config_source()),
             route_config_name: route_config_name.to_owned(),
         })),
-        ..hcm_base(stat_prefix)
+        ..hcm_base(ctx, stat_prefix)
     }
 }
 
-fn hcm_inline(stat_prefix: &str, rc: RouteConfiguration) -> HttpConnectionManager {
+fn hcm_inline(ctx: &Ctx, stat_prefix: &str, rc: RouteConfiguration) -> HttpConnectionManager {
     HttpConnectionManager {
         route_specifier: Some(http_connection_manager::RouteSpecifier::RouteConfig(rc)),
-        ..hcm_base(stat_prefix)
+        ..hcm_base(ctx, stat_prefix)
     }
 }
 
 /// Fault (VirtualService `fault`), CORS, then the router: the filters Istio's routes use.
-fn hcm_base(stat_prefix: &str) -> HttpConnectionManager {
+/// HTTP/1.0 is refused (426) unless the proxy asked for it (`HTTP10` metadata, or
+/// `PILOT_HTTP10`), as Istio sets `accept_http_10` on all of that proxy's listeners.
+fn hcm_base(ctx: &Ctx, stat_prefix: &str) -> HttpConnectionManager {
     let http_filter = |name: &str, config| HttpFilter {
         name: name.to_owned(),
         config_type: Some(http_filter::ConfigType::TypedConfig(config)),
@@ -325,6 +333,10 @@ fn hcm_base(stat_prefix: &str) -> HttpConnectionManager {
         stat_prefix: stat_prefix.to_owned(),
         codec_type: http_connection_manager::CodecType::Auto as i32,
         use_remote_address: Some(BoolValue { value: false }),
+        http_protocol_options: ctx.proxy.http10.then(|| Http1ProtocolOptions {
+            accept_http_10: true,
+            ..Default::default()
+        }),
         http_filters: vec![
             http_filter(super::route::FAULT_FILTER, any(&HttpFault::default())),
             http_filter("envoy.filters.http.cors", any(&Cors::default())),

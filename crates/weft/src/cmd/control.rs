@@ -17,6 +17,11 @@ pub struct ControlArgs {
     /// Address of the REST API and debug views (`/debug/syncz`, `/metrics`).
     #[arg(long = "api-addr", default_value = "127.0.0.1:15014")]
     pub api_addr: SocketAddr,
+    /// Let every proxy's HTTP listeners accept HTTP/1.0 requests (Envoy's
+    /// `accept_http_10`) instead of answering 426; one proxy alone: its metadata
+    /// `HTTP10=1` (`ISTIO_META_HTTP10=1`). `PILOT_HTTP10` takes `1`/`true`/`0`/`false`.
+    #[arg(long, env = "PILOT_HTTP10", value_parser = clap::builder::BoolishValueParser::new())]
+    pub http10: bool,
 }
 
 pub fn control(args: ControlArgs) -> anyhow::Result<ExitCode> {
@@ -33,6 +38,7 @@ pub fn control(args: ControlArgs) -> anyhow::Result<ExitCode> {
             config_dir: args.config_dir,
             xds_addr: args.xds_addr,
             api_addr: args.api_addr,
+            http10: args.http10,
         };
         run(
             opts,

@@ -41,7 +41,9 @@ pub struct ProxyArgs {
     pub workload: Option<String>,
     #[arg(long = "cluster-id", default_value = "Kubernetes")]
     pub cluster_id: String,
-    /// Extra node metadata `KEY=VALUE` (repeatable), e.g. `WEFT_OUTBOUND_ADDR=127.0.0.1:15001`.
+    /// Extra node metadata `KEY=VALUE` (repeatable), e.g. `WEFT_OUTBOUND_ADDR=127.0.0.1:15001`
+    /// or `HTTP10=1`. `ISTIO_META_KEY=VALUE` in the environment adds `KEY` too, as with
+    /// Istio's pilot-agent; this flag wins.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
     /// Admin server address (default 127.0.0.1:15000 with --xds; overrides the bootstrap's).
@@ -150,7 +152,14 @@ fn xds_options(
 ) -> anyhow::Result<Option<weft_proxy::xds::XdsOptions>> {
     use weft_proxy::xds::{NodeSpec, Role, XdsOptions, node::parse_pairs};
     if let Some(server) = &args.xds {
-        let mut meta = std::collections::BTreeMap::new();
+        // As Istio's pilot-agent: every `ISTIO_META_KEY=VALUE` in the environment is node
+        // metadata `KEY` (e.g. `ISTIO_META_HTTP10=1`); `--meta` wins over it.
+        let mut meta: std::collections::BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let key = k.to_str()?.strip_prefix("ISTIO_META_")?;
+                (!key.is_empty()).then(|| Some((key.to_owned(), v.into_string().ok()?)))?
+            })
+            .collect();
         for m in &args.meta {
             let (k, v) = m
                 .split_once('=')
