@@ -87,7 +87,7 @@ load --h1 -n 200000 -c 16 -t 1 "$u/productpage" "$u/api/v1/items?id=7" "$u/stati
 load --h1 -n 20000 -c 16 -t 1 -H ':authority: reviews:9080' -H 'end-user: jason' "$u/reviews/0"
 load --h1 -n 30000 -c 16 -t 1 -H ':authority: reviews:9080' "$u/reviews/0"
 load --h1 -n 20000 -c 8 -t 1 -d "$DATA/run/body" "$u/api/v1/upload"
-load --h1 -n 2000 -c 4 -t 1 "$u/status/503" >/dev/null || true # 503s count as failed
+h2load --h1 -n 2000 -c 4 -t 1 "$u/status/503" >/dev/null || true # retried 503s: "failed" to h2load
 load -n 100000 -c 16 -m 8 -t 1 "$u/productpage" "$u/api/v1/items"
 # New connections: one request each (h2load --h1 with -n = -c over many rounds).
 for _ in $(seq 1 50); do load --h1 -n 64 -c 64 -t 1 "$u/productpage" >/dev/null; done
