@@ -70,7 +70,7 @@ pub struct Stats {
 }
 
 /// Listener (HTTP connection manager) counters beyond the basics: name and help.
-const LISTENER_COUNTERS: [(&str, &str); 9] = [
+const LISTENER_COUNTERS: [(&str, &str); 10] = [
     (
         "http_fault_delays_injected",
         "Requests delayed by the fault filter",
@@ -106,6 +106,10 @@ const LISTENER_COUNTERS: [(&str, &str); 9] = [
     (
         "http_mirror_dropped",
         "Mirror copies not sent (too many in flight, or no healthy host)",
+    ),
+    (
+        "downstream_cx_protocol_error",
+        "Downstream connections ended by a protocol error (a refused HTTP/1 head, an HTTP/2 connection error)",
     ),
 ];
 
@@ -208,6 +212,8 @@ pub struct ListenerStats {
     pub rate_limited: Counter,
     pub cx_rate_limited: Counter,
     pub mirror_dropped: Counter,
+    /// Connections ended by a codec error (Envoy's `downstream_cx_protocol_error`).
+    pub cx_protocol_error: Counter,
 }
 
 impl Stats {
@@ -397,6 +403,7 @@ impl Stats {
             rate_limited: self.listener_counter(6, &l),
             cx_rate_limited: self.listener_counter(7, &l),
             mirror_dropped: self.listener_counter(8, &l),
+            cx_protocol_error: self.listener_counter(9, &l),
         }
     }
 
@@ -485,6 +492,11 @@ impl ListenerStats {
         use std::fmt::Write as _;
         let p = format!("listener.{listener}");
         let _ = writeln!(out, "{p}.downstream_cx_active: {}", self.cx_active.get());
+        let _ = writeln!(
+            out,
+            "{p}.downstream_cx_protocol_error: {}",
+            self.cx_protocol_error.get()
+        );
         let _ = writeln!(out, "{p}.downstream_cx_total: {}", self.cx_total.get());
         let _ = writeln!(out, "{p}.downstream_rq_total: {}", self.rq_total.get());
         for (i, c) in self.rq_class.iter().enumerate() {

@@ -488,11 +488,13 @@ impl Refused {
         }
     }
 
-    /// Counts the refused request and logs it as Envoy does a codec error: flag `DPE`,
+    /// Counts the refused request and the connection's protocol error (it closes after the
+    /// reply) and logs it as Envoy does a codec error: flag `DPE`,
     /// no method, path or authority (`"- - HTTP/1.1" 426 DPE`), the bytes of the reply.
     #[cold]
     fn record(&self, manager: &HttpManager, ds: &Downstream) {
         let (status, body) = self.reply();
+        manager.stats.cx_protocol_error.inc();
         manager.stats.rq_total.inc();
         manager.stats.record_status(status.as_u16());
         let logs = &manager.config.access_logs;

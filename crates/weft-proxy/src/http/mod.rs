@@ -220,15 +220,18 @@ impl HttpManager {
                 _ = idle => {}
             }
         });
-        tokio::select! {
+        let ended = tokio::select! {
             biased;
-            _ = conn.as_mut() => {}
+            ended = conn.as_mut() => ended,
             // Drained or idle: HTTP/1.1 closes, HTTP/2 sends GOAWAY; a response still
             // streaming finishes.
             _ = rare => {
                 conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                conn.await
             }
+        };
+        if ended.as_ref().is_err_and(|e| is_protocol_error(&**e)) {
+            self.stats.cx_protocol_error.inc();
         }
     }
 
@@ -1590,4 +1593,24 @@ impl Mutations<'_> {
         self.vh.response_headers.apply(h, cx);
         self.table.response_headers.apply(h, cx);
     }
+}
+
+/// Whether a connection hyper served ended on a protocol error of the client's (Envoy's
+/// `downstream_cx_protocol_error`): a malformed HTTP/1 message, or an HTTP/2 connection
+/// error h2 itself raised (GOAWAY with `PROTOCOL_ERROR`, `FRAME_SIZE_ERROR`, ...), not a
+/// reset or an I/O error.
+fn is_protocol_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_parse)
+        {
+            return true;
+        }
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_library() && h2.is_go_away();
+        }
+        next = e.source();
+    }
+    false
 }

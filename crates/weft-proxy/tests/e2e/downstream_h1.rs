@@ -927,7 +927,60 @@ async fn refused_heads_are_logged_and_counted_as_envoy_logs_codec_errors() {
         "listener.in.downstream_rq_total: 4",
         "listener.in.downstream_rq_2xx: 1",
         "listener.in.downstream_rq_4xx: 3",
+        // Each refused head ends its connection: Envoy's codec protocol error.
+        "listener.in.downstream_cx_protocol_error: 3",
     ] {
         assert!(stats.lines().any(|l| l == want), "{want} in {stats}");
     }
+}
+
+/// The error code of the first GOAWAY frame in raw HTTP/2 bytes from the server.
+fn goaway_code(mut frames: &[u8]) -> Option<u32> {
+    while frames.len() >= 9 {
+        let len =
+            usize::from(frames[0]) << 16 | usize::from(frames[1]) << 8 | usize::from(frames[2]);
+        let payload = frames.get(9..9 + len)?;
+        if frames[3] == 0x7 {
+            return Some(u32::from_be_bytes(payload.get(4..8)?.try_into().ok()?));
+        }
+        frames = &frames[9 + len..];
+    }
+    None
+}
+
+#[tokio::test]
+async fn http2_connection_errors_count_as_protocol_errors() {
+    let b = EchoServer::start("e").await;
+    let routes = any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c"} }]));
+    let proxy = start(&bootstrap(
+        vec![http_listener("in", routes, json!({}))],
+        vec![static_cluster("c", &[b.addr])],
+    ))
+    .await;
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+    // A client that says hello and hangs up is not an error.
+    let mut s = connect(&proxy).await;
+    s.write_all(PREFACE).await.expect("write");
+    let mut buf = [0u8; 64];
+    assert!(s.read(&mut buf).await.expect("server settings") > 0);
+    drop(s);
+    // DATA on stream 0 is a connection error (RFC 9113, 6.1): GOAWAY PROTOCOL_ERROR (1).
+    let mut s = connect(&proxy).await;
+    s.write_all(&[PREFACE, b"\0\0\x01\0\0\0\0\0\0x"].concat())
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+        .await
+        .expect("the proxy closes the connection")
+        .expect("read");
+    assert_eq!(goaway_code(&out), Some(1), "{out:?}");
+    let want = "listener.in.downstream_cx_protocol_error: 1";
+    for _ in 0..100 {
+        if crate::stats_text(&proxy).await.lines().any(|l| l == want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{want} in {}", crate::stats_text(&proxy).await);
 }
