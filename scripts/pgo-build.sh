@@ -14,10 +14,12 @@
 # 4. builds `weft` again with -Cprofile-use (target/pgo).
 #
 # The same source and Cargo profile as `cargo build --release`; only the code layout,
-# inlining and branch order follow the measured profile (docs/performance.md, "PGO").
+# inlining and branch order follow the measured profile (docs/performance.md,
+# "Profile-guided distribution build").
 # Takes about 12 minutes on 2 cores (two full builds). Needs h2load (Debian nghttp2-client;
-# installed when missing) and setpriv (util-linux). Listens only on 127.0.0.1: ports
-# PGO_PORT..PGO_PORT+4 (default 19480) and the demo's 127.0.10.0/24 pod addresses.
+# installed when missing) and setpriv (util-linux). Listens only on loopback: 127.0.0.1 ports
+# PGO_PORT..PGO_PORT+4 (default 19480) and the demo's pod addresses in 127.0.12.0/24 (not
+# the 127.0.10.0/24 of a `scripts/demo.sh` that may be running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 T=${CARGO_TARGET_DIR:-target}
@@ -96,7 +98,7 @@ stop "$up"
 
 echo "pgo-build: 3/4 training b: the Bookinfo demo through its gateway"
 "$gen" demo --ingress "127.0.0.1:$INGRESS" --xds-addr "127.0.0.1:$XDS" --api-addr "127.0.0.1:$API" \
-  --state-dir "$DATA/run/demo" --bookinfo-bin "$T/release/bookinfo" >"$DATA/run/demo.log" 2>&1 &
+  --pod-subnet 127.0.12.0 --state-dir "$DATA/run/demo" --bookinfo-bin "$T/release/bookinfo" >"$DATA/run/demo.log" 2>&1 &
 demo=$!
 pids+=("$demo")
 wait_for "http://127.0.0.1:$INGRESS/productpage"
