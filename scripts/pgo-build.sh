@@ -53,12 +53,12 @@ mkdir -p "$DATA/raw" "$DATA/run"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-wait_for() { # URL [want]: until it answers (bounded: 20 s)
+wait_for() { # URL: until it answers 200 (bounded: 20 s)
   for _ in $(seq 1 200); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" == "${2:-200}" ]] && return 0
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" == 200 ]] && return 0
     sleep 0.1
   done
-  echo "pgo-build: $1 did not answer ${2:-200}" >&2
+  echo "pgo-build: $1 did not answer 200" >&2
   return 1
 }
 stop() { # PID: SIGTERM (the profile is written at exit), then wait

@@ -171,29 +171,28 @@ fn invalid_bootstraps_are_rejected_naming_the_field() {
         "static_resources:\n  clusters:\n  - name: c\n    conect_timeout: 1s\n",
     )
     .expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["proxy", "--mode", "validate", "-c"])
-        .arg(&config)
-        .output()
-        .expect("run weft");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
-        "{stderr}"
-    );
     // Serving decodes in a helper process; its error must reach the user the same way.
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(["proxy", "-c"])
-        .arg(&config)
+    for args in [&["--mode", "validate"][..], &[]] {
+        let out = weft_proxy(args, &config);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr
+                .contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// `weft proxy ARGS -c CONFIG`, run to its end.
+fn weft_proxy(args: &[&str], config: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("proxy")
+        .args(args)
+        .arg("-c")
+        .arg(config)
         .output()
-        .expect("run weft");
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("static_resources.clusters[0]: unrecognized field name 'conect_timeout'"),
-        "{stderr}"
-    );
+        .expect("run weft")
 }
 
 /// The bootstraps `scripts/pgo-build.sh` trains the distribution build on are valid and use
@@ -212,11 +211,7 @@ fn pgo_training_bootstraps_are_valid_and_fully_implemented() {
                 .replace("PORT_UP", "19481"),
         )
         .expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["proxy", "--mode", "validate", "-c"])
-            .arg(&config)
-            .output()
-            .expect("run weft");
+        let out = weft_proxy(&["--mode", "validate"], &config);
         let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: {said}");
         assert!(

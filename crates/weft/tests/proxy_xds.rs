@@ -52,20 +52,26 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// GET through `proxy` with `Host: host`; the raw response.
-fn get(proxy: SocketAddr, host: &str, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(proxy) else {
+/// Sends `request` to `addr` and reads the raw response until the server closes (nothing if
+/// nothing listens).
+fn exchange(addr: SocketAddr, request: &str) -> String {
+    let Ok(mut s) = TcpStream::connect(addr) else {
         return String::new();
     };
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    );
+    let _ = s.write_all(request.as_bytes());
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
+}
+
+/// GET through `proxy` with `Host: host`; the raw response.
+fn get(proxy: SocketAddr, host: &str, path: &str) -> String {
+    exchange(
+        proxy,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
 }
 
 /// The first stdout line of a child, within `patience`.
@@ -195,15 +201,10 @@ fn proxy_xds_becomes_ready_against_weft_control() {
 
 /// `GET /details/0 HTTP/1.0` through a sidecar's outbound listener: the raw answer.
 fn http10_get(outbound: u16) -> String {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", outbound)) else {
-        return String::new();
-    };
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let _ = s.write_all(b"GET /details/0 HTTP/1.0\r\nHost: details:9080\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
+    exchange(
+        ([127, 0, 0, 1], outbound).into(),
+        "GET /details/0 HTTP/1.0\r\nHost: details:9080\r\n\r\n",
+    )
 }
 
 /// The status code of a raw HTTP/1.x response.

@@ -489,8 +489,8 @@ impl Refused {
     }
 
     /// Counts the refused request and the connection's protocol error (it closes after the
-    /// reply) and logs it as Envoy does a codec error: flag `DPE`,
-    /// no method, path or authority (`"- - HTTP/1.1" 426 DPE`), the bytes of the reply.
+    /// reply), and logs it as Envoy does a codec error: flag `DPE`, no method, path or
+    /// authority (`"- - HTTP/1.1" 426 DPE`), the bytes of the reply.
     #[cold]
     fn record(&self, manager: &HttpManager, ds: &Downstream) {
         let (status, body) = self.reply();
