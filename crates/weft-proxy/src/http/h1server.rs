@@ -37,6 +37,7 @@ use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice, Write as _};
 use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -207,6 +208,9 @@ struct ReaderHome {
     /// under it too, and finishes a 100 the body left half written. (With an HTTP/2
     /// upstream the body is polled from hyper's task, concurrently with the connection.)
     interim: Mutex<Interim>,
+    /// The body failed on malformed framing (a bad chunk): the connection counts a
+    /// protocol error when it takes the read side back.
+    malformed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -255,6 +259,9 @@ impl H1RequestBody {
 
     fn fail(&mut self, e: RequestBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.framing = Framing::Failed;
+        if matches!(e, RequestBodyError::Protocol(_)) {
+            self.home.malformed.store(true, Ordering::Relaxed);
+        }
         self.give_back(false);
         Poll::Ready(Some(Err(Box::new(e))))
     }
@@ -896,6 +903,8 @@ struct Conn {
     scratch: HeadFields,
     /// An emptied header map kept for the next request head (one allocation saved).
     spare: HeaderMap,
+    /// A request body came back malformed (see [`ReaderHome::malformed`]).
+    malformed: bool,
 }
 
 impl Conn {
@@ -1024,6 +1033,7 @@ pub(super) async fn serve(
         wbuf: Vec::new(),
         scratch: HeadFields::default(),
         spare: HeaderMap::new(),
+        malformed: false,
     };
     // The requests' timer (route and per-try timeouts...), kept for the connection's life:
     // requests come one at a time, and reusing it spares the timer wheel a registration
@@ -1189,6 +1199,10 @@ pub(super) async fn serve(
         // reading it), this connection cannot go on.
         reclaim(&mut conn, &mut lent, &mut read_clean);
         read_clean &= lent.is_none();
+        if conn.malformed {
+            // The connection ends here: Envoy counts a bad chunk as a codec error too.
+            manager.stats.cx_protocol_error.inc();
+        }
         if upgrading {
             if complete
                 && let Some(tx) = upgrade_tx
@@ -1224,6 +1238,7 @@ fn reclaim(conn: &mut Conn, lent: &mut Option<Arc<ReaderHome>>, read_clean: &mut
         conn.rd.rbuf = r.rbuf;
         conn.rd.read_size = r.read_size;
         *read_clean &= clean;
+        conn.malformed |= h.malformed.load(Ordering::Relaxed);
         *lent = None;
     }
 }

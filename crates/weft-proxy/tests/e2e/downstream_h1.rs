@@ -697,6 +697,10 @@ async fn malformed_chunks_get_400_and_the_upstream_never_sees_a_whole_request() 
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     let good = ("GET /good HTTP/1.1".to_owned(), String::new());
     assert_eq!(up.seen(), vec![good; cases.len() + 1]);
+    // Each bad body ended its connection: Envoy's codec protocol error, as for a bad head.
+    let want = format!("listener.in.downstream_cx_protocol_error: {}", cases.len());
+    let stats = crate::stats_text(&proxy).await;
+    assert!(stats.lines().any(|l| l == want), "{want} in {stats}");
 }
 
 #[tokio::test]
