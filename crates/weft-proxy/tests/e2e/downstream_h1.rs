@@ -955,12 +955,7 @@ fn goaway_code(mut frames: &[u8]) -> Option<u32> {
 #[tokio::test]
 async fn http2_connection_errors_count_as_protocol_errors() {
     let b = EchoServer::start("e").await;
-    let routes = any_host(json!([{ "match": {"prefix": "/"}, "route": {"cluster": "c"} }]));
-    let proxy = start(&bootstrap(
-        vec![http_listener("in", routes, json!({}))],
-        vec![static_cluster("c", &[b.addr])],
-    ))
-    .await;
+    let proxy = proxy_to(b.addr).await;
     const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
     // A client that says hello and hangs up is not an error.
     let mut s = connect(&proxy).await;
@@ -980,11 +975,10 @@ async fn http2_connection_errors_count_as_protocol_errors() {
         .expect("read");
     assert_eq!(goaway_code(&out), Some(1), "{out:?}");
     let want = "listener.in.downstream_cx_protocol_error: 1";
-    for _ in 0..100 {
-        if crate::stats_text(&proxy).await.lines().any(|l| l == want) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{want} in {}", crate::stats_text(&proxy).await);
+    weft_testkit::assert_eventually!(
+        @timeout Duration::from_secs(2),
+        crate::stats_text(&proxy).await.lines().any(|l| l == want),
+        "{want} in {}",
+        crate::stats_text(&proxy).await
+    );
 }
