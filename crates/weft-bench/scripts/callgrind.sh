@@ -39,10 +39,7 @@ valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.%p" \
 vg=$!
 pids+=($vg)
 
-for _ in $(seq 1 600); do
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/" || true)" == 200 ]] && break
-  sleep 0.2
-done
+wait_200 600 0.2 || true
 h2opts=(--h1)
 [[ "$H2" == 1 ]] && h2opts=()
 h2load "${h2opts[@]}" -n "$WARM" -c "$C" -t 1 "http://127.0.0.1:$PORT/" >"$OUT/warm.txt"

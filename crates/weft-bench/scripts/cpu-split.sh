@@ -73,13 +73,7 @@ measure() { # label cmd...
   chrt -f 20 taskset -c 1 "$@" >"$OUT/$label.out" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  local up=""
-  for _ in $(seq 1 100); do
-    up=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PORT/" || true)
-    [[ "$up" == 200 ]] && break
-    sleep 0.1
-  done
-  [[ "$up" == 200 ]] || { echo "$label did not answer 200 on :$PORT (see $OUT/$label.out)" >&2; exit 1; }
+  wait_200 100 0.1 || { echo "$label did not answer 200 on :$PORT (see $OUT/$label.out)" >&2; exit 1; }
   on 0 wrk -t1 -c64 -d2s "http://127.0.0.1:$PORT/" >/dev/null
   if [[ "${STRACE:-0}" == 1 ]]; then
     strace -c -f -p "$pid" -o "$OUT/$label.strace" 2>/dev/null &

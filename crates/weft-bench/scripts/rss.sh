@@ -32,10 +32,7 @@ pids+=($!)
 weft=$!
 pids+=($weft)
 
-for _ in $(seq 1 300); do
-  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/" || true)" == 200 ]] && break
-  sleep 0.1
-done
+wait_200 300 0.1 || true
 
 # phase name -> one row: RSS, PSS, anonymous, file-backed (RSS - anonymous), peak, threads
 report() {

@@ -1,7 +1,8 @@
-# upstream.sh - sourced by callgrind.sh and rss.sh: writes $OUT/up/nginx.conf (an nginx
-# upstream on 127.0.0.1:$UP_PORT answering 1 KiB) and $OUT/bootstrap.yaml (the bootstrap
-# shape of /work/shared/bench/weft-proxy.sh: one listener on 127.0.0.1:$PORT, one
-# round-robin cluster to the upstream). Needs OUT, UP_PORT and PORT. ROUTE replaces the
+# upstream.sh - sourced by callgrind.sh, rss.sh and cpu-split.sh: writes
+# $OUT/up/nginx.conf (an nginx upstream on 127.0.0.1:$UP_PORT answering 1 KiB) and
+# $OUT/bootstrap.yaml (the bootstrap shape of /work/shared/bench/weft-proxy.sh: one
+# listener on 127.0.0.1:$PORT, one round-robin cluster to the upstream), and defines
+# wait_200 (below). Needs OUT, UP_PORT and PORT. ROUTE replaces the
 # route action, e.g. ROUTE='{ cluster: upstream, retry_policy: { retry_on: 5xx, num_retries: 2 } }';
 # HCM_EXTRA adds fields to the HTTP connection manager, e.g. an access_log list (flow style).
 mkdir -p "$OUT"/{up/logs,up/tmp}
@@ -56,3 +57,13 @@ static_resources:
       - lb_endpoints:
         - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP_PORT } } }
 YAML
+
+# wait_200 TRIES PAUSE: polls http://127.0.0.1:$PORT/ until it answers 200; fails if it
+# never did within TRIES tries PAUSE seconds apart.
+wait_200() {
+  for _ in $(seq 1 "$1"); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/" || true)" == 200 ]] && return 0
+    sleep "$2"
+  done
+  return 1
+}
