@@ -58,11 +58,11 @@ static_resources:
         - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $UP_PORT } } }
 YAML
 
-# wait_200 TRIES PAUSE: polls http://127.0.0.1:$PORT/ until it answers 200; fails if it
-# never did within TRIES tries PAUSE seconds apart.
+# wait_200 TRIES PAUSE [PORT]: polls http://127.0.0.1:PORT/ ($PORT by default) until it
+# answers 200; fails if it never did within TRIES tries PAUSE seconds apart.
 wait_200() {
   for _ in $(seq 1 "$1"); do
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/" || true)" == 200 ]] && return 0
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:${3:-$PORT}/" || true)" == 200 ]] && return 0
     sleep "$2"
   done
   return 1
