@@ -138,8 +138,11 @@ else:
 if pid != "0":
     cpu = user + sys_
     line += (f"  user {user * 1e6 / reqs:5.2f} us/req  sys {sys_ * 1e6 / reqs:5.2f} us/req"
-             f"  cores {cpu / secs:4.2f}  rps/core {reqs / cpu:7.0f}"
-             f"  vcpu/1k {cpu / secs / (reqs / secs / 1000):.3f}  minflt/s {(f1 - f0) / secs:5.0f}")
+             f"  cores {cpu / secs:4.2f}")
+    # At max load the proxy's efficiency; at a fixed rate, its cost.
+    line += (f"  vcpu/1k {cpu / secs / (reqs / secs / 1000):.3f}" if fixed
+             else f"  rps/core {reqs / cpu:7.0f}")
+    line += f"  minflt/s {(f1 - f0) / secs:5.0f}"
 print(line)
 PY
   fi
