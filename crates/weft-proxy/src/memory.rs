@@ -34,7 +34,8 @@ pub const CODE_GROWTH: u64 = 1024 * 1024;
 
 /// Unmaps the pages of read-only, file-backed mappings (code and constants of this binary
 /// and its libraries), so what stays resident is what the proxy runs from now on. Call once
-/// the proxy is serving. Returns the bytes of mappings released. The trimmer
+/// the proxy is serving (and, to keep the start-up peak down, between start-up phases that
+/// run different code). Returns the bytes of mappings released. The trimmer
 /// ([`spawn_trimmer`]) releases once more when the process next goes quiet: work that
 /// follows readiness at once (an xDS sidecar's first routes and endpoints) maps code too.
 ///
