@@ -29,6 +29,7 @@ ROUNDS=${ROUNDS:-1}
 MAX_S=${MAX_S:-8}
 N=${N:-20000}
 FIXED=${FIXED:-0}
+STRACE=${STRACE:-0}
 RATE=${RATE:-1000}
 CONNS=${CONNS:-16}
 FIXED_S=${FIXED_S:-15}
@@ -98,7 +99,7 @@ measure() { # label cmd...   (no cmd: `direct`, the upstream without a proxy)
   fi
   local url="http://127.0.0.1:$port/"
   on 0 wrk -t1 -c64 -d2s "$url" >/dev/null
-  if [[ "${STRACE:-0}" == 1 && -n "$pid" ]]; then
+  if [[ "$STRACE" == 1 && -n "$pid" ]]; then
     strace -c -f -p "$pid" -o "$OUT/$label.strace" 2>/dev/null &
     local st=$!
     sleep 1
@@ -106,7 +107,7 @@ measure() { # label cmd...   (no cmd: `direct`, the upstream without a proxy)
     kill -INT "$st"; wait "$st" 2>/dev/null || true
     awk -v n="$N" -v l="$label" '$1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ {
       printf "%s %s %.3f\n", l, $NF, $4 / n }' "$OUT/$label.strace"
-  elif [[ "${STRACE:-0}" != 1 ]]; then
+  elif [[ "$STRACE" != 1 ]]; then
     local f0=0 u0=0 s0=0 f1=0 u1=0 s1=0 load
     [[ -n "$pid" ]] && read -r f0 u0 s0 < <(stat3 "$pid")
     if [[ "$FIXED" == 1 ]]; then
@@ -161,7 +162,7 @@ for _ in $(seq 1 "$ROUNDS"); do
   done
 done
 
-if [[ "${STRACE:-0}" != 1 ]] && ((ROUNDS > 1)); then
+if [[ "$STRACE" != 1 ]] && ((ROUNDS > 1)); then
   python3 - "$OUT/rounds.txt" "${REF:-haproxy}" "$FIXED" <<'PY'
 import statistics, sys
 path, ref, fixed = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
@@ -173,10 +174,14 @@ for line in open(path):
     runs.setdefault(f[0], []).append(row)
 med = statistics.median
 def paired(label, key, better):
-    """Round-by-round ratio of label's key to ref's, and the rounds label did at least as well."""
-    r = [a[key] / b[key] for a, b in zip(runs[label], runs[ref]) if b[key] > 0]
-    wins = sum(better(x) for x in r)
-    return f"{key} ÷ {ref}: median {med(r):.3f} (min {min(r):.3f}, max {max(r):.3f}), at least as good in {wins}/{len(r)}"
+    """Round-by-round ratio of label's key to ref's, and the rounds label did at least as well.
+    The count compares the figures themselves, so a round where ref's is not positive (an
+    added p99 at or below direct's) still counts; only the ratios skip it."""
+    pairs = list(zip(runs[label], runs[ref]))
+    wins = sum(better(a[key], b[key]) for a, b in pairs)
+    r = [a[key] / b[key] for a, b in pairs if b[key] > 0]
+    ratios = f"median {med(r):.3f} (min {min(r):.3f}, max {max(r):.3f})" if r else "n/a"
+    return f"{key} ÷ {ref}: {ratios}, at least as good in {wins}/{len(pairs)}"
 if fixed and "direct" in runs:  # latency each proxy adds over no proxy, same round
     for label, v in runs.items():
         for row, d in zip(v, runs["direct"]):
@@ -190,10 +195,10 @@ for label, v in runs.items():
     if ref in runs and label != ref and label != "direct":
         if fixed:
             if "+p99" in v[0]:
-                parts.append(paired(label, "+p99", lambda x: x <= 1))
-            parts.append(paired(label, "vcpu/1k", lambda x: x <= 1))
+                parts.append(paired(label, "+p99", lambda a, b: a <= b))
+            parts.append(paired(label, "vcpu/1k", lambda a, b: a <= b))
         else:
-            parts.append(paired(label, "rps/core", lambda x: x >= 1))
+            parts.append(paired(label, "rps/core", lambda a, b: a >= b))
     print("  ".join(parts))
 PY
 fi
